@@ -1,0 +1,311 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use schemars::JsonSchema;
+use serde::de::DeserializeOwned;
+
+use super::{Agent, AgentInner};
+use crate::architecture::{Architecture, ReAct};
+use crate::error::ConfigError;
+use crate::model::registry::known_models;
+use crate::model::{resolve_model, Model};
+use crate::output::OutputSchema;
+use crate::tone::Tone;
+use crate::tool::{
+    AfterToolHook, ApprovalHandler, BeforeToolHook, GateConfig, InProcessToolHost, Permissions, Tool,
+    ToolGate, ToolHost,
+};
+
+/// Anything that names or is a model: a model string (`"echo"`,
+/// `"gpt-4.1-mini"`), a model value, or an `Arc<dyn Model>`.
+pub trait IntoModel {
+    /// Resolves to a model.
+    fn into_model(self) -> Result<Arc<dyn Model>, ConfigError>;
+}
+
+impl IntoModel for &str {
+    fn into_model(self) -> Result<Arc<dyn Model>, ConfigError> {
+        resolve_model(self)
+    }
+}
+
+impl IntoModel for String {
+    fn into_model(self) -> Result<Arc<dyn Model>, ConfigError> {
+        resolve_model(&self)
+    }
+}
+
+impl IntoModel for Arc<dyn Model> {
+    fn into_model(self) -> Result<Arc<dyn Model>, ConfigError> {
+        Ok(self)
+    }
+}
+
+impl<M: Model> IntoModel for M {
+    fn into_model(self) -> Result<Arc<dyn Model>, ConfigError> {
+        Ok(Arc::new(self))
+    }
+}
+
+enum Tools {
+    InProcess(Vec<Arc<dyn Tool>>),
+    Host(Arc<dyn ToolHost>),
+}
+
+/// Builds an [`Agent`]. Only the model is required.
+///
+/// ```
+/// use std::time::Duration;
+/// use loomflow_core::Agent;
+///
+/// let agent = Agent::builder()
+///     .name("assistant")
+///     .instructions("Be brief.")
+///     .model("echo")
+///     .max_turns(8)
+///     .timeout(Duration::from_secs(30))
+///     .tone("professional")
+///     .build()
+///     .unwrap();
+/// assert_eq!(agent.name(), Some("assistant"));
+///
+/// let err = Agent::builder().instructions("x").build().unwrap_err();
+/// assert!(err.to_string().starts_with("no model configured"));
+/// ```
+pub struct AgentBuilder {
+    name: Option<String>,
+    instructions: String,
+    model: Option<Result<Arc<dyn Model>, ConfigError>>,
+    tools: Tools,
+    gate: ToolGate,
+    gate_config: GateConfig,
+    architecture: Arc<dyn Architecture>,
+    max_turns: u32,
+    timeout: Option<Duration>,
+    output_schema: Option<OutputSchema>,
+    output_retries: u32,
+    tone: Option<Tone>,
+    event_buffer: usize,
+}
+
+impl Default for AgentBuilder {
+    fn default() -> Self {
+        Self {
+            name: None,
+            instructions: String::new(),
+            model: None,
+            tools: Tools::InProcess(Vec::new()),
+            gate: ToolGate::default(),
+            gate_config: GateConfig::default(),
+            architecture: Arc::new(ReAct::new()),
+            max_turns: 50,
+            timeout: None,
+            output_schema: None,
+            output_retries: 1,
+            tone: None,
+            event_buffer: 128,
+        }
+    }
+}
+
+impl AgentBuilder {
+    /// The system prompt.
+    pub fn instructions(mut self, instructions: impl Into<String>) -> Self {
+        self.instructions = instructions.into();
+        self
+    }
+
+    /// The model: a model string, a model value or an `Arc<dyn Model>`.
+    pub fn model(mut self, model: impl IntoModel) -> Self {
+        self.model = Some(model.into_model());
+        self
+    }
+
+    /// Adds an in-process tool.
+    pub fn tool(mut self, tool: impl Tool) -> Self {
+        self.push_tool(Arc::new(tool));
+        self
+    }
+
+    /// Adds in-process tools.
+    pub fn tools(mut self, tools: impl IntoIterator<Item = Arc<dyn Tool>>) -> Self {
+        for t in tools {
+            self.push_tool(t);
+        }
+        self
+    }
+
+    fn push_tool(&mut self, tool: Arc<dyn Tool>) {
+        match &mut self.tools {
+            Tools::InProcess(v) => v.push(tool),
+            Tools::Host(_) => self.tools = Tools::InProcess(vec![tool]),
+        }
+    }
+
+    /// Uses a custom tool host (an MCP registry, a sandbox, …) instead of
+    /// in-process tools. Replaces tools added with [`Self::tool`].
+    pub fn tool_host(mut self, host: impl ToolHost) -> Self {
+        self.tools = Tools::Host(Arc::new(host));
+        self
+    }
+
+    /// The most model turns per run (default 50). Hitting it interrupts the run
+    /// with `max_turns_exceeded`.
+    pub fn max_turns(mut self, max_turns: u32) -> Self {
+        self.max_turns = max_turns;
+        self
+    }
+
+    /// Wall-clock limit for a whole run; expiry is [`Error::RunTimeout`](crate::Error::RunTimeout).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// A name for telemetry, workflow nodes and logs.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Every run's final answer must parse as `T` (per-call
+    /// [`RunRequest::output`](super::RunRequest::output) overrides it).
+    pub fn output<T: DeserializeOwned + JsonSchema>(self) -> Self {
+        self.output_schema(OutputSchema::of::<T>())
+    }
+
+    /// Like [`Self::output`], with a prepared schema.
+    pub fn output_schema(mut self, schema: OutputSchema) -> Self {
+        self.output_schema = Some(schema);
+        self
+    }
+
+    /// How many times a schema-invalid answer is sent back for correction
+    /// (default 1).
+    pub fn output_validation_retries(mut self, retries: u32) -> Self {
+        self.output_retries = retries;
+        self
+    }
+
+    /// The default response tone: a preset or free text.
+    pub fn tone(mut self, tone: impl Into<Tone>) -> Self {
+        self.tone = Some(tone.into());
+        self
+    }
+
+    /// The loop architecture (default [`ReAct`]).
+    pub fn architecture(mut self, architecture: impl Architecture) -> Self {
+        self.architecture = Arc::new(architecture);
+        self
+    }
+
+    /// Like [`Self::architecture`], with a shared instance.
+    pub fn architecture_arc(mut self, architecture: Arc<dyn Architecture>) -> Self {
+        self.architecture = architecture;
+        self
+    }
+
+    /// The permission policy (default: allow all).
+    pub fn permissions(mut self, permissions: impl Permissions) -> Self {
+        self.gate = self.gate.with_permissions(Arc::new(permissions));
+        self
+    }
+
+    /// Adds a hook that runs before every tool call.
+    pub fn before_tool(mut self, hook: impl BeforeToolHook) -> Self {
+        self.gate = self.gate.with_before_hook(Arc::new(hook));
+        self
+    }
+
+    /// Adds a hook that runs after every executed tool call.
+    pub fn after_tool(mut self, hook: impl AfterToolHook) -> Self {
+        self.gate = self.gate.with_after_hook(Arc::new(hook));
+        self
+    }
+
+    /// The handler asked when a policy says "ask" (without one, ask is deny).
+    pub fn approval_handler(mut self, handler: impl ApprovalHandler) -> Self {
+        self.gate = self.gate.with_approval_handler(Arc::new(handler));
+        self
+    }
+
+    /// Per-call tool timeout (default 120 s).
+    pub fn tool_timeout(mut self, timeout: Duration) -> Self {
+        self.gate_config.tool_timeout = timeout;
+        self
+    }
+
+    /// Longest tool result the model sees, in characters (default 50,000).
+    pub fn tool_result_max_chars(mut self, max: usize) -> Self {
+        self.gate_config.max_result_chars = max;
+        self
+    }
+
+    /// Events buffered for a stream consumer before the run waits (default 128).
+    pub fn event_buffer(mut self, events: usize) -> Self {
+        self.event_buffer = events;
+        self
+    }
+
+    /// Checks the configuration and builds the agent.
+    pub fn build(self) -> Result<Agent, ConfigError> {
+        let model = match self.model {
+            Some(m) => m?,
+            None => {
+                return Err(ConfigError::MissingModel {
+                    valid: known_models(),
+                });
+            }
+        };
+        if self.max_turns == 0 {
+            return Err(ConfigError::invalid("max_turns", "must be at least 1"));
+        }
+        if self.timeout.is_some_and(|t| t.is_zero()) {
+            return Err(ConfigError::invalid("timeout", "must be greater than zero"));
+        }
+        if self.gate_config.tool_timeout.is_zero() {
+            return Err(ConfigError::invalid("tool_timeout", "must be greater than zero"));
+        }
+        if self.gate_config.max_result_chars == 0 {
+            return Err(ConfigError::invalid(
+                "tool_result_max_chars",
+                "must be at least 1",
+            ));
+        }
+        if self.event_buffer == 0 {
+            return Err(ConfigError::invalid("event_buffer", "must be at least 1"));
+        }
+        if let Some(name) = &self.name
+            && name.trim().is_empty()
+        {
+            return Err(ConfigError::invalid(
+                "name",
+                "must not be blank; leave it unset for an unnamed agent",
+            ));
+        }
+        let (tools, in_process): (Arc<dyn ToolHost>, _) = match self.tools {
+            Tools::InProcess(list) => {
+                let host = InProcessToolHost::new(list);
+                (Arc::new(host.clone()), Some(host))
+            }
+            Tools::Host(h) => (h, None),
+        };
+        Ok(Agent {
+            inner: Arc::new(AgentInner {
+                name: self.name,
+                instructions: self.instructions,
+                model,
+                tools,
+                in_process,
+                gate: self.gate.with_config(self.gate_config),
+                architecture: self.architecture,
+                max_turns: self.max_turns,
+                timeout: self.timeout,
+                output_schema: self.output_schema,
+                output_retries: self.output_retries,
+                tone: self.tone,
+                event_buffer: self.event_buffer,
+            }),
+        })
+    }
+}

@@ -1,0 +1,141 @@
+//! [`Agent`]: the LLM drives the loop.
+//!
+//! ```
+//! use loomflow_core::Agent;
+//!
+//! # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+//! let agent = Agent::builder()
+//!     .instructions("You are a helpful assistant.")
+//!     .model("echo")
+//!     .build()
+//!     .unwrap();
+//! let result = agent.run("Tell me a joke.").user("alice").await.unwrap();
+//! assert_eq!(result.output, "Echo: Tell me a joke.");
+//! # });
+//! ```
+
+mod builder;
+mod run;
+mod stream;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use builder::{AgentBuilder, IntoModel};
+pub use run::{RunRequest, RunResult};
+pub use stream::EventStream;
+
+use crate::architecture::Architecture;
+use crate::error::ConfigError;
+use crate::id::SessionId;
+use crate::model::Model;
+use crate::output::OutputSchema;
+use crate::tone::Tone;
+use crate::tool::{InProcessToolHost, Tool, ToolGate, ToolHost};
+
+pub(crate) struct AgentInner {
+    pub(crate) name: Option<String>,
+    pub(crate) instructions: String,
+    pub(crate) model: Arc<dyn Model>,
+    pub(crate) tools: Arc<dyn ToolHost>,
+    pub(crate) in_process: Option<InProcessToolHost>,
+    pub(crate) gate: ToolGate,
+    pub(crate) architecture: Arc<dyn Architecture>,
+    pub(crate) max_turns: u32,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) output_schema: Option<OutputSchema>,
+    pub(crate) output_retries: u32,
+    pub(crate) tone: Option<Tone>,
+    pub(crate) event_buffer: usize,
+}
+
+/// An LLM agent: instructions, a model, tools and a loop architecture.
+///
+/// Build one with [`Agent::builder`]. An `Agent` is cheap to clone (one
+/// reference count) and can serve any number of concurrent runs, for any
+/// number of users.
+#[derive(Clone)]
+pub struct Agent {
+    pub(crate) inner: Arc<AgentInner>,
+}
+
+impl std::fmt::Debug for Agent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Agent")
+            .field("name", &self.inner.name)
+            .field("model", &self.inner.model.name())
+            .field("architecture", &self.inner.architecture.name())
+            .field("max_turns", &self.inner.max_turns)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Agent {
+    /// Starts building an agent.
+    pub fn builder() -> AgentBuilder {
+        AgentBuilder::default()
+    }
+
+    /// Starts a run on `input`. Set per-call options on the returned request,
+    /// then `.await` it, or call `.stream()` on it for events.
+    pub fn run(&self, input: impl Into<String>) -> RunRequest {
+        RunRequest::new(self.clone(), input.into())
+    }
+
+    /// Streams a run's events (sugar for `agent.run(input).stream()`).
+    pub fn stream(&self, input: impl Into<String>) -> EventStream {
+        self.run(input).stream()
+    }
+
+    /// Continues `session` with `input` (sugar for
+    /// `agent.run(input).session(session)`).
+    pub fn resume(&self, session: SessionId, input: impl Into<String>) -> RunRequest {
+        self.run(input).session(session)
+    }
+
+    /// The agent's name, if it has one.
+    pub fn name(&self) -> Option<&str> {
+        self.inner.name.as_deref()
+    }
+
+    /// The instructions (system prompt) as configured.
+    pub fn instructions(&self) -> &str {
+        &self.inner.instructions
+    }
+
+    /// The model.
+    pub fn model(&self) -> &Arc<dyn Model> {
+        &self.inner.model
+    }
+
+    /// The architecture's name.
+    pub fn architecture(&self) -> &str {
+        self.inner.architecture.name()
+    }
+
+    /// The tool host.
+    pub fn tool_host(&self) -> &Arc<dyn ToolHost> {
+        &self.inner.tools
+    }
+
+    /// Adds a tool to a running agent (visible from the next turn on).
+    /// Only agents built with in-process tools can change them.
+    pub fn add_tool(&self, tool: impl Tool) -> Result<(), ConfigError> {
+        self.in_process()?.register(Arc::new(tool));
+        Ok(())
+    }
+
+    /// Removes a tool; `Ok(true)` if it was there.
+    pub fn remove_tool(&self, name: &str) -> Result<bool, ConfigError> {
+        Ok(self.in_process()?.unregister(name))
+    }
+
+    fn in_process(&self) -> Result<&InProcessToolHost, ConfigError> {
+        self.inner.in_process.as_ref().ok_or_else(|| {
+            ConfigError::invalid(
+                "tools",
+                "this agent uses a custom tool host; add or remove tools on that host instead",
+            )
+        })
+    }
+}

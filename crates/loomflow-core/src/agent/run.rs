@@ -1,0 +1,445 @@
+use std::future::{Future, IntoFuture};
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+use super::{Agent, EventStream};
+use crate::architecture::{AgentSession, Emitter, RunDeps};
+use crate::context::{Metadata, RunContext};
+use crate::error::{Error, IdError, OutputValidationError, Result};
+use crate::event::{Event, EventKind};
+use crate::id::{RunId, SessionId, UserId};
+use crate::message::{Image, Message};
+use crate::model::ModelRequest;
+use crate::output::{strip_json_fences, OutputSchema};
+use crate::tone::Tone;
+
+/// The outcome of a run.
+///
+/// `T` is the structured-output type: `serde_json::Value` by default, your
+/// type after [`RunRequest::output`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunResult<T = serde_json::Value> {
+    /// The session (pass it back to continue the conversation).
+    pub session_id: SessionId,
+    /// This run.
+    pub run_id: RunId,
+    /// The tenant (`null` for the anonymous bucket).
+    pub user_id: UserId,
+    /// The final answer text.
+    pub output: String,
+    /// The validated structured output, when a schema was set.
+    pub parsed: Option<T>,
+    /// Model turns taken.
+    pub turns: u32,
+    /// Uncached input tokens.
+    pub tokens_in: u64,
+    /// Input tokens read from the prompt cache.
+    pub cached_tokens_in: u64,
+    /// Input tokens written to the prompt cache.
+    pub cache_write_tokens: u64,
+    /// Output tokens.
+    pub tokens_out: u64,
+    /// Cost in US dollars.
+    pub cost_usd: f64,
+    /// When the run started.
+    pub started_at: DateTime<Utc>,
+    /// When it finished.
+    pub finished_at: DateTime<Utc>,
+    /// True when it stopped early with a partial result.
+    pub interrupted: bool,
+    /// Why (`max_turns_exceeded`, `budget:max_tokens`, …).
+    pub interruption_reason: Option<String>,
+    /// Workspace notes the answer cites (filled once a workspace is attached).
+    pub cited_slugs: Vec<String>,
+}
+
+impl<T> RunResult<T> {
+    /// All tokens, input and output.
+    pub fn total_tokens(&self) -> u64 {
+        self.tokens_in + self.cached_tokens_in + self.cache_write_tokens + self.tokens_out
+    }
+
+    /// Wall-clock duration.
+    pub fn duration(&self) -> Duration {
+        (self.finished_at - self.started_at)
+            .to_std()
+            .unwrap_or_default()
+    }
+
+    fn map_parsed<U>(self, f: impl FnOnce(T) -> Result<U>) -> Result<RunResult<U>> {
+        Ok(RunResult {
+            parsed: self.parsed.map(f).transpose()?,
+            session_id: self.session_id,
+            run_id: self.run_id,
+            user_id: self.user_id,
+            output: self.output,
+            turns: self.turns,
+            tokens_in: self.tokens_in,
+            cached_tokens_in: self.cached_tokens_in,
+            cache_write_tokens: self.cache_write_tokens,
+            tokens_out: self.tokens_out,
+            cost_usd: self.cost_usd,
+            started_at: self.started_at,
+            finished_at: self.finished_at,
+            interrupted: self.interrupted,
+            interruption_reason: self.interruption_reason,
+            cited_slugs: self.cited_slugs,
+        })
+    }
+}
+
+/// A run about to start. Set per-call options, then `.await` it (or call
+/// [`RunRequest::stream`]).
+///
+/// ```
+/// use loomflow_core::Agent;
+///
+/// # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+/// let agent = Agent::builder().model("echo").build().unwrap();
+/// let r = agent
+///     .run("hi")
+///     .user("alice")
+///     .session("support-42")
+///     .metadata("channel", "web")
+///     .tone("casual")
+///     .await
+///     .unwrap();
+/// assert_eq!(r.session_id.as_str(), "support-42");
+/// assert_eq!(r.user_id.as_str(), Some("alice"));
+/// # });
+/// ```
+#[must_use = "a run does nothing until it is awaited or streamed"]
+pub struct RunRequest<T = serde_json::Value> {
+    pub(crate) agent: Agent,
+    pub(crate) input: String,
+    images: Vec<Image>,
+    user: Option<std::result::Result<UserId, IdError>>,
+    session: Option<std::result::Result<SessionId, IdError>>,
+    metadata: Metadata,
+    tone: Option<Tone>,
+    output: Option<OutputSchema>,
+    retries: Option<u32>,
+    _out: PhantomData<fn() -> T>,
+}
+
+impl RunRequest {
+    pub(crate) fn new(agent: Agent, input: String) -> Self {
+        Self {
+            agent,
+            input,
+            images: Vec::new(),
+            user: None,
+            session: None,
+            metadata: Metadata::new(),
+            tone: None,
+            output: None,
+            retries: None,
+            _out: PhantomData,
+        }
+    }
+}
+
+impl<T> RunRequest<T> {
+    /// The tenant. Validated when the run starts; a malformed id fails the run
+    /// with [`Error::Id`]. Without it, a run inside another run inherits that
+    /// run's user, and a top-level run uses the anonymous bucket.
+    pub fn user<U>(mut self, user: U) -> Self
+    where
+        U: TryInto<UserId>,
+        U::Error: Into<IdError>,
+    {
+        self.user = Some(user.try_into().map_err(Into::into));
+        self
+    }
+
+    /// The session to continue (default: a fresh `sess_…`).
+    pub fn session<S>(mut self, session: S) -> Self
+    where
+        S: TryInto<SessionId>,
+        S::Error: Into<IdError>,
+    {
+        self.session = Some(session.try_into().map_err(Into::into));
+        self
+    }
+
+    /// Adds a metadata entry, visible as [`RunContext::metadata`].
+    pub fn metadata(mut self, key: impl Into<String>, value: impl Into<serde_json::Value>) -> Self {
+        self.metadata.insert(key.into(), value.into());
+        self
+    }
+
+    /// Attaches an image to the input message.
+    pub fn image(mut self, image: Image) -> Self {
+        self.images.push(image);
+        self
+    }
+
+    /// The tone for this run (over the agent's default).
+    pub fn tone(mut self, tone: impl Into<Tone>) -> Self {
+        self.tone = Some(tone.into());
+        self
+    }
+
+    /// Schema-correction retries for this run (over the agent's default).
+    pub fn output_validation_retries(mut self, retries: u32) -> Self {
+        self.retries = Some(retries);
+        self
+    }
+
+    /// Requires the final answer to parse as `U`; the result's `parsed` is a `U`.
+    pub fn output<U: DeserializeOwned + JsonSchema>(self) -> RunRequest<U> {
+        RunRequest {
+            agent: self.agent,
+            input: self.input,
+            images: self.images,
+            user: self.user,
+            session: self.session,
+            metadata: self.metadata,
+            tone: self.tone,
+            output: Some(OutputSchema::of::<U>()),
+            retries: self.retries,
+            _out: PhantomData,
+        }
+    }
+
+    /// Runs with events streamed through a bounded channel. The run starts on
+    /// the first poll; dropping the stream cancels it.
+    pub fn stream(self) -> EventStream<T>
+    where
+        T: DeserializeOwned + Send + 'static,
+    {
+        EventStream::new(self.erase())
+    }
+
+    fn erase(self) -> RunRequest {
+        RunRequest {
+            agent: self.agent,
+            input: self.input,
+            images: self.images,
+            user: self.user,
+            session: self.session,
+            metadata: self.metadata,
+            tone: self.tone,
+            output: self.output,
+            retries: self.retries,
+            _out: PhantomData,
+        }
+    }
+}
+
+pub(crate) fn typed<T: DeserializeOwned>(result: RunResult) -> Result<RunResult<T>> {
+    result.map_parsed(|v| {
+        serde_json::from_value(v).map_err(|e| Error::Internal(format!("validated output failed to convert: {e}")))
+    })
+}
+
+impl<T: DeserializeOwned + Send + 'static> IntoFuture for RunRequest<T> {
+    type Output = Result<RunResult<T>>;
+    type IntoFuture = Pin<Box<dyn Future<Output = Self::Output> + Send>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        let request = self.erase();
+        Box::pin(async move { typed(request.execute(None).await?) })
+    }
+}
+
+impl RunRequest {
+    /// Runs to completion, sending events to `tx` when given.
+    pub(crate) async fn execute(self, tx: Option<mpsc::Sender<Event>>) -> Result<RunResult> {
+        let started_at = Utc::now();
+        let inner = self.agent.inner.clone();
+        let session_id = match self.session {
+            Some(Ok(s)) => s,
+            Some(Err(e)) => return fail(tx, SessionId::generate(), e.into()).await,
+            None => SessionId::generate(),
+        };
+        let user_id = match self.user {
+            Some(Ok(u)) => u,
+            Some(Err(e)) => return fail(tx, session_id, e.into()).await,
+            None => RunContext::current().map(|c| c.user_id).unwrap_or_default(),
+        };
+        let ctx = RunContext {
+            user_id,
+            session_id: session_id.clone(),
+            run_id: RunId::generate(),
+            metadata: Arc::new(self.metadata),
+        };
+        let emitter = Emitter::new(session_id, tx);
+        let input = self.input;
+        emitter
+            .emit(|| EventKind::Started {
+                prompt: input.clone(),
+            })
+            .await;
+
+        let schema = self.output.or_else(|| inner.output_schema.clone());
+        let tone = self.tone.or_else(|| inner.tone.clone());
+        let retries = self.retries.unwrap_or(inner.output_retries);
+        let mut message = Message::user(input);
+        for image in self.images {
+            message = message.with_image(image);
+        }
+
+        let body = ctx.clone().scope(run_loop(
+            &inner,
+            &ctx,
+            &emitter,
+            message,
+            schema.as_ref(),
+            tone.as_ref(),
+            retries,
+        ));
+        let outcome = match inner.timeout {
+            Some(limit) => tokio::time::timeout(limit, body)
+                .await
+                .unwrap_or(Err(Error::RunTimeout(limit))),
+            None => body.await,
+        };
+        match outcome {
+            Ok(session) => {
+                let result = RunResult {
+                    session_id: ctx.session_id,
+                    run_id: ctx.run_id,
+                    user_id: ctx.user_id,
+                    output: session.output,
+                    parsed: session.parsed,
+                    turns: session.turns,
+                    tokens_in: session.usage.input_tokens,
+                    cached_tokens_in: session.usage.cached_input_tokens,
+                    cache_write_tokens: session.usage.cache_write_tokens,
+                    tokens_out: session.usage.output_tokens,
+                    cost_usd: session.usage.cost_usd,
+                    started_at,
+                    finished_at: Utc::now(),
+                    interrupted: session.interrupted,
+                    interruption_reason: session.interruption_reason,
+                    cited_slugs: Vec::new(),
+                };
+                emitter
+                    .emit(|| EventKind::Completed {
+                        result: serde_json::to_value(&result).unwrap_or_default(),
+                    })
+                    .await;
+                Ok(result)
+            }
+            Err(e) => {
+                emit_error(&emitter, &e).await;
+                Err(e)
+            }
+        }
+    }
+}
+
+async fn emit_error(emitter: &Emitter, e: &Error) {
+    emitter
+        .emit(|| EventKind::Error {
+            error_type: e.type_name().to_owned(),
+            message: e.to_string(),
+        })
+        .await;
+}
+
+async fn fail(tx: Option<mpsc::Sender<Event>>, session: SessionId, e: Error) -> Result<RunResult> {
+    emit_error(&Emitter::new(session, tx), &e).await;
+    Err(e)
+}
+
+struct Finished {
+    output: String,
+    parsed: Option<serde_json::Value>,
+    turns: u32,
+    usage: crate::message::Usage,
+    interrupted: bool,
+    interruption_reason: Option<String>,
+}
+
+async fn run_loop(
+    inner: &super::AgentInner,
+    ctx: &RunContext,
+    emitter: &Emitter,
+    input: Message,
+    schema: Option<&OutputSchema>,
+    tone: Option<&Tone>,
+    retries: u32,
+) -> Result<Finished> {
+    let native = inner.model.capabilities().native_structured_output;
+    let mut instructions = inner.instructions.clone();
+    if let Some(schema) = schema
+        && !native
+    {
+        instructions.push_str(&schema.directive());
+    }
+    if let Some(suffix) = tone.and_then(Tone::prompt_suffix) {
+        instructions.push_str(&suffix);
+    }
+    let mut session = AgentSession::new(ctx.session_id.clone(), instructions);
+    let native_output = if native { schema } else { None };
+    let deps = RunDeps {
+        model: &inner.model,
+        tools: &inner.tools,
+        gate: &inner.gate,
+        max_turns: inner.max_turns,
+        native_output,
+        emitter,
+        context: ctx,
+    };
+    inner.architecture.run(&mut session, &deps, input).await?;
+
+    let mut parsed = None;
+    if let Some(schema) = schema
+        && !session.interrupted
+        && !session.ended_by_tool
+    {
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            match schema.validate(&session.output) {
+                Ok(value) => {
+                    let clean = strip_json_fences(&session.output);
+                    if clean.len() != session.output.len() {
+                        session.output = clean.to_owned();
+                    }
+                    parsed = Some(value);
+                    break;
+                }
+                Err(cause) if attempts <= retries => {
+                    session
+                        .messages
+                        .push(Message::user(schema.retry_prompt(&cause)));
+                    let request = ModelRequest::new(&session.messages).with_output_schema(native_output);
+                    let completion = deps.call_model(request).await?;
+                    session.usage += completion.usage;
+                    session.output = completion.text;
+                    session
+                        .messages
+                        .push(Message::assistant(session.output.clone(), Vec::new()));
+                }
+                Err(cause) => {
+                    return Err(OutputValidationError {
+                        raw: session.output,
+                        schema: schema.schema().clone(),
+                        cause,
+                        attempts,
+                    }
+                    .into());
+                }
+            }
+        }
+    }
+    Ok(Finished {
+        output: session.output,
+        parsed,
+        turns: session.turns,
+        usage: session.usage,
+        interrupted: session.interrupted,
+        interruption_reason: session.interruption_reason,
+    })
+}

@@ -1,0 +1,177 @@
+//! The [`Architecture`] port: what drives one agent loop.
+//!
+//! [`ReAct`] is the default. Write your own by implementing the trait: it gets
+//! the session (transcript, turn count, usage) and the run's dependencies
+//! (model, tools, gate, event emitter) and loops until it has an answer.
+
+mod react;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use tokio::sync::mpsc;
+
+pub use react::ReAct;
+
+use crate::context::RunContext;
+use crate::error::Result;
+use crate::event::{Event, EventKind};
+use crate::id::SessionId;
+use crate::message::{Message, Usage};
+use crate::model::{Completion, Model, ModelChunk, ModelRequest};
+use crate::output::OutputSchema;
+use crate::tool::{ToolGate, ToolHost};
+
+/// The mutable state of one agent run.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct AgentSession {
+    /// The session.
+    pub id: SessionId,
+    /// The system prompt for this run (instructions plus schema and tone
+    /// directives).
+    pub instructions: String,
+    /// The transcript.
+    pub messages: Vec<Message>,
+    /// Model turns taken.
+    pub turns: u32,
+    /// The latest answer text.
+    pub output: String,
+    /// Usage summed over every model call.
+    pub usage: Usage,
+    /// True when the loop stopped early (turn cap, budget, …).
+    pub interrupted: bool,
+    /// Why it stopped early (`max_turns_exceeded`, `budget:max_tokens`, …).
+    pub interruption_reason: Option<String>,
+    /// True when an `ends_turn` tool ended the loop.
+    pub ended_by_tool: bool,
+}
+
+impl AgentSession {
+    /// A fresh session with `instructions` as its system prompt.
+    pub fn new(id: SessionId, instructions: String) -> Self {
+        Self {
+            id,
+            instructions,
+            messages: Vec::new(),
+            turns: 0,
+            output: String::new(),
+            usage: Usage::default(),
+            interrupted: false,
+            interruption_reason: None,
+            ended_by_tool: false,
+        }
+    }
+
+    /// Marks the run interrupted for `reason`.
+    pub fn interrupt(&mut self, reason: impl Into<String>) {
+        self.interrupted = true;
+        self.interruption_reason = Some(reason.into());
+    }
+}
+
+/// Sends a run's events to its stream, if anyone is listening. With no
+/// listener, events are never built.
+#[derive(Debug, Clone)]
+pub struct Emitter {
+    session_id: SessionId,
+    tx: Option<mpsc::Sender<Event>>,
+}
+
+impl Emitter {
+    /// An emitter for `session_id` sending to `tx` (or nowhere).
+    pub fn new(session_id: SessionId, tx: Option<mpsc::Sender<Event>>) -> Self {
+        Self { session_id, tx }
+    }
+
+    /// True when someone consumes events.
+    pub fn is_active(&self) -> bool {
+        self.tx.is_some()
+    }
+
+    /// Emits the event built by `make`. Waits while the consumer's buffer is
+    /// full (backpressure); does nothing without a consumer.
+    pub async fn emit(&self, make: impl FnOnce() -> EventKind) {
+        if let Some(tx) = &self.tx {
+            // A closed receiver means the stream was dropped; the run is being
+            // cancelled, so the event has nowhere to go.
+            let _ = tx.send(Event::new(self.session_id.clone(), make())).await;
+        }
+    }
+
+    /// Emits an `architecture_event` named `name` with `data`.
+    pub async fn architecture_event(
+        &self,
+        name: &str,
+        data: impl FnOnce() -> serde_json::Map<String, serde_json::Value>,
+    ) {
+        self.emit(|| EventKind::ArchitectureEvent {
+            name: name.to_owned(),
+            data: data(),
+        })
+        .await;
+    }
+}
+
+/// Everything an architecture needs for one run.
+#[non_exhaustive]
+pub struct RunDeps<'a> {
+    /// The model.
+    pub model: &'a Arc<dyn Model>,
+    /// The tools.
+    pub tools: &'a Arc<dyn ToolHost>,
+    /// The gate every tool call goes through.
+    pub gate: &'a ToolGate,
+    /// The turn cap.
+    pub max_turns: u32,
+    /// Structured output to request natively (set only when the model supports
+    /// it).
+    pub native_output: Option<&'a OutputSchema>,
+    /// Event sink.
+    pub emitter: &'a Emitter,
+    /// Who and what this run is.
+    pub context: &'a RunContext,
+}
+
+impl RunDeps<'_> {
+    /// One model call: streamed (one `model_chunk` event per chunk) when
+    /// someone listens, a plain `complete()` otherwise.
+    pub async fn call_model(&self, request: ModelRequest<'_>) -> Result<Completion> {
+        if !self.emitter.is_active() {
+            return Ok(self.model.complete(request).await?);
+        }
+        let mut stream = self.model.stream(request).await?;
+        let mut out = Completion {
+            text: String::new(),
+            tool_calls: Vec::new(),
+            usage: Usage::default(),
+            finish_reason: crate::model::FinishReason::Stop,
+        };
+        use futures_util::StreamExt;
+        while let Some(chunk) = stream.next().await {
+            let chunk: ModelChunk = chunk?;
+            self.emitter
+                .emit(|| EventKind::ModelChunk {
+                    chunk: chunk.clone(),
+                })
+                .await;
+            out.absorb(chunk);
+        }
+        Ok(out)
+    }
+}
+
+/// Drives one agent loop. Setup and teardown (context, `started`/`completed`
+/// events, structured-output validation) belong to the agent; an architecture
+/// only runs the loop and emits in-run events.
+///
+/// A re-invocation on a session with messages is a new user turn.
+#[async_trait]
+pub trait Architecture: Send + Sync + 'static {
+    /// The architecture's name (`"react"`).
+    fn name(&self) -> &str;
+
+    /// Runs the loop for the user message `input` (text and images) until an
+    /// answer, an interruption or an error.
+    async fn run(&self, session: &mut AgentSession, deps: &RunDeps<'_>, input: Message) -> Result<()>;
+}

@@ -1,0 +1,108 @@
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use futures_util::future::join_all;
+
+use super::{AgentSession, Architecture, RunDeps};
+use crate::error::Result;
+use crate::event::EventKind;
+use crate::message::{Message, ToolCall, ToolDef, ToolResult};
+use crate::model::ModelRequest;
+
+/// Reason and act: call the model; run the tools it asks for (all calls of a
+/// turn concurrently, results appended in call order); repeat until it answers
+/// without tool calls, an `ends_turn` tool succeeds, or the turn cap is hit
+/// (`max_turns_exceeded`, a clean interruption with a partial result).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ReAct {
+    max_turns: Option<u32>,
+}
+
+impl ReAct {
+    /// ReAct with the agent's turn cap.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Overrides the agent's turn cap.
+    pub fn with_max_turns(max_turns: u32) -> Self {
+        Self {
+            max_turns: Some(max_turns),
+        }
+    }
+}
+
+async fn dispatch(deps: &RunDeps<'_>, defs: &[ToolDef], mut call: ToolCall) -> (ToolCall, ToolResult) {
+    deps.gate.stamp(&mut call, defs);
+    deps.emitter
+        .emit(|| EventKind::ToolCall { call: call.clone() })
+        .await;
+    let result = deps
+        .gate
+        .execute(deps.tools.as_ref(), &mut call, &deps.context.user_id)
+        .await;
+    deps.emitter
+        .emit(|| EventKind::ToolResult {
+            result: result.clone(),
+        })
+        .await;
+    (call, result)
+}
+
+#[async_trait]
+impl Architecture for ReAct {
+    fn name(&self) -> &str {
+        "react"
+    }
+
+    async fn run(&self, session: &mut AgentSession, deps: &RunDeps<'_>, input: Message) -> Result<()> {
+        if session.messages.is_empty() && !session.instructions.is_empty() {
+            session
+                .messages
+                .push(Message::system(session.instructions.clone()));
+        }
+        session.messages.push(input);
+        let max_turns = self.max_turns.unwrap_or(deps.max_turns);
+
+        loop {
+            if session.turns >= max_turns {
+                session.interrupt("max_turns_exceeded");
+                return Ok(());
+            }
+            session.turns += 1;
+            let defs = deps
+                .tools
+                .list_tools()
+                .await?;
+            let request = ModelRequest::new(&session.messages)
+                .with_tools(&defs)
+                .with_output_schema(deps.native_output);
+            let completion = deps.call_model(request).await?;
+            session.usage += completion.usage;
+            session.output = completion.text;
+            let calls = completion.tool_calls;
+            session
+                .messages
+                .push(Message::assistant(session.output.clone(), calls.clone()));
+            if calls.is_empty() {
+                return Ok(());
+            }
+
+            let outcomes = join_all(calls.into_iter().map(|c| dispatch(deps, &defs, c))).await;
+            let mut ends_turn = false;
+            session.messages.reserve(outcomes.len());
+            for (call, result) in outcomes {
+                let def = defs.iter().find(|d| d.name == call.tool);
+                ends_turn |= result.ok && def.is_some_and(|d| d.ends_turn);
+                let name: Arc<str> = Arc::from(call.tool.as_str());
+                session
+                    .messages
+                    .push(Message::tool(call.id, name, deps.gate.model_text(&result)));
+            }
+            if ends_turn {
+                session.ended_by_tool = true;
+                return Ok(());
+            }
+        }
+    }
+}

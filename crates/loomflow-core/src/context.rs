@@ -1,0 +1,97 @@
+//! [`RunContext`]: who and what a run is, readable from anywhere inside it.
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::id::{RunId, SessionId, UserId};
+
+/// Free-form metadata attached to a run.
+pub type Metadata = serde_json::Map<String, serde_json::Value>;
+
+/// The identity of the run in progress.
+///
+/// The agent installs it as a tokio task-local for the whole run, so tools,
+/// memory, budget and audit read it with [`RunContext::current`] instead of
+/// taking it as a parameter. Sub-agents called from a tool inherit its user.
+/// Cloning is cheap (reference counts only).
+///
+/// ```
+/// use loomflow_core::{RunContext, UserId};
+///
+/// # tokio_test_block(async {
+/// let ctx = RunContext::new(UserId::new("alice").unwrap());
+/// let seen = ctx
+///     .clone()
+///     .scope(async { RunContext::current().map(|c| c.user_id) })
+///     .await;
+/// assert_eq!(seen, Some(ctx.user_id));
+/// assert!(RunContext::current().is_none());
+/// # });
+/// # fn tokio_test_block<F: std::future::Future>(f: F) -> F::Output {
+/// #     tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
+/// # }
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunContext {
+    /// The tenant.
+    pub user_id: UserId,
+    /// The conversation.
+    pub session_id: SessionId,
+    /// This run.
+    pub run_id: RunId,
+    /// Caller-supplied metadata.
+    pub metadata: Arc<Metadata>,
+}
+
+tokio::task_local! {
+    static CURRENT: RunContext;
+}
+
+thread_local! {
+    // Set while a synchronous tool runs on a blocking thread, where task-locals
+    // are not visible.
+    static BLOCKING: RefCell<Option<RunContext>> = const { RefCell::new(None) };
+}
+
+impl RunContext {
+    /// A context for `user_id` with a fresh session and run id.
+    pub fn new(user_id: UserId) -> Self {
+        Self {
+            user_id,
+            session_id: SessionId::generate(),
+            run_id: RunId::generate(),
+            metadata: Arc::default(),
+        }
+    }
+
+    /// The context of the run this code is part of, or `None` outside a run.
+    pub fn current() -> Option<RunContext> {
+        CURRENT
+            .try_with(Clone::clone)
+            .ok()
+            .or_else(|| BLOCKING.with(|c| c.borrow().clone()))
+    }
+
+    /// Runs `fut` with `self` installed as the current context.
+    pub async fn scope<F: Future>(self, fut: F) -> F::Output {
+        CURRENT.scope(self, fut).await
+    }
+
+    /// Runs the blocking closure `f` with `self` as the current context (for
+    /// code on `spawn_blocking` threads, where task-locals are not visible).
+    pub fn sync_scope<R>(self, f: impl FnOnce() -> R) -> R {
+        struct Reset(Option<RunContext>);
+        impl Drop for Reset {
+            fn drop(&mut self) {
+                let prev = self.0.take();
+                BLOCKING.with(|c| *c.borrow_mut() = prev);
+            }
+        }
+        let prev = BLOCKING.with(|c| c.borrow_mut().replace(self));
+        let _reset = Reset(prev);
+        f()
+    }
+}

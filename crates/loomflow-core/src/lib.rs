@@ -1,0 +1,33 @@
+//! The loomflow spine.
+//!
+//! Ids and the [`RunContext`], messages and [`Event`]s, typed errors, the
+//! [`Model`](model::Model) and [`Tool`](tool::Tool) ports with in-process
+//! defaults, the [`Agent`] and its default [`ReAct`](architecture::ReAct)
+//! architecture. Most users depend on the `loomflow` facade crate, which
+//! re-exports all of this plus the `#[tool]` macro.
+
+pub mod agent;
+pub mod architecture;
+pub mod context;
+pub mod error;
+pub mod event;
+pub mod id;
+pub mod message;
+pub mod model;
+pub mod output;
+pub mod tone;
+pub mod tool;
+
+pub use agent::{Agent, AgentBuilder, EventStream, RunRequest, RunResult};
+pub use architecture::{AgentSession, Architecture, Emitter, ReAct, RunDeps};
+pub use context::{Metadata, RunContext};
+pub use error::{
+    ConfigError, Error, IdError, ModelError, OutputValidationError, Result, ToolError,
+};
+pub use event::{Event, EventKind};
+pub use id::{RunId, SessionId, UserId};
+pub use message::{ContentPart, Image, Message, Role, ToolCall, ToolDef, ToolResult, Usage};
+pub use model::{EchoModel, Model, ModelChunk, ScriptedModel, ScriptedTurn};
+pub use output::OutputSchema;
+pub use tone::Tone;
+pub use tool::{InProcessToolHost, Tool, ToolHost};

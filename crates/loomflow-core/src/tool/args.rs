@@ -1,0 +1,196 @@
+//! Argument handling shared by every tool: schemas from Rust types, lenient
+//! coercion of what models send, and errors that name the offending field.
+
+use schemars::JsonSchema;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::error::ToolError;
+
+/// The JSON Schema of an arguments struct, as sent to the model: `$schema`
+/// and `title` removed, and an object schema guaranteed.
+pub fn tool_schema<T: JsonSchema>() -> Value {
+    let mut schema = serde_json::to_value(schemars::schema_for!(T))
+        .unwrap_or_else(|_| Value::Object(Default::default()));
+    if let Some(obj) = schema.as_object_mut() {
+        obj.remove("$schema");
+        obj.remove("title");
+        obj.entry("type").or_insert_with(|| Value::from("object"));
+        obj.entry("properties")
+            .or_insert_with(|| Value::Object(Default::default()));
+    }
+    schema
+}
+
+fn schema_types(schema: &Value) -> Vec<&str> {
+    match schema.get("type") {
+        Some(Value::String(t)) => vec![t.as_str()],
+        Some(Value::Array(ts)) => ts.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn resolve<'a>(root: &'a Value, schema: &'a Value) -> &'a Value {
+    match schema.get("$ref").and_then(Value::as_str) {
+        Some(r) => r
+            .strip_prefix('#')
+            .and_then(|ptr| root.pointer(ptr))
+            .unwrap_or(schema),
+        None => schema,
+    }
+}
+
+fn coerce_value(root: &Value, schema: &Value, value: &mut Value) {
+    let schema = resolve(root, schema);
+    let types = schema_types(schema);
+    let Value::String(s) = value else {
+        return;
+    };
+    let trimmed = s.trim();
+    if types.contains(&"string") {
+        return;
+    }
+    if types.contains(&"integer") {
+        if let Ok(i) = trimmed.parse::<i64>() {
+            *value = Value::from(i);
+            return;
+        }
+        if let Ok(f) = trimmed.parse::<f64>()
+            && f.fract() == 0.0
+            && f.abs() < 9.0e15
+        {
+            *value = Value::from(f as i64);
+            return;
+        }
+    }
+    if types.contains(&"number")
+        && let Ok(f) = trimmed.parse::<f64>()
+        && let Some(n) = serde_json::Number::from_f64(f)
+    {
+        *value = Value::Number(n);
+        return;
+    }
+    if types.contains(&"boolean") {
+        match trimmed.to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" => *value = Value::Bool(true),
+            "false" | "0" | "no" | "" => *value = Value::Bool(false),
+            _ => {}
+        }
+        return;
+    }
+    if (types.contains(&"object") || types.contains(&"array"))
+        && let Ok(parsed) = serde_json::from_str::<Value>(trimmed)
+        && (parsed.is_object() || parsed.is_array())
+    {
+        *value = parsed;
+    }
+}
+
+/// Applies the lenient coercions models need: a JSON-string argument object is
+/// parsed, `"8"` becomes `8` for an integer parameter, `"true"`/`"yes"`/`"1"`
+/// become booleans, and a JSON string holding an object or array is parsed for
+/// a structured parameter. `null` arguments become `{}`.
+pub fn coerce_args(schema: &Value, args: Value) -> Value {
+    let mut args = match args {
+        Value::Null => Value::Object(Default::default()),
+        Value::String(s) => match serde_json::from_str::<Value>(&s) {
+            Ok(v @ Value::Object(_)) => v,
+            _ => Value::String(s),
+        },
+        other => other,
+    };
+    if let (Some(props), Some(obj)) = (
+        schema.get("properties").and_then(Value::as_object),
+        args.as_object_mut(),
+    ) {
+        for (name, value) in obj.iter_mut() {
+            if let Some(prop) = props.get(name) {
+                coerce_value(schema, prop, value);
+            }
+        }
+    }
+    args
+}
+
+/// Coerces and deserialises a tool's arguments. The error names the tool and
+/// the field, so the model can correct its call.
+pub fn parse_args<T: DeserializeOwned>(
+    tool: &str,
+    schema: &Value,
+    args: Value,
+) -> Result<T, ToolError> {
+    let args = coerce_args(schema, args);
+    if !args.is_object() {
+        return Err(ToolError::InvalidArguments {
+            tool: tool.to_owned(),
+            message: format!("expected a JSON object of named arguments, got {args}"),
+        });
+    }
+    serde_path_to_error::deserialize(args).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let message = if path == "." || path.is_empty() {
+            inner.to_string()
+        } else {
+            format!("`{path}`: {inner}")
+        };
+        ToolError::InvalidArguments {
+            tool: tool.to_owned(),
+            message,
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[derive(serde::Deserialize, schemars::JsonSchema, Debug, PartialEq)]
+    #[serde(deny_unknown_fields)]
+    struct Args {
+        count: i64,
+        ratio: Option<f64>,
+        flag: Option<bool>,
+        tags: Option<Vec<String>>,
+    }
+
+    #[test]
+    fn lenient_coercions() {
+        let schema = tool_schema::<Args>();
+        let parsed: Args = parse_args(
+            "t",
+            &schema,
+            json!({"count": "8", "ratio": "0.5", "flag": "yes", "tags": "[\"a\"]"}),
+        )
+        .unwrap();
+        assert_eq!(
+            parsed,
+            Args {
+                count: 8,
+                ratio: Some(0.5),
+                flag: Some(true),
+                tags: Some(vec!["a".into()])
+            }
+        );
+        let parsed: Args = parse_args("t", &schema, json!("{\"count\": \"8.0\"}")).unwrap();
+        assert_eq!(parsed.count, 8);
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let schema = tool_schema::<Args>();
+        let err = parse_args::<Args>("t", &schema, json!({"count": "eight"})).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid arguments for tool `t`: `count`: invalid type: string \"eight\", expected i64"
+        );
+        let err = parse_args::<Args>("t", &schema, json!({})).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid arguments for tool `t`: missing field `count`"
+        );
+        let err = parse_args::<Args>("t", &schema, json!({"count": 1, "bogus": 2})).unwrap_err();
+        assert!(err.to_string().contains("unknown field `bogus`"), "{err}");
+    }
+}
