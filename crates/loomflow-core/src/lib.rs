@@ -31,3 +31,24 @@ pub use model::{EchoModel, Model, ModelChunk, ScriptedModel, ScriptedTurn};
 pub use output::OutputSchema;
 pub use tone::Tone;
 pub use tool::{InProcessToolHost, Tool, ToolHost};
+
+/// Support for the `#[tool]` macro. Not a public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use async_trait::async_trait;
+    pub use schemars;
+    pub use serde;
+    pub use serde_json;
+    pub use tokio;
+
+    pub use crate::context::RunContext;
+    pub use crate::error::ToolError;
+    pub use crate::message::ToolDef;
+    pub use crate::tool::{parse_args, tool_schema, Tool};
+
+    /// Serialises a tool's return value.
+    pub fn output_value<T: serde::Serialize>(value: T) -> Result<serde_json::Value, ToolError> {
+        serde_json::to_value(value)
+            .map_err(|e| ToolError::failed(format!("the tool's result could not be serialised to JSON: {e}")))
+    }
+}

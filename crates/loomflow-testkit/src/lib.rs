@@ -1,0 +1,109 @@
+//! Shared test support for loomflow's crates: models that record what they
+//! were asked, event collectors, and (as later adapters arrive) throwaway
+//! services on loopback ports.
+
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use futures_util::StreamExt;
+use loomflow::model::{ChunkStream, Completion, ModelCapabilities, ModelRequest};
+use loomflow::{Event, EventStream, Message, Model, ModelError, ToolDef};
+
+/// What a [`RecordingModel`] saw in one call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordedCall {
+    /// The transcript.
+    pub messages: Vec<Message>,
+    /// The tools offered.
+    pub tools: Vec<ToolDef>,
+    /// The native output schema, if one was requested.
+    pub output_schema: Option<serde_json::Value>,
+}
+
+/// Wraps a model and records every request it gets.
+#[derive(Clone)]
+pub struct RecordingModel {
+    inner: Arc<dyn Model>,
+    calls: Arc<Mutex<Vec<RecordedCall>>>,
+    capabilities: ModelCapabilities,
+}
+
+impl RecordingModel {
+    /// Records calls made to `inner`.
+    pub fn new(inner: impl Model) -> Self {
+        Self {
+            inner: Arc::new(inner),
+            calls: Arc::default(),
+            capabilities: ModelCapabilities::default(),
+        }
+    }
+
+    /// Reports native structured-output support (to exercise the native path).
+    pub fn with_native_structured_output(mut self) -> Self {
+        self.capabilities = self.capabilities.with_native_structured_output(true);
+        self
+    }
+
+    /// Every call so far.
+    pub fn calls(&self) -> Vec<RecordedCall> {
+        self.calls.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn record(&self, request: &ModelRequest<'_>) {
+        self.calls
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(RecordedCall {
+                messages: request.messages.to_vec(),
+                tools: request.tools.to_vec(),
+                output_schema: request.output_schema.map(|s| s.schema().clone()),
+            });
+    }
+}
+
+#[async_trait]
+impl Model for RecordingModel {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    fn capabilities(&self) -> ModelCapabilities {
+        self.capabilities
+    }
+
+    async fn stream(&self, request: ModelRequest<'_>) -> Result<ChunkStream, ModelError> {
+        self.record(&request);
+        self.inner.stream(request).await
+    }
+
+    async fn complete(&self, request: ModelRequest<'_>) -> Result<Completion, ModelError> {
+        self.record(&request);
+        self.inner.complete(request).await
+    }
+}
+
+/// Drains an event stream into a vector.
+pub async fn collect_events<T>(mut stream: EventStream<T>) -> Vec<Event> {
+    let mut out = Vec::new();
+    while let Some(e) = stream.next().await {
+        out.push(e);
+    }
+    out
+}
+
+/// The kind names of `events`, with the payload detail tests usually assert
+/// on: the chunk kind for `model_chunk`, the tool for `tool_call`.
+pub fn event_trace(events: &[Event]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| {
+            let json = serde_json::to_value(e).unwrap_or_default();
+            let payload = &json["payload"];
+            match e.kind_name() {
+                "model_chunk" => format!("model_chunk:{}", payload["chunk"]["kind"].as_str().unwrap_or("?")),
+                "tool_call" => format!("tool_call:{}", payload["call"]["tool"].as_str().unwrap_or("?")),
+                other => other.to_owned(),
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,51 @@
+//! # loomflow
+//!
+//! A Rust framework for LLM agents and workflows that go to production.
+//!
+//! An [`Agent`] hands the loop to the model: tools, structured output,
+//! streaming, a pluggable loop [`Architecture`]. Everything a run touches is
+//! partitioned by a typed [`UserId`].
+//!
+//! ```
+//! use loomflow::prelude::*;
+//! use serde_json::json;
+//!
+//! /// Look up the current weather for a city.
+//! ///
+//! /// # Arguments
+//! /// * `city` - The city to look up.
+//! #[tool]
+//! async fn get_weather(city: String) -> String {
+//!     format!("Sunny, 22°C in {city}.")
+//! }
+//!
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! let agent = Agent::builder()
+//!     .instructions("You are a weather assistant.")
+//!     .model(ScriptedModel::new([
+//!         ScriptedTurn::tool_call("get_weather", json!({"city": "Paris"})),
+//!         ScriptedTurn::text("It is sunny in Paris."),
+//!     ]))
+//!     .tool(get_weather)
+//!     .build()?;
+//!
+//! let result = agent.run("Weather in Paris?").user("alice").await?;
+//! assert_eq!(result.output, "It is sunny in Paris.");
+//! assert_eq!(result.turns, 2);
+//! # Ok::<(), loomflow::Error>(())
+//! # }).unwrap();
+//! ```
+
+pub use loomflow_core::*;
+pub use loomflow_macros::tool;
+
+/// The names most programs need.
+pub mod prelude {
+    pub use loomflow_core::{
+        tool, Agent, Architecture, EchoModel, Error, Event, EventKind, Image, Message, Model,
+        OutputSchema, ReAct, Result, RunContext, RunResult, ScriptedModel, ScriptedTurn, SessionId,
+        Tone, Tool, ToolError, UserId,
+    };
+    pub use loomflow_macros::tool;
+    pub use futures_util::StreamExt;
+}
