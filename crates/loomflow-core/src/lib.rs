@@ -8,6 +8,7 @@
 
 pub mod agent;
 pub mod architecture;
+pub mod config;
 pub mod context;
 pub mod error;
 pub mod event;

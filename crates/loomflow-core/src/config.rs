@@ -1,0 +1,342 @@
+//! Agent configuration files (TOML), with the reference's `from_config` keys.
+//!
+//! ```toml
+//! name = "support"
+//! instructions = "You are a support agent."
+//! max_turns = 10
+//! timeout = 30            # seconds
+//! response_tone = "professional"
+//!
+//! [model]                 # or: model = "echo"
+//! name = "scripted"
+//! [[model.turns]]
+//! tool_calls = [{ name = "lookup", args = { q = "refund policy" } }]
+//! [[model.turns]]
+//! text = "Refunds take 5 days."
+//! ```
+//!
+//! Unknown keys are an error naming the file, the key and the closest valid
+//! key. Later subsystems (memory, runtime, budget, …) add their keys here.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::agent::{Agent, AgentBuilder};
+use crate::architecture::ReAct;
+use crate::error::{closest, ConfigError};
+use crate::model::{resolve_model, EchoModel, Model, ScriptedModel, ScriptedTurn};
+
+const TOP_KEYS: &[&str] = &[
+    "instructions",
+    "model",
+    "name",
+    "max_turns",
+    "timeout",
+    "response_tone",
+    "architecture",
+    "output_validation_retries",
+    "tool_timeout",
+    "tool_result_max_chars",
+];
+const MODEL_KEYS: &[&str] = &["name", "model", "turns", "prefix"];
+const TURN_KEYS: &[&str] = &["text", "tool_calls", "usage"];
+const CALL_KEYS: &[&str] = &["name", "args"];
+const USAGE_KEYS: &[&str] = &[
+    "input_tokens",
+    "cached_input_tokens",
+    "cache_write_tokens",
+    "output_tokens",
+    "cost_usd",
+];
+const ARCHITECTURES: &[&str] = &["react"];
+
+/// The model section: a model string, or a table.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum ModelConfig {
+    /// `model = "echo"`.
+    Name(String),
+    /// `[model]` with `name` (or `model`), and `turns` for the scripted model.
+    Table {
+        /// The model string (`"scripted"`, `"echo"`, `"gpt-4.1-mini"`, …).
+        #[serde(alias = "model")]
+        name: String,
+        /// Turns for `name = "scripted"`.
+        #[serde(default)]
+        turns: Vec<ScriptedTurn>,
+        /// Reply prefix for `name = "echo"`.
+        #[serde(default)]
+        prefix: Option<String>,
+    },
+}
+
+/// A parsed agent configuration file.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct AgentConfig {
+    /// The system prompt.
+    #[serde(default)]
+    pub instructions: String,
+    /// The model.
+    pub model: Option<ModelConfig>,
+    /// The agent's name.
+    pub name: Option<String>,
+    /// Turn cap.
+    pub max_turns: Option<u32>,
+    /// Run timeout in seconds.
+    pub timeout: Option<f64>,
+    /// Tone preset or free text.
+    pub response_tone: Option<String>,
+    /// Loop architecture (`"react"`).
+    pub architecture: Option<String>,
+    /// Schema-correction retries.
+    pub output_validation_retries: Option<u32>,
+    /// Per-call tool timeout in seconds.
+    pub tool_timeout: Option<f64>,
+    /// Tool result cap in characters.
+    pub tool_result_max_chars: Option<usize>,
+}
+
+fn check_keys(
+    file: &str,
+    prefix: &str,
+    table: &toml::Table,
+    allowed: &[&str],
+) -> Result<(), ConfigError> {
+    for key in table.keys() {
+        if !allowed.contains(&key.as_str()) {
+            return Err(ConfigError::UnknownKey {
+                file: file.to_owned(),
+                key: format!("{prefix}{key}"),
+                suggestion: closest(key, allowed.iter().copied()),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn check_all_keys(file: &str, root: &toml::Table) -> Result<(), ConfigError> {
+    check_keys(file, "", root, TOP_KEYS)?;
+    let Some(toml::Value::Table(model)) = root.get("model") else {
+        return Ok(());
+    };
+    check_keys(file, "model.", model, MODEL_KEYS)?;
+    let Some(toml::Value::Array(turns)) = model.get("turns") else {
+        return Ok(());
+    };
+    for (i, turn) in turns.iter().enumerate() {
+        let Some(turn) = turn.as_table() else { continue };
+        let at = format!("model.turns[{i}].");
+        check_keys(file, &at, turn, TURN_KEYS)?;
+        if let Some(toml::Value::Table(usage)) = turn.get("usage") {
+            check_keys(file, &format!("{at}usage."), usage, USAGE_KEYS)?;
+        }
+        if let Some(toml::Value::Array(calls)) = turn.get("tool_calls") {
+            for (j, call) in calls.iter().enumerate() {
+                if let Some(call) = call.as_table() {
+                    check_keys(file, &format!("{at}tool_calls[{j}]."), call, CALL_KEYS)?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn seconds(field: &str, secs: f64) -> Result<Duration, ConfigError> {
+    Duration::try_from_secs_f64(secs)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| ConfigError::invalid(field, format!("{secs} is not a positive number of seconds")))
+}
+
+impl AgentConfig {
+    /// Parses TOML text; `file` names the source in errors.
+    pub fn from_toml(text: &str, file: &str) -> Result<Self, ConfigError> {
+        let root: toml::Table = toml::from_str(text).map_err(|e| ConfigError::File {
+            file: file.to_owned(),
+            message: e.message().to_owned(),
+        })?;
+        check_all_keys(file, &root)?;
+        AgentConfig::deserialize(toml::Value::Table(root)).map_err(|e| ConfigError::File {
+            file: file.to_owned(),
+            message: e.message().to_owned(),
+        })
+    }
+
+    /// Reads and parses a TOML file.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self, ConfigError> {
+        let path = path.as_ref();
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
+            file: file.clone(),
+            message: format!("cannot read the file: {e}"),
+        })?;
+        Self::from_toml(&text, &file)
+    }
+
+    fn model(&self) -> Option<Result<Arc<dyn Model>, ConfigError>> {
+        let model = self.model.as_ref()?;
+        Some(match model {
+            ModelConfig::Name(name) if name == "scripted" => Err(ConfigError::invalid(
+                "model",
+                "the scripted model needs turns: use a [model] table with name = \"scripted\" and [[model.turns]] entries",
+            )),
+            ModelConfig::Name(name) => resolve_model(name),
+            ModelConfig::Table { name, turns, prefix } => match name.as_str() {
+                "scripted" => Ok(Arc::new(ScriptedModel::new(turns.iter().cloned())) as Arc<dyn Model>),
+                _ if !turns.is_empty() => Err(ConfigError::invalid(
+                    "model.turns",
+                    format!("turns are only for name = \"scripted\", not {name:?}"),
+                )),
+                "echo" => {
+                    let echo = match prefix {
+                        Some(p) => EchoModel::new().with_prefix(p.clone()),
+                        None => EchoModel::new(),
+                    };
+                    Ok(Arc::new(echo) as Arc<dyn Model>)
+                }
+                _ if prefix.is_some() => Err(ConfigError::invalid(
+                    "model.prefix",
+                    format!("prefix is only for name = \"echo\", not {name:?}"),
+                )),
+                other => resolve_model(other),
+            },
+        })
+    }
+
+    /// A builder holding this configuration; add tools and build.
+    pub fn into_builder(self) -> Result<AgentBuilder, ConfigError> {
+        let mut b = Agent::builder().instructions(self.instructions.clone());
+        if let Some(model) = self.model() {
+            b = b.model(model?);
+        }
+        if let Some(name) = self.name {
+            b = b.name(name);
+        }
+        if let Some(n) = self.max_turns {
+            b = b.max_turns(n);
+        }
+        if let Some(t) = self.timeout {
+            b = b.timeout(seconds("timeout", t)?);
+        }
+        if let Some(t) = self.response_tone {
+            b = b.tone(t);
+        }
+        if let Some(arch) = self.architecture {
+            match arch.as_str() {
+                "react" => b = b.architecture(ReAct::new()),
+                other => {
+                    return Err(ConfigError::invalid(
+                        "architecture",
+                        format!(
+                            "unknown architecture {other:?}; valid choices are {}",
+                            ARCHITECTURES.join(", ")
+                        ),
+                    ));
+                }
+            }
+        }
+        if let Some(n) = self.output_validation_retries {
+            b = b.output_validation_retries(n);
+        }
+        if let Some(t) = self.tool_timeout {
+            b = b.tool_timeout(seconds("tool_timeout", t)?);
+        }
+        if let Some(n) = self.tool_result_max_chars {
+            b = b.tool_result_max_chars(n);
+        }
+        Ok(b)
+    }
+}
+
+impl AgentBuilder {
+    /// A builder configured from a TOML file; add tools, then build.
+    ///
+    /// ```
+    /// use loomflow_core::AgentBuilder;
+    ///
+    /// let dir = std::env::temp_dir().join(format!("loomflow-doc-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir).unwrap();
+    /// let path = dir.join("agent.toml");
+    /// std::fs::write(&path, "instructions = \"Hi.\"\nmodel = \"echo\"\nmax_tunrs = 3\n").unwrap();
+    /// let err = AgentBuilder::from_config(&path).err().unwrap();
+    /// assert!(err.to_string().ends_with("agent.toml: unknown key `max_tunrs` (did you mean `max_turns`?)"));
+    /// ```
+    pub fn from_config(path: impl AsRef<Path>) -> Result<Self, ConfigError> {
+        AgentConfig::from_file(path)?.into_builder()
+    }
+}
+
+impl Agent {
+    /// Builds an agent from a TOML file (no in-process tools; use
+    /// [`AgentBuilder::from_config`] to add some).
+    pub fn from_config(path: impl AsRef<Path>) -> Result<Agent, ConfigError> {
+        AgentBuilder::from_config(path)?.build()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_keys_name_file_key_and_closest_key() {
+        let err = AgentConfig::from_toml(
+            "model = \"echo\"\n[[model.turns]]\ntext = \"x\"\n",
+            "a.toml",
+        )
+        .unwrap_err();
+        // `model` is a string, so `[[model.turns]]` cannot extend it.
+        assert!(matches!(&err, ConfigError::File { file, .. } if file == "a.toml"), "{err}");
+        let err = AgentConfig::from_toml(
+            "[model]\nname = \"scripted\"\n[[model.turns]]\ntext = \"x\"\ntool_calls = [{ name = \"a\", arg = {} }]\n",
+            "b.toml",
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "b.toml: unknown key `model.turns[0].tool_calls[0].arg` (did you mean `args`?)"
+        );
+        let err = AgentConfig::from_toml("modle = \"echo\"", "c.toml").unwrap_err();
+        assert_eq!(err.to_string(), "c.toml: unknown key `modle` (did you mean `model`?)");
+        let err = AgentConfig::from_toml("zzz = 1", "d.toml").unwrap_err();
+        assert_eq!(err.to_string(), "d.toml: unknown key `zzz`");
+    }
+
+    #[test]
+    fn type_errors_name_the_file() {
+        let err = AgentConfig::from_toml("max_turns = \"ten\"", "e.toml").unwrap_err();
+        assert!(err.to_string().starts_with("e.toml: invalid type: string \"ten\""), "{err}");
+        let err = AgentConfig::from_toml("max_turns = ", "f.toml").unwrap_err();
+        assert!(err.to_string().starts_with("f.toml: "), "{err}");
+    }
+
+    #[test]
+    fn builds_scripted_and_echo_models() {
+        let cfg = AgentConfig::from_toml(
+            "instructions = \"x\"\ntimeout = 1.5\n[model]\nname = \"scripted\"\n[[model.turns]]\ntext = \"hello\"\n[[model.turns]]\ntool_calls = [{ name = \"t\", args = { a = 1 } }]\n",
+            "g.toml",
+        )
+        .unwrap();
+        assert_eq!(cfg.timeout, Some(1.5));
+        let agent = cfg.into_builder().unwrap().build().unwrap();
+        assert_eq!(agent.model().name(), "scripted");
+        let err = AgentConfig::from_toml("model = \"scripted\"", "h.toml")
+            .unwrap()
+            .into_builder()
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("needs turns"), "{err}");
+        let err = AgentConfig::from_toml("model = \"echo\"\narchitecture = \"reactt\"", "i.toml")
+            .unwrap()
+            .into_builder()
+            .err()
+            .unwrap();
+        assert_eq!(
+            err.to_string(),
+            "invalid architecture: unknown architecture \"reactt\"; valid choices are react"
+        );
+    }
+}
