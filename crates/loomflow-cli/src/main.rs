@@ -1,1 +1,175 @@
-fn main(){}
+//! The `loomflow` command-line tool.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use futures_util::StreamExt;
+use loomflow::config::AgentConfig;
+use loomflow::{Agent, AgentBuilder, EventKind, ModelChunk, RunRequest};
+
+/// Run loomflow agents from the command line.
+#[derive(Debug, Parser)]
+#[command(name = "loomflow", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run an agent on a prompt.
+    Run(RunArgs),
+    /// Print the version.
+    Version,
+}
+
+#[derive(Debug, clap::Args)]
+struct RunArgs {
+    /// The prompt.
+    prompt: String,
+    /// Agent config file (TOML).
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// Model string (overrides the config), e.g. "echo".
+    #[arg(long, short)]
+    model: Option<String>,
+    /// Instructions (overrides the config).
+    #[arg(long, short)]
+    instructions: Option<String>,
+    /// User id the run belongs to.
+    #[arg(long, short)]
+    user: Option<String>,
+    /// Session id to continue.
+    #[arg(long, short)]
+    session: Option<String>,
+    /// Response tone: a preset (casual, professional, technical, legal,
+    /// finance, executive, academic) or free text.
+    #[arg(long, short)]
+    tone: Option<String>,
+    /// Print text as it arrives and tool calls as they happen.
+    #[arg(long)]
+    stream: bool,
+    /// Print JSON: the final result as one object, or with --stream one event
+    /// per line.
+    #[arg(long)]
+    json: bool,
+}
+
+fn builder(args: &RunArgs) -> Result<AgentBuilder, loomflow::ConfigError> {
+    let mut b = match &args.config {
+        Some(path) => AgentConfig::from_file(path)?.into_builder()?,
+        None => Agent::builder(),
+    };
+    if let Some(m) = &args.model {
+        b = b.model(m.as_str());
+    }
+    if let Some(i) = &args.instructions {
+        b = b.instructions(i.clone());
+    }
+    Ok(b)
+}
+
+fn request(agent: &Agent, args: &RunArgs) -> RunRequest {
+    let mut r = agent.run(args.prompt.clone());
+    if let Some(u) = &args.user {
+        r = r.user(u.as_str());
+    }
+    if let Some(s) = &args.session {
+        r = r.session(s.as_str());
+    }
+    if let Some(t) = &args.tone {
+        r = r.tone(t.as_str());
+    }
+    r
+}
+
+async fn run(args: RunArgs) -> Result<(), String> {
+    let agent = builder(&args)
+        .and_then(AgentBuilder::build)
+        .map_err(|e| e.to_string())?;
+    let request = request(&agent, &args);
+    let mut out = std::io::stdout().lock();
+    if !args.stream {
+        let result = request.await.map_err(|e| e.to_string())?;
+        if args.json {
+            let json = serde_json::to_string(&result).map_err(|e| e.to_string())?;
+            let _ = writeln!(out, "{json}");
+        } else {
+            let _ = writeln!(out, "{}", result.output);
+            if let Some(reason) = &result.interruption_reason {
+                eprintln!("(interrupted: {reason})");
+            }
+        }
+        return Ok(());
+    }
+
+    let mut events = request.stream();
+    let mut failure = None;
+    while let Some(event) = events.next().await {
+        if args.json {
+            let json = serde_json::to_string(&event).map_err(|e| e.to_string())?;
+            let _ = writeln!(out, "{json}");
+            if let EventKind::Error { message, .. } = &event.kind {
+                failure = Some(message.clone());
+            }
+            continue;
+        }
+        match &event.kind {
+            EventKind::ModelChunk {
+                chunk: ModelChunk::Text { text },
+            } => {
+                let _ = write!(out, "{text}");
+                let _ = out.flush();
+            }
+            EventKind::ToolCall { call } => {
+                let _ = writeln!(out, "\n→ {}({})", call.tool, call.args);
+            }
+            EventKind::ToolResult { result } => {
+                let text = result.to_model_text();
+                let short: String = text.chars().take(200).collect();
+                let ellipsis = if short.len() < text.len() { "…" } else { "" };
+                let _ = writeln!(out, "← {short}{ellipsis}");
+            }
+            EventKind::Completed { result } => {
+                let _ = writeln!(out);
+                if let Some(reason) = result["interruption_reason"].as_str() {
+                    eprintln!("(interrupted: {reason})");
+                }
+            }
+            EventKind::Error { message, .. } => failure = Some(message.clone()),
+            _ => {}
+        }
+    }
+    match failure {
+        Some(message) => Err(message),
+        None => Ok(()),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Version => {
+            println!("loomflow {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+        Command::Run(args) => {
+            let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("error: cannot start the async runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match runtime.block_on(run(args)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(message) => {
+                    eprintln!("error: {message}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}

@@ -54,23 +54,50 @@ const USAGE_KEYS: &[&str] = &[
 const ARCHITECTURES: &[&str] = &["react"];
 
 /// The model section: a model string, or a table.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum ModelConfig {
     /// `model = "echo"`.
     Name(String),
     /// `[model]` with `name` (or `model`), and `turns` for the scripted model.
     Table {
         /// The model string (`"scripted"`, `"echo"`, `"gpt-4.1-mini"`, …).
-        #[serde(alias = "model")]
         name: String,
         /// Turns for `name = "scripted"`.
-        #[serde(default)]
         turns: Vec<ScriptedTurn>,
         /// Reply prefix for `name = "echo"`.
-        #[serde(default)]
         prefix: Option<String>,
     },
+}
+
+#[derive(Deserialize)]
+struct ModelTable {
+    #[serde(alias = "model")]
+    name: String,
+    #[serde(default)]
+    turns: Vec<ScriptedTurn>,
+    #[serde(default)]
+    prefix: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for ModelConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        match toml::Value::deserialize(d)? {
+            toml::Value::String(name) => Ok(Self::Name(name)),
+            table @ toml::Value::Table(_) => {
+                let t = ModelTable::deserialize(table).map_err(|e| D::Error::custom(format!("in [model]: {}", e.message())))?;
+                Ok(Self::Table {
+                    name: t.name,
+                    turns: t.turns,
+                    prefix: t.prefix,
+                })
+            }
+            other => Err(D::Error::custom(format!(
+                "`model` must be a model string such as \"echo\" or a [model] table, not a {}",
+                other.type_str()
+            ))),
+        }
+    }
 }
 
 /// A parsed agent configuration file.

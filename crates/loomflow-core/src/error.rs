@@ -54,7 +54,7 @@ impl From<std::convert::Infallible> for IdError {
 #[non_exhaustive]
 pub enum ConfigError {
     /// No model was configured.
-    #[error("no model configured: set one with .model(...), e.g. one of: {}", .valid.join(", "))]
+    #[error("no model configured: set one with `.model(...)`, `model = ...` in the config file or `--model` on the CLI; valid choices are {}", .valid.join(", "))]
     MissingModel {
         /// Model strings and prefixes that resolve.
         valid: Vec<String>,

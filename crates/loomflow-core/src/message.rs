@@ -174,6 +174,7 @@ impl ToolResult {
 
 /// Token and cost accounting for a model call or a whole run.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Usage {
     /// Uncached input tokens.
     pub input_tokens: u64,

@@ -318,7 +318,7 @@ async fn malformed_ids_fail_the_run_with_an_error_event() {
 fn missing_or_unknown_models_are_config_errors_listing_choices() {
     let err = Agent::builder().instructions("x").build().unwrap_err();
     assert!(matches!(&err, ConfigError::MissingModel { valid } if valid.contains(&"echo".to_owned())));
-    assert_eq!(err.to_string(), format!("no model configured: set one with .model(...), e.g. one of: {}", loomflow::model::registry::known_models().join(", ")));
+    assert_eq!(err.to_string(), format!("no model configured: set one with `.model(...)`, `model = ...` in the config file or `--model` on the CLI; valid choices are {}", loomflow::model::registry::known_models().join(", ")));
     let err = Agent::builder().model("gtp-4").build().unwrap_err();
     assert!(matches!(err, ConfigError::UnknownModel { ref name, .. } if name == "gtp-4"), "{err}");
     assert!(Agent::builder().model("echo").max_turns(0).build().is_err());
