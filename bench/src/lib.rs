@@ -1,0 +1,111 @@
+//! Shared fixtures for the benchmarks: the reference's "stateless scripted"
+//! model (one `lookup` call per turn until the transcript holds three tool
+//! results, then an answer) and the `lookup` tool.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use loomflow::model::{ChunkStream, Completion, FinishReason, ModelChunk, ModelRequest};
+use loomflow::{Agent, Model, ModelError, Role, ToolCall, Usage};
+
+/// Tool calls per run before the final answer.
+pub const N_TOOLS: usize = 3;
+
+/// Look something up.
+#[loomflow::tool]
+pub async fn lookup(q: String) -> String {
+    format!("result for {q}")
+}
+
+/// Decides its turn from the transcript, so one instance serves any number of
+/// concurrent runs. Optional latency simulates the network.
+#[derive(Debug, Clone, Default)]
+pub struct StatelessScripted {
+    /// Sleep per call.
+    pub latency: Option<Duration>,
+}
+
+impl StatelessScripted {
+    fn turn(request: &ModelRequest<'_>) -> Completion {
+        let k = request
+            .messages
+            .iter()
+            .filter(|m| m.role == Role::Tool)
+            .count();
+        if k < N_TOOLS {
+            Completion {
+                text: String::new(),
+                tool_calls: vec![ToolCall {
+                    id: format!("call_{k}"),
+                    tool: "lookup".into(),
+                    args: serde_json::json!({"q": format!("q{k}")}),
+                    destructive: false,
+                }],
+                usage: Usage {
+                    input_tokens: 10,
+                    output_tokens: 5,
+                    ..Usage::default()
+                },
+                finish_reason: FinishReason::ToolUse,
+            }
+        } else {
+            Completion {
+                text: "final answer".into(),
+                tool_calls: Vec::new(),
+                usage: Usage {
+                    input_tokens: 10,
+                    output_tokens: 2,
+                    ..Usage::default()
+                },
+                finish_reason: FinishReason::Stop,
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Model for StatelessScripted {
+    fn name(&self) -> &str {
+        "stateless-scripted"
+    }
+
+    async fn stream(&self, request: ModelRequest<'_>) -> Result<ChunkStream, ModelError> {
+        if let Some(d) = self.latency {
+            tokio::time::sleep(d).await;
+        }
+        let c = Self::turn(&request);
+        let mut chunks = Vec::new();
+        if !c.text.is_empty() {
+            chunks.push(Ok(ModelChunk::Text { text: c.text }));
+        }
+        chunks.extend(
+            c.tool_calls
+                .into_iter()
+                .map(|tool_call| Ok(ModelChunk::ToolCall { tool_call })),
+        );
+        chunks.push(Ok(ModelChunk::Finish {
+            finish_reason: c.finish_reason,
+            usage: c.usage,
+        }));
+        Ok(Box::pin(futures_util::stream::iter(chunks)))
+    }
+
+    async fn complete(&self, request: ModelRequest<'_>) -> Result<Completion, ModelError> {
+        if let Some(d) = self.latency {
+            tokio::time::sleep(d).await;
+        }
+        Ok(Self::turn(&request))
+    }
+}
+
+/// The benchmark agent.
+pub fn bench_agent(latency: Option<Duration>) -> Agent {
+    Agent::builder()
+        .instructions("You are a benchmark agent.")
+        .model(StatelessScripted { latency })
+        .tool(lookup)
+        .build()
+        .unwrap_or_else(|e| panic!("benchmark agent: {e}"))
+}

@@ -1,1 +1,85 @@
-fn main(){}
+//! (b) N concurrent runs of one agent whose model sleeps per call.
+//!
+//! cargo run --release -p loomflow-bench --bin concurrent_runs -- [N] [LATENCY_MS]
+//!
+//! Prints one `RESULT {json}` line: wall time, the latency floor
+//! (4 calls × latency), overhead over the floor, throughput and peak RSS.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::{Duration, Instant};
+
+use loomflow_bench::{N_TOOLS, bench_agent};
+
+fn peak_rss_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let n: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(10_000);
+    let latency_ms: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(50);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("runtime: {e}"));
+    let raw = std::env::var_os("RAW_FLOOR").is_some();
+    let rss_before = peak_rss_kb();
+    let (wall, ok) = runtime.block_on(async {
+        let agent = bench_agent(Some(Duration::from_millis(latency_ms)));
+        let start = Instant::now();
+        let handles: Vec<_> = (0..n)
+            .map(|i| {
+                let agent = agent.clone();
+                tokio::spawn(async move {
+                    if raw {
+                        for _ in 0..=N_TOOLS {
+                            tokio::time::sleep(Duration::from_millis(latency_ms)).await;
+                        }
+                        return Ok(N_TOOLS as u32 + 1);
+                    }
+                    agent
+                        .run(format!("prompt {i}"))
+                        .user(format!("user{}", i % 100).as_str())
+                        .await
+                        .map(|r| r.turns)
+                })
+            })
+            .collect();
+        let mut ok = 0;
+        for h in handles {
+            if let Ok(Ok(turns)) = h.await
+                && turns as usize == N_TOOLS + 1
+            {
+                ok += 1;
+            }
+        }
+        (start.elapsed(), ok)
+    });
+    let floor = Duration::from_millis(latency_ms * (N_TOOLS as u64 + 1));
+    let record = serde_json::json!({
+        "bench": "concurrent_runs",
+        "runs": n,
+        "ok": ok,
+        "latency_ms": latency_ms,
+        "wall_ms": wall.as_secs_f64() * 1e3,
+        "floor_ms": floor.as_secs_f64() * 1e3,
+        "over_floor_pct": (wall.as_secs_f64() / floor.as_secs_f64() - 1.0) * 100.0,
+        "runs_per_s": n as f64 / wall.as_secs_f64(),
+        "peak_rss_mb": peak_rss_kb() as f64 / 1024.0,
+        "rss_before_mb": rss_before as f64 / 1024.0,
+    });
+    println!("RESULT {record}");
+    if ok != n {
+        eprintln!("{} of {n} runs failed", n - ok);
+        std::process::exit(1);
+    }
+}

@@ -26,8 +26,8 @@ use serde::Deserialize;
 
 use crate::agent::{Agent, AgentBuilder};
 use crate::architecture::ReAct;
-use crate::error::{closest, ConfigError};
-use crate::model::{resolve_model, EchoModel, Model, ScriptedModel, ScriptedTurn};
+use crate::error::{ConfigError, closest};
+use crate::model::{EchoModel, Model, ScriptedModel, ScriptedTurn, resolve_model};
 
 const TOP_KEYS: &[&str] = &[
     "instructions",
@@ -85,7 +85,8 @@ impl<'de> Deserialize<'de> for ModelConfig {
         match toml::Value::deserialize(d)? {
             toml::Value::String(name) => Ok(Self::Name(name)),
             table @ toml::Value::Table(_) => {
-                let t = ModelTable::deserialize(table).map_err(|e| D::Error::custom(format!("in [model]: {}", e.message())))?;
+                let t = ModelTable::deserialize(table)
+                    .map_err(|e| D::Error::custom(format!("in [model]: {}", e.message())))?;
                 Ok(Self::Table {
                     name: t.name,
                     turns: t.turns,
@@ -154,7 +155,9 @@ fn check_all_keys(file: &str, root: &toml::Table) -> Result<(), ConfigError> {
         return Ok(());
     };
     for (i, turn) in turns.iter().enumerate() {
-        let Some(turn) = turn.as_table() else { continue };
+        let Some(turn) = turn.as_table() else {
+            continue;
+        };
         let at = format!("model.turns[{i}].");
         check_keys(file, &at, turn, TURN_KEYS)?;
         if let Some(toml::Value::Table(usage)) = turn.get("usage") {
@@ -175,7 +178,9 @@ fn seconds(field: &str, secs: f64) -> Result<Duration, ConfigError> {
     Duration::try_from_secs_f64(secs)
         .ok()
         .filter(|d| !d.is_zero())
-        .ok_or_else(|| ConfigError::invalid(field, format!("{secs} is not a positive number of seconds")))
+        .ok_or_else(|| {
+            ConfigError::invalid(field, format!("{secs} is not a positive number of seconds"))
+        })
 }
 
 impl AgentConfig {
@@ -211,8 +216,14 @@ impl AgentConfig {
                 "the scripted model needs turns: use a [model] table with name = \"scripted\" and [[model.turns]] entries",
             )),
             ModelConfig::Name(name) => resolve_model(name),
-            ModelConfig::Table { name, turns, prefix } => match name.as_str() {
-                "scripted" => Ok(Arc::new(ScriptedModel::new(turns.iter().cloned())) as Arc<dyn Model>),
+            ModelConfig::Table {
+                name,
+                turns,
+                prefix,
+            } => match name.as_str() {
+                "scripted" => {
+                    Ok(Arc::new(ScriptedModel::new(turns.iter().cloned())) as Arc<dyn Model>)
+                }
                 _ if !turns.is_empty() => Err(ConfigError::invalid(
                     "model.turns",
                     format!("turns are only for name = \"scripted\", not {name:?}"),
@@ -316,7 +327,10 @@ mod tests {
         )
         .unwrap_err();
         // `model` is a string, so `[[model.turns]]` cannot extend it.
-        assert!(matches!(&err, ConfigError::File { file, .. } if file == "a.toml"), "{err}");
+        assert!(
+            matches!(&err, ConfigError::File { file, .. } if file == "a.toml"),
+            "{err}"
+        );
         let err = AgentConfig::from_toml(
             "[model]\nname = \"scripted\"\n[[model.turns]]\ntext = \"x\"\ntool_calls = [{ name = \"a\", arg = {} }]\n",
             "b.toml",
@@ -327,7 +341,10 @@ mod tests {
             "b.toml: unknown key `model.turns[0].tool_calls[0].arg` (did you mean `args`?)"
         );
         let err = AgentConfig::from_toml("modle = \"echo\"", "c.toml").unwrap_err();
-        assert_eq!(err.to_string(), "c.toml: unknown key `modle` (did you mean `model`?)");
+        assert_eq!(
+            err.to_string(),
+            "c.toml: unknown key `modle` (did you mean `model`?)"
+        );
         let err = AgentConfig::from_toml("zzz = 1", "d.toml").unwrap_err();
         assert_eq!(err.to_string(), "d.toml: unknown key `zzz`");
     }
@@ -335,7 +352,11 @@ mod tests {
     #[test]
     fn type_errors_name_the_file() {
         let err = AgentConfig::from_toml("max_turns = \"ten\"", "e.toml").unwrap_err();
-        assert!(err.to_string().starts_with("e.toml: invalid type: string \"ten\""), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("e.toml: invalid type: string \"ten\""),
+            "{err}"
+        );
         let err = AgentConfig::from_toml("max_turns = ", "f.toml").unwrap_err();
         assert!(err.to_string().starts_with("f.toml: "), "{err}");
     }

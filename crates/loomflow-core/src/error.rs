@@ -24,7 +24,9 @@ pub enum IdError {
         len: usize,
     },
     /// The id held whitespace or a control character.
-    #[error("{kind} {value:?} contains {ch:?}; ids may not contain whitespace or control characters")]
+    #[error(
+        "{kind} {value:?} contains {ch:?}; ids may not contain whitespace or control characters"
+    )]
     InvalidChar {
         /// Which id.
         kind: &'static str,
@@ -34,7 +36,9 @@ pub enum IdError {
         ch: char,
     },
     /// The id started with the reserved `~`.
-    #[error("{kind} {value:?} starts with '~', which is reserved for built-in buckets such as the anonymous user")]
+    #[error(
+        "{kind} {value:?} starts with '~', which is reserved for built-in buckets such as the anonymous user"
+    )]
     Reserved {
         /// Which id.
         kind: &'static str,

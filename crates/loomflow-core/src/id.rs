@@ -279,7 +279,10 @@ mod tests {
             UserId::new("x".repeat(257)),
             Err(IdError::TooLong { len: 257, .. })
         ));
-        assert!(matches!(SessionId::new("~x"), Err(IdError::Reserved { .. })));
+        assert!(matches!(
+            SessionId::new("~x"),
+            Err(IdError::Reserved { .. })
+        ));
     }
 
     #[test]

@@ -45,11 +45,14 @@ pub mod __private {
     pub use crate::context::RunContext;
     pub use crate::error::ToolError;
     pub use crate::message::ToolDef;
-    pub use crate::tool::{parse_args, tool_schema, Tool};
+    pub use crate::tool::{Tool, parse_args, tool_schema};
 
     /// Serialises a tool's return value.
     pub fn output_value<T: serde::Serialize>(value: T) -> Result<serde_json::Value, ToolError> {
-        serde_json::to_value(value)
-            .map_err(|e| ToolError::failed(format!("the tool's result could not be serialised to JSON: {e}")))
+        serde_json::to_value(value).map_err(|e| {
+            ToolError::failed(format!(
+                "the tool's result could not be serialised to JSON: {e}"
+            ))
+        })
     }
 }

@@ -139,11 +139,7 @@ fn parse_docs(attrs: &[syn::Attribute]) -> (String, Vec<(String, String)>) {
 
 fn is_result(ty: &Type) -> bool {
     match ty {
-        Type::Path(p) => p
-            .path
-            .segments
-            .last()
-            .is_some_and(|s| s.ident == "Result"),
+        Type::Path(p) => p.path.segments.last().is_some_and(|s| s.ident == "Result"),
         _ => false,
     }
 }

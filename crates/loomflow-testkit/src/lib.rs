@@ -100,8 +100,14 @@ pub fn event_trace(events: &[Event]) -> Vec<String> {
             let json = serde_json::to_value(e).unwrap_or_default();
             let payload = &json["payload"];
             match e.kind_name() {
-                "model_chunk" => format!("model_chunk:{}", payload["chunk"]["kind"].as_str().unwrap_or("?")),
-                "tool_call" => format!("tool_call:{}", payload["call"]["tool"].as_str().unwrap_or("?")),
+                "model_chunk" => format!(
+                    "model_chunk:{}",
+                    payload["chunk"]["kind"].as_str().unwrap_or("?")
+                ),
+                "tool_call" => format!(
+                    "tool_call:{}",
+                    payload["call"]["tool"].as_str().unwrap_or("?")
+                ),
                 other => other.to_owned(),
             }
         })

@@ -41,11 +41,11 @@ pub use loomflow_macros::tool;
 
 /// The names most programs need.
 pub mod prelude {
+    pub use futures_util::StreamExt;
     pub use loomflow_core::{
-        tool, Agent, Architecture, EchoModel, Error, Event, EventKind, Image, Message, Model,
+        Agent, Architecture, EchoModel, Error, Event, EventKind, Image, Message, Model,
         OutputSchema, ReAct, Result, RunContext, RunResult, ScriptedModel, ScriptedTurn, SessionId,
-        Tone, Tool, ToolError, UserId,
+        Tone, Tool, ToolError, UserId, tool,
     };
     pub use loomflow_macros::tool;
-    pub use futures_util::StreamExt;
 }

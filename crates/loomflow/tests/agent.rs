@@ -1,12 +1,14 @@
 //! Agent runs end to end: events, ReAct semantics, context, errors.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use loomflow::prelude::*;
 use loomflow::{ConfigError, Role, ToolResult};
-use loomflow_testkit::{collect_events, event_trace, RecordingModel};
+use loomflow_testkit::{RecordingModel, collect_events, event_trace};
 use serde_json::json;
 
 /// Look something up.
@@ -66,7 +68,10 @@ async fn streamed_events_follow_the_reference_order_and_wire_format() {
     let session = events[0].session_id.clone();
     assert!(events.iter().all(|e| e.session_id == session));
 
-    let json: Vec<serde_json::Value> = events.iter().map(|e| serde_json::to_value(e).unwrap()).collect();
+    let json: Vec<serde_json::Value> = events
+        .iter()
+        .map(|e| serde_json::to_value(e).unwrap())
+        .collect();
     assert_eq!(json[0]["kind"], "started");
     assert_eq!(json[0]["payload"], json!({"prompt": "hi"}));
     let call = &json[3]["payload"]["call"];
@@ -79,8 +84,14 @@ async fn streamed_events_follow_the_reference_order_and_wire_format() {
     assert_eq!(result["ok"], true);
     assert_eq!(result["output"], "result for a");
     assert_eq!(result["denied"], false);
-    assert_eq!(json[5]["payload"]["chunk"], json!({"kind": "text", "text": "done"}));
-    assert_eq!(json[6]["payload"]["chunk"], json!({"kind": "text", "text": " ok"}));
+    assert_eq!(
+        json[5]["payload"]["chunk"],
+        json!({"kind": "text", "text": "done"})
+    );
+    assert_eq!(
+        json[6]["payload"]["chunk"],
+        json!({"kind": "text", "text": " ok"})
+    );
     assert_eq!(json[7]["payload"]["chunk"]["finish_reason"], "stop");
     let done = &json[8]["payload"]["result"];
     assert_eq!(done["output"], "done ok");
@@ -88,7 +99,19 @@ async fn streamed_events_follow_the_reference_order_and_wire_format() {
     assert_eq!(done["user_id"], "alice");
     assert_eq!(done["interrupted"], false);
     assert_eq!(done["session_id"], session.as_str());
-    for key in ["tokens_in", "cached_tokens_in", "cache_write_tokens", "tokens_out", "cost_usd", "started_at", "finished_at", "run_id", "parsed", "interruption_reason", "cited_slugs"] {
+    for key in [
+        "tokens_in",
+        "cached_tokens_in",
+        "cache_write_tokens",
+        "tokens_out",
+        "cost_usd",
+        "started_at",
+        "finished_at",
+        "run_id",
+        "parsed",
+        "interruption_reason",
+        "cited_slugs",
+    ] {
         assert!(done.get(key).is_some(), "completed result lacks {key}");
     }
     // Events round-trip through serde.
@@ -98,7 +121,13 @@ async fn streamed_events_follow_the_reference_order_and_wire_format() {
 
 #[tokio::test]
 async fn run_result_sums_usage_and_reports_timing() {
-    let usage = loomflow::Usage { input_tokens: 10, cached_input_tokens: 3, cache_write_tokens: 2, output_tokens: 5, cost_usd: 0.25 };
+    let usage = loomflow::Usage {
+        input_tokens: 10,
+        cached_input_tokens: 3,
+        cache_write_tokens: 2,
+        output_tokens: 5,
+        cost_usd: 0.25,
+    };
     let agent = Agent::builder()
         .model(scripted([
             ScriptedTurn::tool_call("lookup", json!({"q": "a"})).with_usage(usage),
@@ -108,7 +137,15 @@ async fn run_result_sums_usage_and_reports_timing() {
         .build()
         .unwrap();
     let r = agent.run("hi").await.unwrap();
-    assert_eq!((r.tokens_in, r.cached_tokens_in, r.cache_write_tokens, r.tokens_out), (20, 6, 4, 10));
+    assert_eq!(
+        (
+            r.tokens_in,
+            r.cached_tokens_in,
+            r.cache_write_tokens,
+            r.tokens_out
+        ),
+        (20, 6, 4, 10)
+    );
     assert_eq!(r.total_tokens(), 40);
     assert!((r.cost_usd - 0.5).abs() < 1e-9);
     assert!(r.finished_at >= r.started_at);
@@ -120,7 +157,10 @@ async fn run_result_sums_usage_and_reports_timing() {
 #[tokio::test]
 async fn tools_see_the_run_context_and_sub_agents_inherit_the_user() {
     let inner = Agent::builder()
-        .model(scripted([ScriptedTurn::tool_call("whoami", json!({})), ScriptedTurn::text("inner done")]))
+        .model(scripted([
+            ScriptedTurn::tool_call("whoami", json!({})),
+            ScriptedTurn::text("inner done"),
+        ]))
         .tool(whoami)
         .build()
         .unwrap();
@@ -132,7 +172,11 @@ async fn tools_see_the_run_context_and_sub_agents_inherit_the_user() {
     async fn ask_specialist() -> String {
         let agent = SPECIALIST.lock().unwrap().clone().unwrap();
         let r = agent.run("help").await.unwrap();
-        assert_eq!(r.user_id.as_str(), Some("alice"), "sub-agent inherits the user");
+        assert_eq!(
+            r.user_id.as_str(),
+            Some("alice"),
+            "sub-agent inherits the user"
+        );
         r.output
     }
     static SPECIALIST: std::sync::Mutex<Option<Agent>> = std::sync::Mutex::new(None);
@@ -142,7 +186,12 @@ async fn tools_see_the_run_context_and_sub_agents_inherit_the_user() {
         ScriptedTurn::tool_call("whoami", json!({})).and_tool_call("ask_specialist", json!({})),
         ScriptedTurn::text("all done"),
     ]));
-    let outer = Agent::builder().model(model.clone()).tool(whoami).tool(ask_specialist).build().unwrap();
+    let outer = Agent::builder()
+        .model(model.clone())
+        .tool(whoami)
+        .tool(ask_specialist)
+        .build()
+        .unwrap();
     let r = outer
         .run("go")
         .user("alice")
@@ -164,7 +213,8 @@ async fn tools_see_the_run_context_and_sub_agents_inherit_the_user() {
 
 #[tokio::test]
 async fn tool_calls_of_one_turn_run_concurrently_and_keep_call_order() {
-    static BARRIER: std::sync::LazyLock<tokio::sync::Barrier> = std::sync::LazyLock::new(|| tokio::sync::Barrier::new(3));
+    static BARRIER: std::sync::LazyLock<tokio::sync::Barrier> =
+        std::sync::LazyLock::new(|| tokio::sync::Barrier::new(3));
     /// Wait for the other calls.
     #[tool]
     async fn rendezvous(id: u32) -> String {
@@ -179,14 +229,24 @@ async fn tool_calls_of_one_turn_run_concurrently_and_keep_call_order() {
             .and_tool_call("rendezvous", json!({"id": 2})),
         ScriptedTurn::text("met"),
     ]));
-    let agent = Agent::builder().model(model.clone()).tool(rendezvous).build().unwrap();
+    let agent = Agent::builder()
+        .model(model.clone())
+        .tool(rendezvous)
+        .build()
+        .unwrap();
     // Sequential dispatch would wait on the barrier forever.
-    let r = tokio::time::timeout(Duration::from_secs(5), agent.run("go")).await.expect("calls ran concurrently").unwrap();
+    let r = tokio::time::timeout(Duration::from_secs(5), agent.run("go"))
+        .await
+        .expect("calls ran concurrently")
+        .unwrap();
     assert_eq!(r.output, "met");
     let msgs = model.calls().pop().unwrap().messages;
     let assistant = msgs.iter().find(|m| !m.tool_calls.is_empty()).unwrap();
     let results: Vec<_> = msgs.iter().filter(|m| m.role == Role::Tool).collect();
-    assert_eq!(results.iter().map(|m| m.text_content()).collect::<Vec<_>>(), ["r0", "r1", "r2"]);
+    assert_eq!(
+        results.iter().map(|m| m.text_content()).collect::<Vec<_>>(),
+        ["r0", "r1", "r2"]
+    );
     for (call, result) in assistant.tool_calls.iter().zip(&results) {
         assert_eq!(result.tool_call_id.as_deref(), Some(call.id.as_str()));
     }
@@ -199,12 +259,21 @@ async fn bad_arguments_and_unknown_tools_go_back_to_the_model() {
         ScriptedTurn::tool_call("lookup", json!({"q": 8})),
         ScriptedTurn::text("recovered"),
     ]));
-    let agent = Agent::builder().model(model.clone()).tool(lookup).build().unwrap();
+    let agent = Agent::builder()
+        .model(model.clone())
+        .tool(lookup)
+        .build()
+        .unwrap();
     let r = agent.run("go").await.unwrap();
     assert_eq!(r.output, "recovered");
     let calls = model.calls();
     let texts = |i: usize| -> Vec<String> {
-        calls[i].messages.iter().filter(|m| m.role == Role::Tool).map(|m| m.text_content()).collect()
+        calls[i]
+            .messages
+            .iter()
+            .filter(|m| m.role == Role::Tool)
+            .map(|m| m.text_content())
+            .collect()
     };
     assert_eq!(
         texts(1),
@@ -214,7 +283,10 @@ async fn bad_arguments_and_unknown_tools_go_back_to_the_model() {
         ]
     );
     // A number where a string is expected is an error too (no silent coercion to string).
-    assert_eq!(texts(2)[2], "ERROR: invalid arguments for tool `lookup`: `q`: invalid type: integer `8`, expected a string");
+    assert_eq!(
+        texts(2)[2],
+        "ERROR: invalid arguments for tool `lookup`: `q`: invalid type: integer `8`, expected a string"
+    );
 }
 
 #[tokio::test]
@@ -223,7 +295,11 @@ async fn ends_turn_tools_stop_the_loop() {
         ScriptedTurn::tool_call("finish", json!({"summary": "all set"})),
         ScriptedTurn::text("never reached"),
     ]);
-    let agent = Agent::builder().model(model.clone()).tool(finish).build().unwrap();
+    let agent = Agent::builder()
+        .model(model.clone())
+        .tool(finish)
+        .build()
+        .unwrap();
     let r = agent.run("go").await.unwrap();
     assert_eq!(r.turns, 1);
     assert!(!r.interrupted);
@@ -237,7 +313,12 @@ async fn max_turns_interrupts_cleanly_with_a_partial_result() {
         t.text = format!("thinking {i}");
         t
     }));
-    let agent = Agent::builder().model(model).tool(lookup).max_turns(3).build().unwrap();
+    let agent = Agent::builder()
+        .model(model)
+        .tool(lookup)
+        .max_turns(3)
+        .build()
+        .unwrap();
     let events = collect_events(agent.run("go").stream()).await;
     let last = serde_json::to_value(events.last().unwrap()).unwrap();
     assert_eq!(last["kind"], "completed");
@@ -275,8 +356,19 @@ async fn tool_timeout_and_result_cap_are_configurable() {
         .unwrap();
     let r = agent.run("go").await.unwrap();
     assert_eq!(r.output, "ok");
-    let texts: Vec<_> = model.calls()[1].messages.iter().filter(|m| m.role == Role::Tool).map(|m| m.text_content()).collect();
-    assert_eq!(texts, ["ERROR: tool `slow` timed out after 0.2s".to_owned(), format!("{}\n…[truncated 55 chars]", "x".repeat(45))]);
+    let texts: Vec<_> = model.calls()[1]
+        .messages
+        .iter()
+        .filter(|m| m.role == Role::Tool)
+        .map(|m| m.text_content())
+        .collect();
+    assert_eq!(
+        texts,
+        [
+            "ERROR: tool `slow` timed out after 0.2s".to_owned(),
+            format!("{}\n…[truncated 55 chars]", "x".repeat(45))
+        ]
+    );
 }
 
 #[tokio::test]
@@ -303,7 +395,10 @@ async fn run_timeout_is_a_typed_error() {
 async fn malformed_ids_fail_the_run_with_an_error_event() {
     let agent = Agent::builder().model("echo").build().unwrap();
     let err = agent.run("hi").user("").await.unwrap_err();
-    assert!(matches!(err, Error::Id(loomflow::IdError::Empty { kind: "user id" })));
+    assert!(matches!(
+        err,
+        Error::Id(loomflow::IdError::Empty { kind: "user id" })
+    ));
     let events = collect_events(agent.run("hi").session("has space").stream()).await;
     assert_eq!(event_trace(&events), ["error"]);
     let json = serde_json::to_value(&events[0]).unwrap();
@@ -317,23 +412,55 @@ async fn malformed_ids_fail_the_run_with_an_error_event() {
 #[test]
 fn missing_or_unknown_models_are_config_errors_listing_choices() {
     let err = Agent::builder().instructions("x").build().unwrap_err();
-    assert!(matches!(&err, ConfigError::MissingModel { valid } if valid.contains(&"echo".to_owned())));
-    assert_eq!(err.to_string(), format!("no model configured: set one with `.model(...)`, `model = ...` in the config file or `--model` on the CLI; valid choices are {}", loomflow::model::registry::known_models().join(", ")));
+    assert!(
+        matches!(&err, ConfigError::MissingModel { valid } if valid.contains(&"echo".to_owned()))
+    );
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "no model configured: set one with `.model(...)`, `model = ...` in the config file or `--model` on the CLI; valid choices are {}",
+            loomflow::model::registry::known_models().join(", ")
+        )
+    );
     let err = Agent::builder().model("gtp-4").build().unwrap_err();
-    assert!(matches!(err, ConfigError::UnknownModel { ref name, .. } if name == "gtp-4"), "{err}");
+    assert!(
+        matches!(err, ConfigError::UnknownModel { ref name, .. } if name == "gtp-4"),
+        "{err}"
+    );
     assert!(Agent::builder().model("echo").max_turns(0).build().is_err());
-    assert!(Agent::builder().model("echo").timeout(Duration::ZERO).build().is_err());
+    assert!(
+        Agent::builder()
+            .model("echo")
+            .timeout(Duration::ZERO)
+            .build()
+            .is_err()
+    );
 }
 
 #[tokio::test]
 async fn tone_presets_and_free_text_reach_the_system_prompt_per_call_first() {
     let model = RecordingModel::new(EchoModel::new());
-    let agent = Agent::builder().instructions("Base.").model(model.clone()).tone("legal").build().unwrap();
+    let agent = Agent::builder()
+        .instructions("Base.")
+        .model(model.clone())
+        .tone("legal")
+        .build()
+        .unwrap();
     agent.run("a").await.unwrap();
     agent.run("b").tone("warm but precise").await.unwrap();
     agent.run("c").tone("EXECUTIVE").await.unwrap();
-    let systems: Vec<_> = model.calls().iter().map(|c| c.messages[0].text_content()).collect();
-    assert_eq!(systems[0], format!("Base.\n\n---\nResponse style: {}", loomflow::tone::PRESETS[3].1));
+    let systems: Vec<_> = model
+        .calls()
+        .iter()
+        .map(|c| c.messages[0].text_content())
+        .collect();
+    assert_eq!(
+        systems[0],
+        format!(
+            "Base.\n\n---\nResponse style: {}",
+            loomflow::tone::PRESETS[3].1
+        )
+    );
     assert_eq!(systems[1], "Base.\n\n---\nResponse style: warm but precise");
     assert!(systems[2].ends_with("Response style: Respond as an executive briefing: lead with the headline / decision, then 3-5 bullets of supporting detail. Concise; action-oriented."));
 }
@@ -342,8 +469,14 @@ async fn tone_presets_and_free_text_reach_the_system_prompt_per_call_first() {
 async fn images_reach_the_model() {
     let model = RecordingModel::new(EchoModel::new());
     let agent = Agent::builder().model(model.clone()).build().unwrap();
-    let image = loomflow::Image::Url { url: "https://example.com/cat.png".into() };
-    let r = agent.run("what is this?").image(image.clone()).await.unwrap();
+    let image = loomflow::Image::Url {
+        url: "https://example.com/cat.png".into(),
+    };
+    let r = agent
+        .run("what is this?")
+        .image(image.clone())
+        .await
+        .unwrap();
     assert_eq!(r.output, "Echo: what is this?");
     let user = &model.calls()[0].messages[0];
     assert_eq!(user.role, Role::User);
@@ -358,13 +491,23 @@ async fn a_slow_consumer_slows_the_run_and_dropping_the_stream_cancels_it() {
     async fn tick() -> u64 {
         CALLS.fetch_add(1, Ordering::SeqCst) as u64
     }
-    let turns = (0..6).map(|_| ScriptedTurn::tool_call("tick", json!({}))).chain([ScriptedTurn::text("end")]);
-    let agent = Agent::builder().model(scripted(turns)).tool(tick).event_buffer(1).build().unwrap();
+    let turns = (0..6)
+        .map(|_| ScriptedTurn::tool_call("tick", json!({})))
+        .chain([ScriptedTurn::text("end")]);
+    let agent = Agent::builder()
+        .model(scripted(turns))
+        .tool(tick)
+        .event_buffer(1)
+        .build()
+        .unwrap();
     let mut stream = agent.stream("go");
     assert_eq!(stream.next().await.unwrap().kind_name(), "started");
     tokio::time::sleep(Duration::from_millis(100)).await;
     // With one buffered event and nobody reading, the run is parked on a send.
-    assert!(CALLS.load(Ordering::SeqCst) <= 1, "run raced ahead of its consumer");
+    assert!(
+        CALLS.load(Ordering::SeqCst) <= 1,
+        "run raced ahead of its consumer"
+    );
     let mut rest = 0;
     while stream.next().await.is_some() {
         rest += 1;
@@ -388,7 +531,11 @@ async fn a_slow_consumer_slows_the_run_and_dropping_the_stream_cancels_it() {
         std::future::pending::<()>().await;
         String::new()
     }
-    let agent = Agent::builder().model(scripted([ScriptedTurn::tool_call("forever", json!({}))])).tool(forever).build().unwrap();
+    let agent = Agent::builder()
+        .model(scripted([ScriptedTurn::tool_call("forever", json!({}))]))
+        .tool(forever)
+        .build()
+        .unwrap();
     let mut stream = agent.stream("go");
     while let Some(e) = stream.next().await {
         if e.kind_name() == "tool_call" {
@@ -404,7 +551,11 @@ async fn a_slow_consumer_slows_the_run_and_dropping_the_stream_cancels_it() {
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    assert_eq!(dropped.load(Ordering::SeqCst), 1, "the run's task was not cancelled");
+    assert_eq!(
+        dropped.load(Ordering::SeqCst),
+        1,
+        "the run's task was not cancelled"
+    );
 }
 
 #[tokio::test]
@@ -428,7 +579,10 @@ async fn resume_continues_a_named_session() {
 #[tokio::test]
 async fn the_gate_runs_hooks_permissions_and_approval_in_order() {
     use async_trait::async_trait;
-    use loomflow::tool::{AfterToolHook, ApprovalDecision, ApprovalHandler, BeforeToolHook, HookDecision, PermissionDecision, Permissions};
+    use loomflow::tool::{
+        AfterToolHook, ApprovalDecision, ApprovalHandler, BeforeToolHook, HookDecision,
+        PermissionDecision, Permissions,
+    };
     use loomflow::{ToolCall, UserId};
     use std::sync::Mutex;
 
@@ -437,8 +591,15 @@ async fn the_gate_runs_hooks_permissions_and_approval_in_order() {
     #[async_trait]
     impl BeforeToolHook for Before {
         async fn before_tool(&self, call: &ToolCall) -> HookDecision {
-            self.0.lock().unwrap().push(format!("before:{}:{}", call.tool, call.destructive));
-            if call.args["q"] == "blocked" { HookDecision::Deny("blocked by hook".into()) } else { HookDecision::Continue }
+            self.0
+                .lock()
+                .unwrap()
+                .push(format!("before:{}:{}", call.tool, call.destructive));
+            if call.args["q"] == "blocked" {
+                HookDecision::Deny("blocked by hook".into())
+            } else {
+                HookDecision::Continue
+            }
         }
     }
     struct Policy(Log);
@@ -457,16 +618,28 @@ async fn the_gate_runs_hooks_permissions_and_approval_in_order() {
     #[async_trait]
     impl ApprovalHandler for Approver {
         async fn approve(&self, call: &ToolCall, reason: Option<&str>) -> ApprovalDecision {
-            self.0.lock().unwrap().push(format!("approve:{}", reason.unwrap_or("")));
-            if call.args["q"] == "edit" { ApprovalDecision::Edit(json!({"q": "edited"})) } else { ApprovalDecision::Deny(None) }
+            self.0
+                .lock()
+                .unwrap()
+                .push(format!("approve:{}", reason.unwrap_or("")));
+            if call.args["q"] == "edit" {
+                ApprovalDecision::Edit(json!({"q": "edited"}))
+            } else {
+                ApprovalDecision::Deny(None)
+            }
         }
     }
     struct After(Log);
     #[async_trait]
     impl AfterToolHook for After {
         async fn after_tool(&self, call: &ToolCall, result: &mut ToolResult) {
-            self.0.lock().unwrap().push(format!("after:{}", call.args["q"].as_str().unwrap_or("")));
-            if let serde_json::Value::String(s) = &mut result.output { s.push_str(" (checked)"); }
+            self.0
+                .lock()
+                .unwrap()
+                .push(format!("after:{}", call.args["q"].as_str().unwrap_or("")));
+            if let serde_json::Value::String(s) = &mut result.output {
+                s.push_str(" (checked)");
+            }
         }
     }
 
@@ -493,14 +666,26 @@ async fn the_gate_runs_hooks_permissions_and_approval_in_order() {
         *log.lock().unwrap(),
         [
             "before:lookup:false",
-            "before:lookup:false", "permissions:dave",
-            "before:lookup:false", "permissions:dave", "approve:sensitive",
-            "before:lookup:false", "permissions:dave", "approve:sensitive", "after:edited",
-            "before:lookup:false", "permissions:dave", "after:fine",
+            "before:lookup:false",
+            "permissions:dave",
+            "before:lookup:false",
+            "permissions:dave",
+            "approve:sensitive",
+            "before:lookup:false",
+            "permissions:dave",
+            "approve:sensitive",
+            "after:edited",
+            "before:lookup:false",
+            "permissions:dave",
+            "after:fine",
         ]
     );
     let last = model.calls().pop().unwrap().messages;
-    let texts: Vec<_> = last.iter().filter(|m| m.role == Role::Tool).map(|m| m.text_content()).collect();
+    let texts: Vec<_> = last
+        .iter()
+        .filter(|m| m.role == Role::Tool)
+        .map(|m| m.text_content())
+        .collect();
     assert_eq!(
         texts,
         [
@@ -514,16 +699,25 @@ async fn the_gate_runs_hooks_permissions_and_approval_in_order() {
 
     // Ask without an approval handler is deny.
     let agent = Agent::builder()
-        .model(scripted([ScriptedTurn::tool_call("lookup", json!({"q": "ask"})), ScriptedTurn::text("x")]))
+        .model(scripted([
+            ScriptedTurn::tool_call("lookup", json!({"q": "ask"})),
+            ScriptedTurn::text("x"),
+        ]))
         .tool(lookup)
         .permissions(Policy(Arc::default()))
         .build()
         .unwrap();
     let events = collect_events(agent.stream("go")).await;
-    let result = events.iter().find(|e| e.kind_name() == "tool_result").unwrap();
+    let result = events
+        .iter()
+        .find(|e| e.kind_name() == "tool_result")
+        .unwrap();
     let json = serde_json::to_value(result).unwrap();
     assert_eq!(json["payload"]["result"]["denied"], true);
-    assert_eq!(json["payload"]["result"]["reason"], "approval required; no approver");
+    assert_eq!(
+        json["payload"]["result"]["reason"],
+        "approval required; no approver"
+    );
 }
 
 #[tokio::test]
@@ -535,7 +729,9 @@ async fn destructive_flag_is_stamped_from_the_definition_and_fails_closed() {
     }
     let agent = Agent::builder()
         .model(scripted([
-            ScriptedTurn::tool_call("delete", json!({"path": "/tmp/x"})).and_tool_call("ghost", json!({})).and_tool_call("lookup", json!({"q": "a"})),
+            ScriptedTurn::tool_call("delete", json!({"path": "/tmp/x"}))
+                .and_tool_call("ghost", json!({}))
+                .and_tool_call("lookup", json!({"q": "a"})),
             ScriptedTurn::text("ok"),
         ]))
         .tool(delete)
@@ -550,7 +746,14 @@ async fn destructive_flag_is_stamped_from_the_definition_and_fails_closed() {
             _ => None,
         })
         .collect();
-    assert_eq!(flags, [("delete".into(), true), ("ghost".into(), true), ("lookup".into(), false)]);
+    assert_eq!(
+        flags,
+        [
+            ("delete".into(), true),
+            ("ghost".into(), true),
+            ("lookup".into(), false)
+        ]
+    );
 }
 
 #[tokio::test]
@@ -559,7 +762,13 @@ async fn agents_are_shared_across_tasks_and_tools_can_change_at_run_time() {
     let handles: Vec<_> = (0..50)
         .map(|i| {
             let agent = agent.clone();
-            tokio::spawn(async move { agent.run(format!("n{i}")).user(format!("u{i}").as_str()).await.unwrap() })
+            tokio::spawn(async move {
+                agent
+                    .run(format!("n{i}"))
+                    .user(format!("u{i}").as_str())
+                    .await
+                    .unwrap()
+            })
         })
         .collect();
     for (i, h) in handles.into_iter().enumerate() {
@@ -568,7 +777,14 @@ async fn agents_are_shared_across_tasks_and_tools_can_change_at_run_time() {
         assert_eq!(r.user_id.as_str(), Some(format!("u{i}").as_str()));
     }
     agent.add_tool(lookup).unwrap();
-    let names: Vec<_> = agent.tool_host().list_tools().await.unwrap().iter().map(|d| d.name.clone()).collect();
+    let names: Vec<_> = agent
+        .tool_host()
+        .list_tools()
+        .await
+        .unwrap()
+        .iter()
+        .map(|d| d.name.clone())
+        .collect();
     assert_eq!(names, ["lookup"]);
     assert_eq!(agent.remove_tool("lookup"), Ok(true));
 }

@@ -1,9 +1,11 @@
 //! The Architecture trait is public: a user-written loop runs behind Agent.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use async_trait::async_trait;
+use loomflow::model::ModelRequest;
 use loomflow::prelude::*;
 use loomflow::{AgentSession, Message, RunDeps};
-use loomflow::model::ModelRequest;
 use loomflow_testkit::{collect_events, event_trace};
 
 /// Calls the model twice: a draft, then a revision, and emits an event between.
@@ -15,11 +17,18 @@ impl Architecture for DraftThenRevise {
         "draft-then-revise"
     }
 
-    async fn run(&self, session: &mut AgentSession, deps: &RunDeps<'_>, input: Message) -> loomflow::Result<()> {
+    async fn run(
+        &self,
+        session: &mut AgentSession,
+        deps: &RunDeps<'_>,
+        input: Message,
+    ) -> loomflow::Result<()> {
         session.messages.push(input);
         for step in ["draft", "revise"] {
             session.turns += 1;
-            let c = deps.call_model(ModelRequest::new(&session.messages)).await?;
+            let c = deps
+                .call_model(ModelRequest::new(&session.messages))
+                .await?;
             session.usage += c.usage;
             deps.emitter
                 .architecture_event("dtr.step", || {
@@ -40,7 +49,10 @@ impl Architecture for DraftThenRevise {
 #[tokio::test]
 async fn custom_architectures_run_behind_the_agent() {
     let agent = Agent::builder()
-        .model(ScriptedModel::new([ScriptedTurn::text("v1"), ScriptedTurn::text("v2")]))
+        .model(ScriptedModel::new([
+            ScriptedTurn::text("v1"),
+            ScriptedTurn::text("v2"),
+        ]))
         .architecture(DraftThenRevise)
         .build()
         .unwrap();
@@ -48,10 +60,26 @@ async fn custom_architectures_run_behind_the_agent() {
     let events = collect_events(agent.stream("write")).await;
     assert_eq!(
         event_trace(&events),
-        ["started", "model_chunk:text", "model_chunk:finish", "architecture_event", "model_chunk:text", "model_chunk:finish", "architecture_event", "completed"]
+        [
+            "started",
+            "model_chunk:text",
+            "model_chunk:finish",
+            "architecture_event",
+            "model_chunk:text",
+            "model_chunk:finish",
+            "architecture_event",
+            "completed"
+        ]
     );
     let ev = serde_json::to_value(&events[3]).unwrap();
-    assert_eq!(ev["payload"], serde_json::json!({"name": "dtr.step", "step": "draft", "text": "v1"}));
+    assert_eq!(
+        ev["payload"],
+        serde_json::json!({"name": "dtr.step", "step": "draft", "text": "v1"})
+    );
     let r = agent.run("write").await.unwrap();
-    assert_eq!((r.output.as_str(), r.turns), ("", 2), "the script is shared and now exhausted");
+    assert_eq!(
+        (r.output.as_str(), r.turns),
+        ("", 2),
+        "the script is shared and now exhausted"
+    );
 }

@@ -1,10 +1,12 @@
 //! The #[tool] macro: schemas, docs, coercion, errors, sync tools.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::time::Duration;
 
+use loomflow::InProcessToolHost;
 use loomflow::prelude::*;
 use loomflow::tool::ToolHost;
-use loomflow::InProcessToolHost;
 use loomflow_testkit::RecordingModel;
 use serde_json::json;
 
@@ -30,7 +32,11 @@ struct Filter {
 
 /// Search records.
 #[tool(name = "search_records", destructive, ends_turn)]
-async fn search(query: String, limit: Option<u32>, filters: Vec<Filter>) -> Result<Vec<String>, ToolError> {
+async fn search(
+    query: String,
+    limit: Option<u32>,
+    filters: Vec<Filter>,
+) -> Result<Vec<String>, ToolError> {
     if query.is_empty() {
         return Err(ToolError::failed("query must not be empty"));
     }
@@ -65,22 +71,36 @@ fn schema_and_description_come_from_the_signature_and_docs() {
     assert!(def.destructive && def.ends_turn);
     let schema = &def.input_schema;
     assert_eq!(schema["required"], json!(["query", "filters"]));
-    assert_eq!(schema["properties"]["filters"]["items"]["$ref"], "#/$defs/Filter");
-    assert_eq!(schema["$defs"]["Filter"]["properties"]["field"]["description"], "Field to match.");
+    assert_eq!(
+        schema["properties"]["filters"]["items"]["$ref"],
+        "#/$defs/Filter"
+    );
+    assert_eq!(
+        schema["$defs"]["Filter"]["properties"]["field"]["description"],
+        "Field to match."
+    );
 }
 
 #[tokio::test]
 async fn calls_coerce_lenient_arguments_and_report_bad_ones() {
-    assert_eq!(Tool::call(&add, json!({"a": "8", "b": 2})).await, Ok(json!(10)));
+    assert_eq!(
+        Tool::call(&add, json!({"a": "8", "b": 2})).await,
+        Ok(json!(10))
+    );
     assert_eq!(add::invoke(1, 2), 3);
 
-    let err = Tool::call(&add, json!({"a": "eight", "b": 2})).await.unwrap_err();
+    let err = Tool::call(&add, json!({"a": "eight", "b": 2}))
+        .await
+        .unwrap_err();
     assert_eq!(
         err.to_string(),
         "invalid arguments for tool `add`: `a`: invalid type: string \"eight\", expected i64"
     );
     let err = Tool::call(&add, json!({"a": 1})).await.unwrap_err();
-    assert_eq!(err.to_string(), "invalid arguments for tool `add`: missing field `b`");
+    assert_eq!(
+        err.to_string(),
+        "invalid arguments for tool `add`: missing field `b`"
+    );
 
     let out = Tool::call(
         &search,
@@ -88,7 +108,9 @@ async fn calls_coerce_lenient_arguments_and_report_bad_ones() {
     )
     .await;
     assert_eq!(out, Ok(json!(["q:k=v"])));
-    let err = Tool::call(&search, json!({"query": "", "filters": []})).await.unwrap_err();
+    let err = Tool::call(&search, json!({"query": "", "filters": []}))
+        .await
+        .unwrap_err();
     assert_eq!(err.to_string(), "query must not be empty");
 }
 
@@ -98,11 +120,23 @@ async fn in_process_host_lists_calls_and_reports_unknown_tools() {
         std::sync::Arc::new(add) as std::sync::Arc<dyn Tool>,
         std::sync::Arc::new(search),
     ]);
-    let names: Vec<_> = host.list_tools().await.unwrap().iter().map(|d| d.name.clone()).collect();
+    let names: Vec<_> = host
+        .list_tools()
+        .await
+        .unwrap()
+        .iter()
+        .map(|d| d.name.clone())
+        .collect();
     assert_eq!(names, ["add", "search_records"]);
-    assert_eq!(host.call("add", json!({"a": 1, "b": 1}), "c1").await, Ok(json!(2)));
+    assert_eq!(
+        host.call("add", json!({"a": 1, "b": 1}), "c1").await,
+        Ok(json!(2))
+    );
     let err = host.call("sub", json!({}), "c2").await.unwrap_err();
-    assert_eq!(err.to_string(), "unknown tool `sub`; available tools: add, search_records");
+    assert_eq!(
+        err.to_string(),
+        "unknown tool `sub`; available tools: add, search_records"
+    );
     assert!(host.unregister("add"));
     assert!(!host.unregister("add"));
     assert_eq!(host.names(), ["search_records"]);
@@ -151,7 +185,11 @@ async fn sync_tools_run_off_the_async_threads_and_see_the_run_context() {
     let r = agent.run("go").user("carol").await.unwrap();
     assert_eq!(r.output, "done");
     let last = model.calls().pop().unwrap().messages;
-    let tool_texts: Vec<_> = last.iter().filter(|m| m.role == loomflow::Role::Tool).map(|m| m.text_content()).collect();
+    let tool_texts: Vec<_> = last
+        .iter()
+        .filter(|m| m.role == loomflow::Role::Tool)
+        .map(|m| m.text_content())
+        .collect();
     // Results are appended in call order, whatever order they finished in.
     assert_eq!(tool_texts, ["pong for carol", "sent"]);
 }

@@ -8,12 +8,12 @@ use super::{Agent, AgentInner};
 use crate::architecture::{Architecture, ReAct};
 use crate::error::ConfigError;
 use crate::model::registry::known_models;
-use crate::model::{resolve_model, Model};
+use crate::model::{Model, resolve_model};
 use crate::output::OutputSchema;
 use crate::tone::Tone;
 use crate::tool::{
-    AfterToolHook, ApprovalHandler, BeforeToolHook, GateConfig, InProcessToolHost, Permissions, Tool,
-    ToolGate, ToolHost,
+    AfterToolHook, ApprovalHandler, BeforeToolHook, GateConfig, InProcessToolHost, Permissions,
+    Tool, ToolGate, ToolHost,
 };
 
 /// Anything that names or is a model: a model string (`"echo"`,
@@ -264,7 +264,10 @@ impl AgentBuilder {
             return Err(ConfigError::invalid("timeout", "must be greater than zero"));
         }
         if self.gate_config.tool_timeout.is_zero() {
-            return Err(ConfigError::invalid("tool_timeout", "must be greater than zero"));
+            return Err(ConfigError::invalid(
+                "tool_timeout",
+                "must be greater than zero",
+            ));
         }
         if self.gate_config.max_result_chars == 0 {
             return Err(ConfigError::invalid(

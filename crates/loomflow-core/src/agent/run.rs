@@ -18,7 +18,7 @@ use crate::event::{Event, EventKind};
 use crate::id::{RunId, SessionId, UserId};
 use crate::message::{Image, Message};
 use crate::model::ModelRequest;
-use crate::output::{strip_json_fences, OutputSchema};
+use crate::output::{OutputSchema, strip_json_fences};
 use crate::tone::Tone;
 
 /// The outcome of a run.
@@ -237,7 +237,8 @@ impl<T> RunRequest<T> {
 
 pub(crate) fn typed<T: DeserializeOwned>(result: RunResult) -> Result<RunResult<T>> {
     result.map_parsed(|v| {
-        serde_json::from_value(v).map_err(|e| Error::Internal(format!("validated output failed to convert: {e}")))
+        serde_json::from_value(v)
+            .map_err(|e| Error::Internal(format!("validated output failed to convert: {e}")))
     })
 }
 
@@ -414,7 +415,8 @@ async fn run_loop(
                     session
                         .messages
                         .push(Message::user(schema.retry_prompt(&cause)));
-                    let request = ModelRequest::new(&session.messages).with_output_schema(native_output);
+                    let request =
+                        ModelRequest::new(&session.messages).with_output_schema(native_output);
                     let completion = deps.call_model(request).await?;
                     session.usage += completion.usage;
                     session.output = completion.text;

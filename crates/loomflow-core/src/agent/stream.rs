@@ -7,7 +7,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::run::{typed, RunRequest, RunResult};
+use super::run::{RunRequest, RunResult, typed};
 use crate::error::{Error, Result};
 use crate::event::{Event, EventKind};
 use crate::id::SessionId;
@@ -19,8 +19,7 @@ enum State {
     NoRuntime,
 }
 
-const NO_RUNTIME: &str =
-    "an agent's event stream must be polled inside a tokio runtime (use #[tokio::main] or a Runtime)";
+const NO_RUNTIME: &str = "an agent's event stream must be polled inside a tokio runtime (use #[tokio::main] or a Runtime)";
 
 /// A run's [`Event`]s, through a bounded channel.
 ///
@@ -57,7 +56,9 @@ impl<T> std::fmt::Debug for EventStream<T> {
             State::Done => "done",
             State::NoRuntime => "no runtime",
         };
-        f.debug_struct("EventStream").field("state", &state).finish()
+        f.debug_struct("EventStream")
+            .field("state", &state)
+            .finish()
     }
 }
 
@@ -78,7 +79,9 @@ impl<T> EventStream<T> {
             let (tx, rx) = mpsc::channel(request.agent.inner.event_buffer);
             self.rx = Some(rx);
             match tokio::runtime::Handle::try_current() {
-                Ok(runtime) => self.state = State::Running(runtime.spawn(request.execute(Some(tx)))),
+                Ok(runtime) => {
+                    self.state = State::Running(runtime.spawn(request.execute(Some(tx))))
+                }
                 Err(_) => {
                     let _ = tx.try_send(Event::new(
                         SessionId::generate(),
@@ -108,8 +111,7 @@ impl<T: DeserializeOwned> EventStream<T> {
                 Err(e) => Err(Error::Internal(format!("run task failed: {e}"))),
             },
             State::NoRuntime => Err(Error::Config(crate::error::ConfigError::invalid(
-                "runtime",
-                NO_RUNTIME,
+                "runtime", NO_RUNTIME,
             ))),
             State::Pending(_) | State::Done => Err(Error::Internal(
                 "EventStream::result called after the run was already collected".into(),

@@ -173,5 +173,10 @@ pub trait Architecture: Send + Sync + 'static {
 
     /// Runs the loop for the user message `input` (text and images) until an
     /// answer, an interruption or an error.
-    async fn run(&self, session: &mut AgentSession, deps: &RunDeps<'_>, input: Message) -> Result<()>;
+    async fn run(
+        &self,
+        session: &mut AgentSession,
+        deps: &RunDeps<'_>,
+        input: Message,
+    ) -> Result<()>;
 }

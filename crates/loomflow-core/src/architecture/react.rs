@@ -32,7 +32,11 @@ impl ReAct {
     }
 }
 
-async fn dispatch(deps: &RunDeps<'_>, defs: &[ToolDef], mut call: ToolCall) -> (ToolCall, ToolResult) {
+async fn dispatch(
+    deps: &RunDeps<'_>,
+    defs: &[ToolDef],
+    mut call: ToolCall,
+) -> (ToolCall, ToolResult) {
     deps.gate.stamp(&mut call, defs);
     deps.emitter
         .emit(|| EventKind::ToolCall { call: call.clone() })
@@ -55,7 +59,12 @@ impl Architecture for ReAct {
         "react"
     }
 
-    async fn run(&self, session: &mut AgentSession, deps: &RunDeps<'_>, input: Message) -> Result<()> {
+    async fn run(
+        &self,
+        session: &mut AgentSession,
+        deps: &RunDeps<'_>,
+        input: Message,
+    ) -> Result<()> {
         if session.messages.is_empty() && !session.instructions.is_empty() {
             session
                 .messages
@@ -70,10 +79,7 @@ impl Architecture for ReAct {
                 return Ok(());
             }
             session.turns += 1;
-            let defs = deps
-                .tools
-                .list_tools()
-                .await?;
+            let defs = deps.tools.list_tools().await?;
             let request = ModelRequest::new(&session.messages)
                 .with_tools(&defs)
                 .with_output_schema(deps.native_output);

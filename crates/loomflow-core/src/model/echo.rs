@@ -1,6 +1,6 @@
 use async_trait::async_trait;
 
-use super::{word_chunks, ChunkStream, Completion, FinishReason, Model, ModelChunk, ModelRequest};
+use super::{ChunkStream, Completion, FinishReason, Model, ModelChunk, ModelRequest, word_chunks};
 use crate::error::ModelError;
 use crate::message::{Message, Role, Usage};
 

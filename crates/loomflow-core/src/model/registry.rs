@@ -5,7 +5,7 @@
 use std::sync::{Arc, OnceLock, RwLock};
 
 use super::{EchoModel, Model};
-use crate::error::{closest, ConfigError};
+use crate::error::{ConfigError, closest};
 
 /// Builds a model from the full model string.
 pub type ModelFactory = Arc<dyn Fn(&str) -> Result<Arc<dyn Model>, ConfigError> + Send + Sync>;
@@ -121,9 +121,15 @@ mod tests {
             Ok(_) => panic!("ecko must not resolve"),
         };
         let msg = err.to_string();
-        assert!(msg.starts_with("unknown model \"ecko\": valid choices are "), "{msg}");
+        assert!(
+            msg.starts_with("unknown model \"ecko\": valid choices are "),
+            "{msg}"
+        );
         assert!(msg.contains("echo"), "{msg}");
         assert!(msg.ends_with("(did you mean `echo`?)"), "{msg}");
-        assert_eq!(resolve_model(" echo ").map(|m| m.name().to_owned()), Ok("echo".into()));
+        assert_eq!(
+            resolve_model(" echo ").map(|m| m.name().to_owned()),
+            Ok("echo".into())
+        );
     }
 }

@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use super::{word_chunks, ChunkStream, Completion, FinishReason, Model, ModelChunk, ModelRequest};
+use super::{ChunkStream, Completion, FinishReason, Model, ModelChunk, ModelRequest, word_chunks};
 use crate::error::ModelError;
 use crate::message::{ToolCall, Usage};
 

@@ -129,11 +129,12 @@ pub fn parse_args<T: DeserializeOwned>(
     serde_path_to_error::deserialize(args).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
-        let message = if path == "." || path.is_empty() || inner.to_string().starts_with("unknown field") {
-            inner.to_string()
-        } else {
-            format!("`{path}`: {inner}")
-        };
+        let message =
+            if path == "." || path.is_empty() || inner.to_string().starts_with("unknown field") {
+                inner.to_string()
+            } else {
+                format!("`{path}`: {inner}")
+            };
         ToolError::InvalidArguments {
             tool: tool.to_owned(),
             message,

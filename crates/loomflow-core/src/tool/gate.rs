@@ -197,7 +197,12 @@ impl ToolGate {
     /// Runs a stamped call through hooks, permissions and approval, executes it
     /// on `host` under the timeout, and runs the after-tool hooks. Never
     /// fails: every problem becomes a failed or denied [`ToolResult`].
-    pub async fn execute(&self, host: &dyn ToolHost, call: &mut ToolCall, user: &UserId) -> ToolResult {
+    pub async fn execute(
+        &self,
+        host: &dyn ToolHost,
+        call: &mut ToolCall,
+        user: &UserId,
+    ) -> ToolResult {
         for hook in &self.before {
             if let HookDecision::Deny(reason) = hook.before_tool(call).await {
                 return ToolResult::denied(&call.id, reason);
@@ -227,11 +232,14 @@ impl ToolGate {
 
         let started_at = Utc::now();
         let clock = Instant::now();
-        let run = AssertUnwindSafe(host.call(&call.tool, call.args.clone(), &call.id)).catch_unwind();
+        let run =
+            AssertUnwindSafe(host.call(&call.tool, call.args.clone(), &call.id)).catch_unwind();
         let mut result = match tokio::time::timeout(self.config.tool_timeout, run).await {
             Ok(Ok(Ok(output))) => ToolResult::success(&call.id, output),
             Ok(Ok(Err(err))) => ToolResult::failure(&call.id, err.to_string()),
-            Ok(Err(_panic)) => ToolResult::failure(&call.id, format!("tool `{}` panicked", call.tool)),
+            Ok(Err(_panic)) => {
+                ToolResult::failure(&call.id, format!("tool `{}` panicked", call.tool))
+            }
             Err(_elapsed) => ToolResult::failure(
                 &call.id,
                 crate::error::ToolError::Timeout {
@@ -276,6 +284,9 @@ mod tests {
     #[test]
     fn truncation_counts_characters() {
         assert_eq!(truncate_chars("héllo".into(), 10), "héllo");
-        assert_eq!(truncate_chars("héllo".into(), 2), "hé\n…[truncated 3 chars]");
+        assert_eq!(
+            truncate_chars("héllo".into(), 2),
+            "hé\n…[truncated 3 chars]"
+        );
     }
 }

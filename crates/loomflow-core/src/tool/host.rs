@@ -58,10 +58,7 @@ impl InProcessToolHost {
     }
 
     fn snapshot(&self) -> Arc<Index> {
-        self.index
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.index.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Adds (or replaces, by name) a tool.
@@ -97,12 +94,19 @@ impl InProcessToolHost {
     /// The tool called `name`.
     pub fn get(&self, name: &str) -> Option<Arc<dyn Tool>> {
         let index = self.snapshot();
-        index.by_name.get(name).and_then(|&i| index.tools.get(i).cloned())
+        index
+            .by_name
+            .get(name)
+            .and_then(|&i| index.tools.get(i).cloned())
     }
 
     /// Tool names in registration order.
     pub fn names(&self) -> Vec<String> {
-        self.snapshot().defs.iter().map(|d| d.name.clone()).collect()
+        self.snapshot()
+            .defs
+            .iter()
+            .map(|d| d.name.clone())
+            .collect()
     }
 }
 
@@ -120,7 +124,11 @@ impl ToolHost for InProcessToolHost {
     ) -> Result<serde_json::Value, ToolError> {
         let tool = {
             let index = self.snapshot();
-            match index.by_name.get(name).and_then(|&i| index.tools.get(i).cloned()) {
+            match index
+                .by_name
+                .get(name)
+                .and_then(|&i| index.tools.get(i).cloned())
+            {
                 Some(tool) => tool,
                 None => {
                     return Err(ToolError::NotFound {
