@@ -93,9 +93,13 @@ impl Emitter {
     /// full (backpressure); does nothing without a consumer.
     pub async fn emit(&self, make: impl FnOnce() -> EventKind) {
         if let Some(tx) = &self.tx {
-            // A closed receiver means the stream was dropped; the run is being
-            // cancelled, so the event has nowhere to go.
-            let _ = tx.send(Event::new(self.session_id.clone(), make())).await;
+            // Wait for room first and build the event after, so no event is
+            // held across the await (smaller futures, no wasted work). A
+            // closed receiver means the stream was dropped and the run is
+            // being cancelled: the event has nowhere to go.
+            if let Ok(permit) = tx.reserve().await {
+                permit.send(Event::new(self.session_id.clone(), make()));
+            }
         }
     }
 
