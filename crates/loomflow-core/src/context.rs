@@ -76,8 +76,11 @@ impl RunContext {
     }
 
     /// Runs `fut` with `self` installed as the current context.
-    pub async fn scope<F: Future>(self, fut: F) -> F::Output {
-        CURRENT.scope(self, fut).await
+    ///
+    /// A plain function rather than an `async fn`, so the returned future
+    /// holds `fut` once instead of once as an argument and once inside.
+    pub fn scope<F: Future>(self, fut: F) -> impl Future<Output = F::Output> {
+        CURRENT.scope(self, fut)
     }
 
     /// Runs the blocking closure `f` with `self` as the current context (for

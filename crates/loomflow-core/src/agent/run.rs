@@ -445,3 +445,4 @@ async fn run_loop(
         interruption_reason: session.interruption_reason,
     })
 }
+
