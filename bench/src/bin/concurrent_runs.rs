@@ -33,36 +33,42 @@ fn main() {
         .unwrap_or_else(|e| panic!("runtime: {e}"));
     let raw = std::env::var_os("RAW_FLOOR").is_some();
     let rss_before = peak_rss_kb();
+    // The runs are spawned from a task on the runtime, as a server's handler
+    // would, not from the thread blocked in `block_on`.
     let (wall, ok) = runtime.block_on(async {
-        let agent = bench_agent(Some(Duration::from_millis(latency_ms)));
-        let start = Instant::now();
-        let handles: Vec<_> = (0..n)
-            .map(|i| {
-                let agent = agent.clone();
-                tokio::spawn(async move {
-                    if raw {
-                        for _ in 0..=N_TOOLS {
-                            tokio::time::sleep(Duration::from_millis(latency_ms)).await;
+        tokio::spawn(async move {
+            let agent = bench_agent(Some(Duration::from_millis(latency_ms)));
+            let start = Instant::now();
+            let handles: Vec<_> = (0..n)
+                .map(|i| {
+                    let agent = agent.clone();
+                    tokio::spawn(async move {
+                        if raw {
+                            for _ in 0..=N_TOOLS {
+                                tokio::time::sleep(Duration::from_millis(latency_ms)).await;
+                            }
+                            return Ok(N_TOOLS as u32 + 1);
                         }
-                        return Ok(N_TOOLS as u32 + 1);
-                    }
-                    agent
-                        .run(format!("prompt {i}"))
-                        .user(format!("user{}", i % 100).as_str())
-                        .await
-                        .map(|r| r.turns)
+                        agent
+                            .run(format!("prompt {i}"))
+                            .user(format!("user{}", i % 100).as_str())
+                            .await
+                            .map(|r| r.turns)
+                    })
                 })
-            })
-            .collect();
-        let mut ok = 0;
-        for h in handles {
-            if let Ok(Ok(turns)) = h.await
-                && turns as usize == N_TOOLS + 1
-            {
-                ok += 1;
+                .collect();
+            let mut ok = 0;
+            for h in handles {
+                if let Ok(Ok(turns)) = h.await
+                    && turns as usize == N_TOOLS + 1
+                {
+                    ok += 1;
+                }
             }
-        }
-        (start.elapsed(), ok)
+            (start.elapsed(), ok)
+        })
+        .await
+        .unwrap_or_else(|e| panic!("driver task: {e}"))
     });
     let floor = Duration::from_millis(latency_ms * (N_TOOLS as u64 + 1));
     let record = serde_json::json!({

@@ -445,4 +445,3 @@ async fn run_loop(
         interruption_reason: session.interruption_reason,
     })
 }
-
