@@ -788,3 +788,41 @@ async fn agents_are_shared_across_tasks_and_tools_can_change_at_run_time() {
     assert_eq!(names, ["lookup"]);
     assert_eq!(agent.remove_tool("lookup"), Ok(true));
 }
+
+#[tokio::test]
+async fn a_panicking_tool_becomes_an_error_result_not_a_dead_run() {
+    /// Panics.
+    #[tool]
+    async fn boom_async() -> String {
+        panic!("async boom")
+    }
+    /// Panics on the blocking pool.
+    #[tool]
+    fn boom_sync() -> String {
+        panic!("sync boom")
+    }
+    let model = RecordingModel::new(scripted([
+        ScriptedTurn::tool_call("boom_async", json!({})).and_tool_call("boom_sync", json!({})),
+        ScriptedTurn::text("survived"),
+    ]));
+    let agent = Agent::builder()
+        .model(model.clone())
+        .tool(boom_async)
+        .tool(boom_sync)
+        .build()
+        .unwrap();
+    let r = agent.run("go").await.unwrap();
+    assert_eq!(r.output, "survived");
+    let texts: Vec<_> = model.calls()[1]
+        .messages
+        .iter()
+        .filter(|m| m.role == Role::Tool)
+        .map(|m| m.text_content())
+        .collect();
+    assert_eq!(texts[0], "ERROR: tool `boom_async` panicked");
+    assert!(
+        texts[1].starts_with("ERROR: tool `boom_sync` panicked: "),
+        "{}",
+        texts[1]
+    );
+}
