@@ -49,3 +49,8 @@ pub mod prelude {
     };
     pub use loomflow_macros::tool;
 }
+
+/// The README's examples, compiled and run as doc tests.
+#[doc = include_str!("../../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
