@@ -1,7 +1,7 @@
 //! Procedural macros for loomflow. Use them through the `loomflow` crate.
 
 use proc_macro::TokenStream;
-use proc_macro2::{Span, TokenStream as TokenStream2};
+use proc_macro2::TokenStream as TokenStream2;
 use quote::{format_ident, quote};
 use syn::parse::Parser;
 use syn::punctuated::Punctuated;
@@ -231,7 +231,6 @@ fn expand(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
     let asyncness = &func.sig.asyncness;
     let block = &func.block;
     let unsafety = &func.sig.unsafety;
-    let _ = Span::call_site();
 
     Ok(quote! {
         #[allow(non_camel_case_types)]

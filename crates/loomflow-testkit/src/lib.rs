@@ -20,6 +20,17 @@ pub struct RecordedCall {
     pub output_schema: Option<serde_json::Value>,
 }
 
+impl RecordedCall {
+    /// The text of every tool-result message in the transcript, in order.
+    pub fn tool_texts(&self) -> Vec<String> {
+        self.messages
+            .iter()
+            .filter(|m| m.role == loomflow::Role::Tool)
+            .map(Message::text_content)
+            .collect()
+    }
+}
+
 /// Wraps a model and records every request it gets.
 #[derive(Clone)]
 pub struct RecordingModel {

@@ -164,8 +164,6 @@ async fn tools_see_the_run_context_and_sub_agents_inherit_the_user() {
         .tool(whoami)
         .build()
         .unwrap();
-    let inner_model = RecordingModel::new(EchoModel::new());
-    let _ = inner_model;
 
     /// Ask the specialist.
     #[tool]
@@ -267,14 +265,7 @@ async fn bad_arguments_and_unknown_tools_go_back_to_the_model() {
     let r = agent.run("go").await.unwrap();
     assert_eq!(r.output, "recovered");
     let calls = model.calls();
-    let texts = |i: usize| -> Vec<String> {
-        calls[i]
-            .messages
-            .iter()
-            .filter(|m| m.role == Role::Tool)
-            .map(|m| m.text_content())
-            .collect()
-    };
+    let texts = |i: usize| -> Vec<String> { calls[i].tool_texts() };
     assert_eq!(
         texts(1),
         [
@@ -356,12 +347,7 @@ async fn tool_timeout_and_result_cap_are_configurable() {
         .unwrap();
     let r = agent.run("go").await.unwrap();
     assert_eq!(r.output, "ok");
-    let texts: Vec<_> = model.calls()[1]
-        .messages
-        .iter()
-        .filter(|m| m.role == Role::Tool)
-        .map(|m| m.text_content())
-        .collect();
+    let texts: Vec<_> = model.calls()[1].tool_texts();
     assert_eq!(
         texts,
         [
@@ -428,6 +414,13 @@ fn missing_or_unknown_models_are_config_errors_listing_choices() {
         "{err}"
     );
     assert!(Agent::builder().model("echo").max_turns(0).build().is_err());
+    let err = Agent::builder()
+        .model("echo")
+        .tool(lookup)
+        .tool_host(loomflow::InProcessToolHost::default())
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().starts_with("invalid tools: an agent takes either in-process tools (.tool) or a tool host (.tool_host), not both"), "{err}");
     assert!(
         Agent::builder()
             .model("echo")
@@ -680,12 +673,7 @@ async fn the_gate_runs_hooks_permissions_and_approval_in_order() {
             "after:fine",
         ]
     );
-    let last = model.calls().pop().unwrap().messages;
-    let texts: Vec<_> = last
-        .iter()
-        .filter(|m| m.role == Role::Tool)
-        .map(|m| m.text_content())
-        .collect();
+    let texts = model.calls().pop().unwrap().tool_texts();
     assert_eq!(
         texts,
         [
@@ -813,12 +801,7 @@ async fn a_panicking_tool_becomes_an_error_result_not_a_dead_run() {
         .unwrap();
     let r = agent.run("go").await.unwrap();
     assert_eq!(r.output, "survived");
-    let texts: Vec<_> = model.calls()[1]
-        .messages
-        .iter()
-        .filter(|m| m.role == Role::Tool)
-        .map(|m| m.text_content())
-        .collect();
+    let texts: Vec<_> = model.calls()[1].tool_texts();
     assert_eq!(texts[0], "ERROR: tool `boom_async` panicked");
     assert!(
         texts[1].starts_with("ERROR: tool `boom_sync` panicked: "),

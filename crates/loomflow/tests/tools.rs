@@ -184,12 +184,7 @@ async fn sync_tools_run_off_the_async_threads_and_see_the_run_context() {
         .unwrap();
     let r = agent.run("go").user("carol").await.unwrap();
     assert_eq!(r.output, "done");
-    let last = model.calls().pop().unwrap().messages;
-    let tool_texts: Vec<_> = last
-        .iter()
-        .filter(|m| m.role == loomflow::Role::Tool)
-        .map(|m| m.text_content())
-        .collect();
+    let tool_texts = model.calls().pop().unwrap().tool_texts();
     // Results are appended in call order, whatever order they finished in.
     assert_eq!(tool_texts, ["pong for carol", "sent"]);
 }

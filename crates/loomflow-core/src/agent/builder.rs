@@ -47,11 +47,6 @@ impl<M: Model> IntoModel for M {
     }
 }
 
-enum Tools {
-    InProcess(Vec<Arc<dyn Tool>>),
-    Host(Arc<dyn ToolHost>),
-}
-
 /// Builds an [`Agent`]. Only the model is required.
 ///
 /// ```
@@ -76,7 +71,8 @@ pub struct AgentBuilder {
     name: Option<String>,
     instructions: String,
     model: Option<Result<Arc<dyn Model>, ConfigError>>,
-    tools: Tools,
+    tools: Vec<Arc<dyn Tool>>,
+    tool_host: Option<Arc<dyn ToolHost>>,
     gate: ToolGate,
     gate_config: GateConfig,
     architecture: Arc<dyn Architecture>,
@@ -94,7 +90,8 @@ impl Default for AgentBuilder {
             name: None,
             instructions: String::new(),
             model: None,
-            tools: Tools::InProcess(Vec::new()),
+            tools: Vec::new(),
+            tool_host: None,
             gate: ToolGate::default(),
             gate_config: GateConfig::default(),
             architecture: Arc::new(ReAct::new()),
@@ -123,29 +120,21 @@ impl AgentBuilder {
 
     /// Adds an in-process tool.
     pub fn tool(mut self, tool: impl Tool) -> Self {
-        self.push_tool(Arc::new(tool));
+        self.tools.push(Arc::new(tool));
         self
     }
 
     /// Adds in-process tools.
     pub fn tools(mut self, tools: impl IntoIterator<Item = Arc<dyn Tool>>) -> Self {
-        for t in tools {
-            self.push_tool(t);
-        }
+        self.tools.extend(tools);
         self
     }
 
-    fn push_tool(&mut self, tool: Arc<dyn Tool>) {
-        match &mut self.tools {
-            Tools::InProcess(v) => v.push(tool),
-            Tools::Host(_) => self.tools = Tools::InProcess(vec![tool]),
-        }
-    }
-
     /// Uses a custom tool host (an MCP registry, a sandbox, …) instead of
-    /// in-process tools. Replaces tools added with [`Self::tool`].
+    /// in-process tools. Combining it with [`Self::tool`] is a build error:
+    /// register those tools on the host instead.
     pub fn tool_host(mut self, host: impl ToolHost) -> Self {
-        self.tools = Tools::Host(Arc::new(host));
+        self.tool_host = Some(Arc::new(host));
         self
     }
 
@@ -286,12 +275,18 @@ impl AgentBuilder {
                 "must not be blank; leave it unset for an unnamed agent",
             ));
         }
-        let (tools, in_process): (Arc<dyn ToolHost>, _) = match self.tools {
-            Tools::InProcess(list) => {
-                let host = InProcessToolHost::new(list);
+        let (tools, in_process): (Arc<dyn ToolHost>, _) = match self.tool_host {
+            Some(_) if !self.tools.is_empty() => {
+                return Err(ConfigError::invalid(
+                    "tools",
+                    "an agent takes either in-process tools (.tool) or a tool host (.tool_host), not both; register the in-process tools on the host instead",
+                ));
+            }
+            Some(host) => (host, None),
+            None => {
+                let host = InProcessToolHost::new(self.tools);
                 (Arc::new(host.clone()), Some(host))
             }
-            Tools::Host(h) => (h, None),
         };
         Ok(Agent {
             inner: Arc::new(AgentInner {
