@@ -2,6 +2,9 @@
 //!
 //! cargo run --release -p loomflow-bench --bin concurrent_runs -- [N] [LATENCY_MS]
 //!
+//! Runs on mimalloc unless built with `--no-default-features` (system
+//! allocator). `RAW_FLOOR=1` measures bare tokio tasks sleeping the same way.
+//!
 //! Prints one `RESULT {json}` line: wall time, the latency floor
 //! (4 calls × latency), overhead over the floor, throughput and peak RSS.
 
@@ -10,6 +13,10 @@
 use std::time::{Duration, Instant};
 
 use loomflow_bench::{N_TOOLS, bench_agent};
+
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn peak_rss_kb() -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -82,6 +89,7 @@ fn main() {
         "runs_per_s": n as f64 / wall.as_secs_f64(),
         "peak_rss_mb": peak_rss_kb() as f64 / 1024.0,
         "rss_before_mb": rss_before as f64 / 1024.0,
+        "allocator": if cfg!(feature = "mimalloc") { "mimalloc" } else { "system" },
     });
     println!("RESULT {record}");
     if ok != n {

@@ -170,6 +170,14 @@ impl ToolResult {
             other => other.to_string(),
         }
     }
+
+    /// [`to_model_text`](Self::to_model_text) without copying a string output.
+    pub fn into_model_text(self) -> String {
+        match self.output {
+            serde_json::Value::String(s) if self.ok && !self.denied => s,
+            _ => self.to_model_text(),
+        }
+    }
 }
 
 /// Token and cost accounting for a model call or a whole run.

@@ -673,7 +673,17 @@ async fn the_gate_runs_hooks_permissions_and_approval_in_order() {
             "after:fine",
         ]
     );
-    let texts = model.calls().pop().unwrap().tool_texts();
+    let last_call = model.calls().pop().unwrap();
+    // The transcript records each call as dispatched: stamped, and with the
+    // arguments the approver substituted.
+    let dispatched: Vec<_> = last_call
+        .messages
+        .iter()
+        .flat_map(|m| &m.tool_calls)
+        .map(|c| (c.args["q"].as_str().unwrap().to_owned(), c.destructive))
+        .collect();
+    assert_eq!(dispatched[3], ("edited".to_owned(), false));
+    let texts = last_call.tool_texts();
     assert_eq!(
         texts,
         [

@@ -32,25 +32,21 @@ impl ReAct {
     }
 }
 
-async fn dispatch(
-    deps: &RunDeps<'_>,
-    defs: &[ToolDef],
-    mut call: ToolCall,
-) -> (ToolCall, ToolResult) {
-    deps.gate.stamp(&mut call, defs);
+async fn dispatch(deps: &RunDeps<'_>, defs: &[ToolDef], call: &mut ToolCall) -> ToolResult {
+    deps.gate.stamp(call, defs);
     deps.emitter
         .emit(|| EventKind::ToolCall { call: call.clone() })
         .await;
     let result = deps
         .gate
-        .execute(deps.tools.as_ref(), &mut call, &deps.context.user_id)
+        .execute(deps.tools.as_ref(), call, &deps.context.user_id)
         .await;
     deps.emitter
         .emit(|| EventKind::ToolResult {
             result: result.clone(),
         })
         .await;
-    (call, result)
+    result
 }
 
 #[async_trait]
@@ -65,6 +61,10 @@ impl Architecture for ReAct {
         deps: &RunDeps<'_>,
         input: Message,
     ) -> Result<()> {
+        if session.messages.is_empty() {
+            // System, user and a few tool rounds without regrowing.
+            session.messages.reserve(8);
+        }
         if session.messages.is_empty() && !session.instructions.is_empty() {
             session
                 .messages
@@ -87,23 +87,36 @@ impl Architecture for ReAct {
             session.usage += completion.usage;
             session.output = completion.text;
             let calls = completion.tool_calls;
-            session
-                .messages
-                .push(Message::assistant(session.output.clone(), calls.clone()));
             if calls.is_empty() {
+                session
+                    .messages
+                    .push(Message::assistant(session.output.clone(), calls));
                 return Ok(());
             }
 
-            let outcomes = join_all(calls.into_iter().map(|c| dispatch(deps, &defs, c))).await;
+            // Calls are stamped (and possibly edited by an approver) in
+            // place, so the assistant message records them as dispatched.
+            let mut calls = calls;
+            let results: Vec<ToolResult> = match calls.as_mut_slice() {
+                [one] => vec![dispatch(deps, &defs, one).await],
+                many => join_all(many.iter_mut().map(|c| dispatch(deps, &defs, c))).await,
+            };
+            session.messages.reserve(1 + results.len());
+            session
+                .messages
+                .push(Message::assistant(session.output.clone(), calls));
+            let assistant = session.messages.len() - 1;
             let mut ends_turn = false;
-            session.messages.reserve(outcomes.len());
-            for (call, result) in outcomes {
+            for (slot, result) in results.into_iter().enumerate() {
+                let call = &session.messages[assistant].tool_calls[slot];
                 let def = defs.iter().find(|d| d.name == call.tool);
                 ends_turn |= result.ok && def.is_some_and(|d| d.ends_turn);
-                let name: Arc<str> = Arc::from(call.tool.as_str());
-                session
-                    .messages
-                    .push(Message::tool(call.id, name, deps.gate.model_text(&result)));
+                let reply = Message::tool(
+                    call.id.clone(),
+                    Arc::from(call.tool.as_str()),
+                    deps.gate.model_text(result),
+                );
+                session.messages.push(reply);
             }
             if ends_turn {
                 session.ended_by_tool = true;

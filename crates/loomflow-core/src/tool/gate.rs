@@ -258,8 +258,8 @@ impl ToolGate {
     }
 
     /// The text the model sees for `result`, cut to the result-size cap.
-    pub fn model_text(&self, result: &ToolResult) -> String {
-        truncate_chars(result.to_model_text(), self.config.max_result_chars)
+    pub fn model_text(&self, result: ToolResult) -> String {
+        truncate_chars(result.into_model_text(), self.config.max_result_chars)
     }
 }
 
