@@ -98,3 +98,55 @@ impl RunContext {
         f()
     }
 }
+
+/// Defaults a surrounding run (a workflow) offers the agents inside it that
+/// did not set their own. Explicit always wins: a per-call setting, then the
+/// agent's own, then the ambient one.
+///
+/// ```
+/// use loomflow_core::context::Ambient;
+/// use loomflow_core::Tone;
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let ambient = Ambient { response_tone: Some(Tone::new("executive")) };
+/// let tone = ambient.scope(async { Ambient::response_tone() }).await;
+/// assert_eq!(tone.unwrap().as_str(), "executive");
+/// assert!(Ambient::response_tone().is_none());
+/// # });
+/// ```
+#[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
+pub struct Ambient {
+    /// The response tone for agents without one.
+    pub response_tone: Option<crate::tone::Tone>,
+}
+
+tokio::task_local! {
+    static AMBIENT: Ambient;
+}
+
+impl Ambient {
+    /// Ambient defaults with a response tone.
+    pub fn with_response_tone(tone: Option<crate::tone::Tone>) -> Self {
+        Self {
+            response_tone: tone,
+        }
+    }
+
+    /// Runs `fut` with `self` as the ambient defaults. Settings left `None`
+    /// fall back to the defaults of an enclosing scope.
+    pub fn scope<F: Future>(self, fut: F) -> impl Future<Output = F::Output> {
+        let merged = match AMBIENT.try_with(Clone::clone) {
+            Ok(outer) => Ambient {
+                response_tone: self.response_tone.or(outer.response_tone),
+            },
+            Err(_) => self,
+        };
+        AMBIENT.scope(merged, fut)
+    }
+
+    /// The ambient response tone, if a surrounding scope set one.
+    pub fn response_tone() -> Option<crate::tone::Tone> {
+        AMBIENT.try_with(|a| a.response_tone.clone()).ok().flatten()
+    }
+}

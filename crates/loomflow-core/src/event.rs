@@ -3,8 +3,11 @@
 //! Events serialise exactly like the reference framework's:
 //! `{"kind": "tool_call", "session_id": "sess_…", "at": "…", "payload": {"call": {…}}}`.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
 
 use crate::id::SessionId;
 use crate::message::{ToolCall, ToolResult};
@@ -20,6 +23,11 @@ pub struct Event {
     pub session_id: SessionId,
     /// When it was emitted.
     pub at: DateTime<Utc>,
+    /// The workflow node whose run emitted it, as a `/`-separated path from
+    /// the outermost workflow (`"triage"`, `"research/summarise"`). Absent for
+    /// the events of the top-level run itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<Arc<str>>,
 }
 
 impl Event {
@@ -29,12 +37,67 @@ impl Event {
             kind,
             session_id,
             at: Utc::now(),
+            node: None,
         }
     }
 
     /// The event's kind name, as serialised (`"model_chunk"`, …).
     pub fn kind_name(&self) -> &'static str {
         self.kind.name()
+    }
+}
+
+/// Where a run sends its events: a bounded channel, and the workflow node
+/// the events are attributed to. A run that forwards its events into another
+/// run's stream (an Agent as a workflow node) gets a [`nested`](Self::nested)
+/// sink.
+#[derive(Debug, Clone)]
+pub struct EventSink {
+    tx: mpsc::Sender<Event>,
+    node: Option<Arc<str>>,
+}
+
+impl EventSink {
+    /// A sink sending to `tx`, unattributed.
+    pub fn new(tx: mpsc::Sender<Event>) -> Self {
+        Self { tx, node: None }
+    }
+
+    /// The node path events are attributed to.
+    pub fn node(&self) -> Option<&str> {
+        self.node.as_deref()
+    }
+
+    /// A sink into the same channel for events of node `node`, nested under
+    /// this sink's node.
+    pub fn nested(&self, node: &str) -> Self {
+        let path: Arc<str> = match &self.node {
+            Some(parent) => format!("{parent}/{node}").into(),
+            None => node.into(),
+        };
+        Self {
+            tx: self.tx.clone(),
+            node: Some(path),
+        }
+    }
+
+    /// Sends the event built by `make`, waiting while the channel is full
+    /// (backpressure). The event is built only once there is room, and not
+    /// at all when the receiver is gone (the stream was dropped).
+    pub async fn send(&self, session_id: &SessionId, make: impl FnOnce() -> EventKind) {
+        if let Ok(permit) = self.tx.reserve().await {
+            permit.send(Event {
+                kind: make(),
+                session_id: session_id.clone(),
+                at: Utc::now(),
+                node: self.node.clone(),
+            });
+        }
+    }
+
+    /// Sends `event` as is, unless the receiver is gone.
+    pub fn try_send(&self, event: Event) {
+        let _ = self.tx.try_send(event);
     }
 }
 
@@ -103,20 +166,30 @@ pub enum EventKind {
     },
     /// A workflow node began.
     WorkflowStepStarted {
+        /// The workflow's name.
+        workflow: String,
         /// The node.
         node: String,
-        /// Its input.
-        input: serde_json::Value,
     },
-    /// A workflow node finished.
+    /// A workflow node finished (or came back interrupted).
     WorkflowStepCompleted {
+        /// The workflow's name.
+        workflow: String,
         /// The node.
         node: String,
-        /// Its output.
+        /// Its output (the partial output when interrupted).
         output: serde_json::Value,
+        /// True when the node (an Agent or Workflow) was interrupted.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        interrupted: bool,
+        /// Why the node was interrupted.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        interruption_reason: Option<String>,
     },
     /// A workflow node failed.
     WorkflowStepFailed {
+        /// The workflow's name.
+        workflow: String,
         /// The node.
         node: String,
         /// The error.
@@ -124,11 +197,15 @@ pub enum EventKind {
     },
     /// A workflow run finished.
     WorkflowCompleted {
+        /// The workflow's name.
+        workflow: String,
         /// The final output.
         output: serde_json::Value,
-        /// True when a cap or an interrupted node stopped it.
+        /// True when an interrupted node stopped it.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         interrupted: bool,
-        /// Why it stopped early.
+        /// `"<node>:<reason>"` when interrupted.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         interruption_reason: Option<String>,
     },
 }

@@ -25,7 +25,7 @@ pub use context::{Metadata, RunContext};
 pub use error::{
     ConfigError, Error, IdError, ModelError, OutputValidationError, Result, ToolError,
 };
-pub use event::{Event, EventKind};
+pub use event::{Event, EventKind, EventSink};
 pub use id::{RunId, SessionId, UserId};
 pub use message::{ContentPart, Image, Message, Role, ToolCall, ToolDef, ToolResult, Usage};
 pub use model::{EchoModel, Model, ModelChunk, ScriptedModel, ScriptedTurn};

@@ -63,6 +63,11 @@ impl Tone {
             .map_or(Cow::Borrowed(spec), |(_, d)| Cow::Borrowed(*d))
     }
 
+    /// The tone as given (preset name or free text).
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
     /// True for a blank tone, which adds nothing.
     pub fn is_empty(&self) -> bool {
         self.0.trim().is_empty()

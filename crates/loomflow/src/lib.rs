@@ -3,8 +3,11 @@
 //! A Rust framework for LLM agents and workflows that go to production.
 //!
 //! An [`Agent`] hands the loop to the model: tools, structured output,
-//! streaming, a pluggable loop [`Architecture`]. Everything a run touches is
-//! partitioned by a typed [`UserId`].
+//! streaming, a pluggable loop [`Architecture`]. A [`Workflow`] keeps the
+//! developer in charge of the graph: nodes are async fns, Agents or other
+//! Workflows; edges, routers, cycles with caps, parallel fan-out. Either
+//! nests inside the other. Everything a run touches is partitioned by a
+//! typed [`UserId`].
 //!
 //! ```
 //! use loomflow::prelude::*;
@@ -39,6 +42,12 @@
 pub use loomflow_core::*;
 pub use loomflow_macros::tool;
 
+/// Workflows: the developer-controlled graph (see [`Workflow`]).
+pub mod workflow {
+    pub use loomflow_workflow::*;
+}
+pub use loomflow_workflow::{END, START, Step, Workflow, WorkflowError, WorkflowResult};
+
 /// The names most programs need.
 pub mod prelude {
     pub use futures_util::StreamExt;
@@ -48,6 +57,7 @@ pub mod prelude {
         Tone, Tool, ToolError, UserId, tool,
     };
     pub use loomflow_macros::tool;
+    pub use loomflow_workflow::{END, Router, START, Step, Workflow, blocking};
 }
 
 /// The README's examples, compiled and run as doc tests.

@@ -8,13 +8,13 @@ use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc;
 
 use super::{Agent, EventStream};
 use crate::architecture::{AgentSession, Emitter, RunDeps};
+use crate::context::Ambient;
 use crate::context::{Metadata, RunContext};
 use crate::error::{Error, IdError, OutputValidationError, Result};
-use crate::event::{Event, EventKind};
+use crate::event::{EventKind, EventSink};
 use crate::id::{RunId, SessionId, UserId};
 use crate::message::{Image, Message};
 use crate::model::ModelRequest;
@@ -127,6 +127,7 @@ pub struct RunRequest<T = serde_json::Value> {
     tone: Option<Tone>,
     output: Option<OutputSchema>,
     retries: Option<u32>,
+    sink: Option<EventSink>,
     _out: PhantomData<fn() -> T>,
 }
 
@@ -142,6 +143,7 @@ impl RunRequest {
             tone: None,
             output: None,
             retries: None,
+            sink: None,
             _out: PhantomData,
         }
     }
@@ -194,6 +196,15 @@ impl<T> RunRequest<T> {
         self
     }
 
+    /// Sends this run's events into `sink` (another run's stream, attributed
+    /// to the sink's node) while it runs to completion. This is how a
+    /// workflow streams the events of an Agent node; [`stream`](Self::stream)
+    /// replaces it with the stream's own channel.
+    pub fn events_to(mut self, sink: EventSink) -> Self {
+        self.sink = Some(sink);
+        self
+    }
+
     /// Requires the final answer to parse as `U`; the result's `parsed` is a `U`.
     pub fn output<U: DeserializeOwned + JsonSchema>(self) -> RunRequest<U> {
         RunRequest {
@@ -206,6 +217,7 @@ impl<T> RunRequest<T> {
             tone: self.tone,
             output: Some(OutputSchema::of::<U>()),
             retries: self.retries,
+            sink: self.sink,
             _out: PhantomData,
         }
     }
@@ -230,6 +242,7 @@ impl<T> RunRequest<T> {
             tone: self.tone,
             output: self.output,
             retries: self.retries,
+            sink: self.sink,
             _out: PhantomData,
         }
     }
@@ -247,24 +260,25 @@ impl<T: DeserializeOwned + Send + 'static> IntoFuture for RunRequest<T> {
     type IntoFuture = Pin<Box<dyn Future<Output = Self::Output> + Send>>;
 
     fn into_future(self) -> Self::IntoFuture {
-        let request = self.erase();
-        Box::pin(async move { typed(request.execute(None).await?) })
+        let mut request = self.erase();
+        let sink = request.sink.take();
+        Box::pin(async move { typed(request.execute(sink).await?) })
     }
 }
 
 impl RunRequest {
     /// Runs to completion, sending events to `tx` when given.
-    pub(crate) async fn execute(self, tx: Option<mpsc::Sender<Event>>) -> Result<RunResult> {
+    pub(crate) async fn execute(self, sink: Option<EventSink>) -> Result<RunResult> {
         let started_at = Utc::now();
         let inner = self.agent.inner.clone();
         let session_id = match self.session {
             Some(Ok(s)) => s,
-            Some(Err(e)) => return fail(tx, SessionId::generate(), e.into()).await,
+            Some(Err(e)) => return fail(sink, SessionId::generate(), e.into()).await,
             None => SessionId::generate(),
         };
         let user_id = match self.user {
             Some(Ok(u)) => u,
-            Some(Err(e)) => return fail(tx, session_id, e.into()).await,
+            Some(Err(e)) => return fail(sink, session_id, e.into()).await,
             None => RunContext::current().map(|c| c.user_id).unwrap_or_default(),
         };
         let ctx = RunContext {
@@ -273,7 +287,7 @@ impl RunRequest {
             run_id: RunId::generate(),
             metadata: Arc::new(self.metadata),
         };
-        let emitter = Emitter::new(session_id, tx);
+        let emitter = Emitter::new(session_id, sink);
         let input = self.input;
         emitter
             .emit(|| EventKind::Started {
@@ -282,7 +296,10 @@ impl RunRequest {
             .await;
 
         let schema = self.output.or_else(|| inner.output_schema.clone());
-        let tone = self.tone.or_else(|| inner.tone.clone());
+        let tone = self
+            .tone
+            .or_else(|| inner.tone.clone())
+            .or_else(Ambient::response_tone);
         let retries = self.retries.unwrap_or(inner.output_retries);
         let mut message = Message::user(input);
         for image in self.images {
@@ -348,8 +365,8 @@ async fn emit_error(emitter: &Emitter, e: &Error) {
         .await;
 }
 
-async fn fail(tx: Option<mpsc::Sender<Event>>, session: SessionId, e: Error) -> Result<RunResult> {
-    emit_error(&Emitter::new(session, tx), &e).await;
+async fn fail(sink: Option<EventSink>, session: SessionId, e: Error) -> Result<RunResult> {
+    emit_error(&Emitter::new(session, sink), &e).await;
     Err(e)
 }
 

@@ -9,7 +9,7 @@ use tokio::task::JoinHandle;
 
 use super::run::{RunRequest, RunResult, typed};
 use crate::error::{Error, Result};
-use crate::event::{Event, EventKind};
+use crate::event::{Event, EventKind, EventSink};
 use crate::id::SessionId;
 
 enum State {
@@ -80,7 +80,8 @@ impl<T> EventStream<T> {
             self.rx = Some(rx);
             match tokio::runtime::Handle::try_current() {
                 Ok(runtime) => {
-                    self.state = State::Running(runtime.spawn(request.execute(Some(tx))))
+                    self.state =
+                        State::Running(runtime.spawn(request.execute(Some(EventSink::new(tx)))))
                 }
                 Err(_) => {
                     let _ = tx.try_send(Event::new(

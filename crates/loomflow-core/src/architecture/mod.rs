@@ -9,13 +9,12 @@ mod react;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use tokio::sync::mpsc;
 
 pub use react::ReAct;
 
 use crate::context::RunContext;
 use crate::error::Result;
-use crate::event::{Event, EventKind};
+use crate::event::{EventKind, EventSink};
 use crate::id::SessionId;
 use crate::message::{Message, Usage};
 use crate::model::{Completion, Model, ModelChunk, ModelRequest};
@@ -75,31 +74,28 @@ impl AgentSession {
 #[derive(Debug, Clone)]
 pub struct Emitter {
     session_id: SessionId,
-    tx: Option<mpsc::Sender<Event>>,
+    sink: Option<EventSink>,
 }
 
 impl Emitter {
-    /// An emitter for `session_id` sending to `tx` (or nowhere).
-    pub fn new(session_id: SessionId, tx: Option<mpsc::Sender<Event>>) -> Self {
-        Self { session_id, tx }
+    /// An emitter for `session_id` sending to `sink` (or nowhere).
+    pub fn new(session_id: SessionId, sink: Option<EventSink>) -> Self {
+        Self { session_id, sink }
     }
 
     /// True when someone consumes events.
     pub fn is_active(&self) -> bool {
-        self.tx.is_some()
+        self.sink.is_some()
     }
 
     /// Emits the event built by `make`. Waits while the consumer's buffer is
     /// full (backpressure); does nothing without a consumer.
     pub async fn emit(&self, make: impl FnOnce() -> EventKind) {
-        if let Some(tx) = &self.tx {
-            // Wait for room first and build the event after, so no event is
-            // held across the await (smaller futures, no wasted work). A
-            // closed receiver means the stream was dropped and the run is
-            // being cancelled: the event has nowhere to go.
-            if let Ok(permit) = tx.reserve().await {
-                permit.send(Event::new(self.session_id.clone(), make()));
-            }
+        if let Some(sink) = &self.sink {
+            // The sink waits for room first and builds the event after, so
+            // no event is held across the await. A closed receiver means the
+            // stream was dropped and the run is being cancelled.
+            sink.send(&self.session_id, make).await;
         }
     }
 
