@@ -108,7 +108,7 @@ impl RunContext {
 /// use loomflow_core::Tone;
 ///
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-/// let ambient = Ambient { response_tone: Some(Tone::new("executive")) };
+/// let ambient = Ambient::with_response_tone(Some(Tone::new("executive")));
 /// let tone = ambient.scope(async { Ambient::response_tone() }).await;
 /// assert_eq!(tone.unwrap().as_str(), "executive");
 /// assert!(Ambient::response_tone().is_none());
