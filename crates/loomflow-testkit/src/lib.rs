@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use futures_util::StreamExt;
 use loomflow::model::{ChunkStream, Completion, ModelCapabilities, ModelRequest};
-use loomflow::{Event, EventStream, Message, Model, ModelError, ToolDef};
+use loomflow::{Event, Message, Model, ModelError, ToolDef};
 
 /// What a [`RecordingModel`] saw in one call.
 #[derive(Debug, Clone, PartialEq)]
@@ -93,8 +93,10 @@ impl Model for RecordingModel {
     }
 }
 
-/// Drains an event stream into a vector.
-pub async fn collect_events<T>(mut stream: EventStream<T>) -> Vec<Event> {
+/// Drains an event stream (an agent's or a workflow's) into a vector.
+pub async fn collect_events(
+    mut stream: impl futures_util::Stream<Item = Event> + Unpin,
+) -> Vec<Event> {
     let mut out = Vec::new();
     while let Some(e) = stream.next().await {
         out.push(e);
@@ -103,14 +105,23 @@ pub async fn collect_events<T>(mut stream: EventStream<T>) -> Vec<Event> {
 }
 
 /// The kind names of `events`, with the payload detail tests usually assert
-/// on: the chunk kind for `model_chunk`, the tool for `tool_call`.
+/// on: the chunk kind for `model_chunk`, the tool for `tool_call`, the node
+/// for `workflow_step_*`; events attributed to a workflow node are prefixed
+/// with its path (`"billing| started"`).
 pub fn event_trace(events: &[Event]) -> Vec<String> {
     events
         .iter()
         .map(|e| {
             let json = serde_json::to_value(e).unwrap_or_default();
             let payload = &json["payload"];
-            match e.kind_name() {
+            let kind = match e.kind_name() {
+                "workflow_step_started" | "workflow_step_completed" | "workflow_step_failed" => {
+                    format!(
+                        "{}:{}",
+                        e.kind_name(),
+                        payload["node"].as_str().unwrap_or("?")
+                    )
+                }
                 "model_chunk" => format!(
                     "model_chunk:{}",
                     payload["chunk"]["kind"].as_str().unwrap_or("?")
@@ -120,6 +131,10 @@ pub fn event_trace(events: &[Event]) -> Vec<String> {
                     payload["call"]["tool"].as_str().unwrap_or("?")
                 ),
                 other => other.to_owned(),
+            };
+            match &e.node {
+                Some(node) => format!("{node}| {kind}"),
+                None => kind,
             }
         })
         .collect()

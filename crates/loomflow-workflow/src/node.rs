@@ -180,13 +180,28 @@ pub fn input_as<I: DeserializeOwned>(input: Value) -> Result<I, InputMismatch> {
 }
 
 /// The last path segment of a fn item's type name (`my_crate::classify` →
-/// `classify`); `None` for closures.
+/// `classify`, generics dropped); `None` for closures.
 fn fn_name<F>() -> Option<String> {
     let full = std::any::type_name::<F>();
-    if full.contains('{') || full.contains('<') {
-        return None;
+    let mut depth = 0usize;
+    let mut start = 0;
+    let bytes = full.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'<' => depth += 1,
+            b'>' => depth = depth.saturating_sub(1),
+            b':' if depth == 0 && bytes.get(i + 1) == Some(&b':') => {
+                start = i + 2;
+                i += 1;
+            }
+            _ => {}
+        }
+        i += 1;
     }
-    full.rsplit("::").next().map(str::to_owned)
+    let last = &full[start..];
+    let last = last.split('<').next().unwrap_or(last);
+    (!last.is_empty() && !last.contains('{')).then(|| last.to_owned())
 }
 
 struct FnNode<F, I, O> {
