@@ -9,7 +9,9 @@ use futures_util::StreamExt;
 use loomflow::config::AgentConfig;
 use loomflow::{Agent, AgentBuilder, EventKind, ModelChunk, RunRequest};
 
-/// Run loomflow agents from the command line.
+mod workflow;
+
+/// Run loomflow agents and workflows from the command line.
 #[derive(Debug, Parser)]
 #[command(name = "loomflow", version, about)]
 struct Cli {
@@ -19,16 +21,38 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run an agent on a prompt.
+    /// Run an agent on a prompt (`run PROMPT`), or a workflow file on an
+    /// input (`run FILE.toml INPUT`).
     Run(RunArgs),
+    /// Print a workflow file's graph.
+    Graph(GraphArgs),
     /// Print the version.
     Version,
 }
 
 #[derive(Debug, clap::Args)]
-struct RunArgs {
-    /// The prompt.
+struct GraphArgs {
+    /// The workflow file (TOML).
+    file: PathBuf,
+    /// Diagram format.
+    #[arg(long, short, value_enum, default_value_t = GraphFormat::Mermaid)]
+    format: GraphFormat,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum GraphFormat {
+    /// A Mermaid flowchart (renders on GitHub).
+    Mermaid,
+    /// Graphviz DOT.
+    Dot,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct RunArgs {
+    /// The prompt, or a workflow file when INPUT follows.
     prompt: String,
+    /// The workflow's input (makes the first argument a workflow file).
+    input: Option<String>,
     /// Agent config file (TOML).
     #[arg(long, short)]
     config: Option<PathBuf>,
@@ -86,6 +110,9 @@ fn request(agent: &Agent, args: &RunArgs) -> RunRequest {
 }
 
 async fn run(args: RunArgs) -> Result<(), String> {
+    if let Some(input) = &args.input {
+        return workflow::run(&args, PathBuf::from(&args.prompt), input.clone()).await;
+    }
     let agent = builder(&args)
         .and_then(AgentBuilder::build)
         .map_err(|e| e.to_string())?;
@@ -155,6 +182,19 @@ fn main() -> ExitCode {
             println!("loomflow {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
         }
+        Command::Graph(args) => match loomflow::Workflow::from_file(&args.file) {
+            Ok(wf) => {
+                match args.format {
+                    GraphFormat::Mermaid => println!("{}", wf.to_mermaid()),
+                    GraphFormat::Dot => println!("{}", wf.to_dot()),
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Run(args) => {
             let runtime = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()

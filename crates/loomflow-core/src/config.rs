@@ -145,12 +145,12 @@ fn check_keys(
     Ok(())
 }
 
-fn check_all_keys(file: &str, root: &toml::Table) -> Result<(), ConfigError> {
-    check_keys(file, "", root, TOP_KEYS)?;
+fn check_all_keys(file: &str, prefix: &str, root: &toml::Table) -> Result<(), ConfigError> {
+    check_keys(file, prefix, root, TOP_KEYS)?;
     let Some(toml::Value::Table(model)) = root.get("model") else {
         return Ok(());
     };
-    check_keys(file, "model.", model, MODEL_KEYS)?;
+    check_keys(file, &format!("{prefix}model."), model, MODEL_KEYS)?;
     let Some(toml::Value::Array(turns)) = model.get("turns") else {
         return Ok(());
     };
@@ -158,7 +158,7 @@ fn check_all_keys(file: &str, root: &toml::Table) -> Result<(), ConfigError> {
         let Some(turn) = turn.as_table() else {
             continue;
         };
-        let at = format!("model.turns[{i}].");
+        let at = format!("{prefix}model.turns[{i}].");
         check_keys(file, &at, turn, TURN_KEYS)?;
         if let Some(toml::Value::Table(usage)) = turn.get("usage") {
             check_keys(file, &format!("{at}usage."), usage, USAGE_KEYS)?;
@@ -190,10 +190,21 @@ impl AgentConfig {
             file: file.to_owned(),
             message: e.message().to_owned(),
         })?;
-        check_all_keys(file, &root)?;
-        AgentConfig::deserialize(toml::Value::Table(root)).map_err(|e| ConfigError::File {
+        Self::from_table(root, file, "")
+    }
+
+    /// Reads an agent configuration from a TOML table embedded in another
+    /// file (a workflow's `[agents.<name>]`); `key_prefix` (such as
+    /// `"agents.triage."`) is prepended to key paths in errors.
+    pub fn from_table(
+        table: toml::Table,
+        file: &str,
+        key_prefix: &str,
+    ) -> Result<Self, ConfigError> {
+        check_all_keys(file, key_prefix, &table)?;
+        AgentConfig::deserialize(toml::Value::Table(table)).map_err(|e| ConfigError::File {
             file: file.to_owned(),
-            message: e.message().to_owned(),
+            message: format!("{key_prefix}{}", e.message()),
         })
     }
 

@@ -10,6 +10,7 @@
 //! [`Workflow::parallel`]), and the explicit [`WorkflowBuilder`].
 
 mod error;
+pub mod file;
 mod graph;
 mod node;
 mod render;

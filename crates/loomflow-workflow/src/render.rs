@@ -24,6 +24,18 @@ fn escape(label: &str) -> String {
     label.replace('"', "#quot;")
 }
 
+/// An edge label, quoted when it holds characters Mermaid would parse.
+fn edge_label(label: &str) -> String {
+    if label
+        .chars()
+        .all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | ' ' | ':' | '.'))
+    {
+        label.to_owned()
+    } else {
+        format!("\"{}\"", escape(label))
+    }
+}
+
 impl Workflow {
     /// The graph as a Mermaid `flowchart TD`: solid arrows for edges,
     /// labelled arrows for routes, dotted arrows for router defaults,
@@ -64,7 +76,8 @@ impl Workflow {
                 for (key, dest) in &router.routes {
                     let _ = write!(
                         out,
-                        "\n    START([START]) -->|{key}| {}",
+                        "\n    START([START]) -->|{}| {}",
+                        edge_label(key),
                         target(dest.label())
                     );
                 }
@@ -79,8 +92,8 @@ impl Workflow {
         }
         for (src, label, dst, dashed) in &graph.drawn {
             let arrow = match (label, dashed) {
-                (Some(l), true) => format!("-.->|{l}|"),
-                (Some(l), false) => format!("-->|{l}|"),
+                (Some(l), true) => format!("-.->|{}|", edge_label(l)),
+                (Some(l), false) => format!("-->|{}|", edge_label(l)),
                 (None, _) => "-->".to_owned(),
             };
             let _ = write!(out, "\n    {} {arrow} {}", alias(src), target(dst));

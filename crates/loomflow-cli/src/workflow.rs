@@ -1,0 +1,101 @@
+//! `loomflow run FILE.toml INPUT`: running a declarative workflow.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use futures_util::StreamExt;
+use loomflow::workflow::WorkflowRequest;
+use loomflow::{EventKind, ModelChunk, Workflow};
+use serde_json::Value;
+
+use crate::RunArgs;
+
+fn text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn request(wf: &Workflow, args: &RunArgs, input: String) -> Result<WorkflowRequest, String> {
+    if args.model.is_some()
+        || args.instructions.is_some()
+        || args.config.is_some()
+        || args.tone.is_some()
+    {
+        return Err(
+            "--config, --model, --instructions and --tone apply to agent runs; set them in the workflow file"
+                .into(),
+        );
+    }
+    let mut r = wf.run(input);
+    if let Some(u) = &args.user {
+        r = r.user(u.as_str());
+    }
+    if let Some(s) = &args.session {
+        r = r.session(s.as_str());
+    }
+    Ok(r)
+}
+
+pub(crate) async fn run(args: &RunArgs, file: PathBuf, input: String) -> Result<(), String> {
+    let wf = Workflow::from_file(&file).map_err(|e| e.to_string())?;
+    let request = request(&wf, args, input)?;
+    let mut out = std::io::stdout().lock();
+    if !args.stream {
+        let result = request.await.map_err(|e| e.to_string())?;
+        if args.json {
+            let json = serde_json::to_string(&result).map_err(|e| e.to_string())?;
+            let _ = writeln!(out, "{json}");
+        } else {
+            let _ = writeln!(out, "{}", text(&result.output));
+            if let Some(reason) = &result.interruption_reason {
+                eprintln!("(interrupted: {reason})");
+            }
+        }
+        return Ok(());
+    }
+
+    let mut events = request.stream();
+    let mut fresh = true;
+    while let Some(event) = events.next().await {
+        if args.json {
+            let json = serde_json::to_string(&event).map_err(|e| e.to_string())?;
+            let _ = writeln!(out, "{json}");
+            continue;
+        }
+        let nested = event.node.is_some();
+        match &event.kind {
+            EventKind::WorkflowStepStarted { node, .. } if !nested => {
+                let _ = writeln!(out, "▶ {node}");
+                fresh = true;
+            }
+            EventKind::WorkflowStepCompleted { node, .. } if !nested => {
+                let _ = writeln!(out, "\n✓ {node}");
+            }
+            EventKind::WorkflowStepFailed { node, error, .. } if !nested => {
+                let _ = writeln!(out, "\n✗ {node}: {error}");
+            }
+            EventKind::ModelChunk {
+                chunk: ModelChunk::Text { text },
+            } => {
+                let indent = if fresh { "  " } else { "" };
+                fresh = false;
+                let _ = write!(out, "{indent}{text}");
+                let _ = out.flush();
+            }
+            EventKind::ToolCall { call } => {
+                let _ = writeln!(out, "\n  → {}({})", call.tool, call.args);
+            }
+            _ => {}
+        }
+    }
+    let result = events.result().await.map_err(|e| e.to_string())?;
+    let visited: Vec<&str> = result.visited.iter().map(|n| n.as_str()).collect();
+    let _ = writeln!(out, "visited: {}", visited.join(" → "));
+    let _ = writeln!(out, "output: {}", text(&result.output));
+    if let Some(reason) = &result.interruption_reason {
+        eprintln!("(interrupted: {reason})");
+    }
+    Ok(())
+}
