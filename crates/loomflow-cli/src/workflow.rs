@@ -91,6 +91,9 @@ pub(crate) async fn run(args: &RunArgs, file: PathBuf, input: String) -> Result<
         }
     }
     let result = events.result().await.map_err(|e| e.to_string())?;
+    if args.json {
+        return Ok(());
+    }
     let visited: Vec<&str> = result.visited.iter().map(|n| n.as_str()).collect();
     let _ = writeln!(out, "visited: {}", visited.join(" → "));
     let _ = writeln!(out, "output: {}", text(&result.output));

@@ -143,3 +143,130 @@ fn errors_are_reported_with_a_nonzero_exit() {
         stderr(&o)
     );
 }
+
+#[test]
+fn run_a_workflow_file_streams_steps_and_reports_visited() {
+    let o = loomflow(&[
+        "run",
+        "examples/triage.toml",
+        "My invoice charged me twice",
+        "--json",
+        "--user",
+        "alice",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(r["visited"], serde_json::json!(["classify", "billing"]));
+    assert_eq!(r["user_id"], "alice");
+    assert!(
+        r["output"]
+            .as_str()
+            .unwrap()
+            .contains("refunded the duplicate payment")
+    );
+
+    let o = loomflow(&["run", "examples/triage.toml", "hello", "--stream"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    let steps: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with('▶') || l.starts_with('✓') || l.starts_with("visited"))
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            "▶ classify",
+            "✓ classify",
+            "▶ billing",
+            "✓ billing",
+            "visited: classify → billing"
+        ]
+    );
+
+    let o = loomflow(&["run", "examples/triage.toml", "hello", "--stream", "--json"]);
+    let kinds: Vec<String> = stdout(&o)
+        .lines()
+        .map(|l| {
+            let e: serde_json::Value = serde_json::from_str(l).unwrap();
+            format!(
+                "{}{}",
+                e["node"]
+                    .as_str()
+                    .map(|n| format!("{n}|"))
+                    .unwrap_or_default(),
+                e["kind"].as_str().unwrap()
+            )
+        })
+        .filter(|k| !k.ends_with("model_chunk"))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "workflow_started",
+            "workflow_step_started",
+            "classify|started",
+            "classify|completed",
+            "workflow_step_completed",
+            "workflow_step_started",
+            "billing|started",
+            "billing|completed",
+            "workflow_step_completed",
+            "workflow_completed",
+        ]
+    );
+}
+
+#[test]
+fn graph_prints_mermaid_and_dot() {
+    let o = loomflow(&["graph", "examples/triage.toml"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let m = stdout(&o);
+    assert!(m.starts_with("flowchart TD\n"));
+    assert!(m.contains("n_classify -->|billing| n_billing"));
+    assert!(m.contains("n_classify -.->|default| n_tech"));
+    let o = loomflow(&["graph", "examples/triage.toml", "--format", "dot"]);
+    assert!(stdout(&o).starts_with("digraph \"triage\" {"));
+}
+
+#[test]
+fn workflow_file_errors_name_the_file_line_and_key() {
+    let dir = std::env::temp_dir().join(format!("loomflow-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cases = [
+        (
+            "typo.toml",
+            "name = \"t\"\nstart = \"a\"\n\n[[nodes]]\nname = \"a\"\nagnet = \"x\"\n",
+            "typo.toml:6: unknown key `agnet` (did you mean `agent`?)",
+        ),
+        (
+            "agent.toml",
+            "start = \"a\"\n[agents.helper]\nmodel = \"echo\"\n[[nodes]]\nname = \"a\"\nagent = \"helpr\"\n[[edges]]\nfrom = \"a\"\nto = \"END\"\n",
+            "agent.toml:6: nodes.a.agent: unknown agent `helpr` (did you mean `helper`?)",
+        ),
+        (
+            "edge.toml",
+            "start = \"a\"\n[agents.h]\nmodel = \"echo\"\n[[nodes]]\nname = \"a\"\nagent = \"h\"\n[[edges]]\nfrom = \"a\"\nto = \"b\"\n",
+            "edge.toml:9: workflow `edge`: `a -> b` names unknown node `b`",
+        ),
+        (
+            "inline.toml",
+            "start = \"a\"\n[agents.h]\nmodle = \"echo\"\n[[nodes]]\nname = \"a\"\nagent = \"h\"\n[[edges]]\nfrom = \"a\"\nto = \"END\"\n",
+            "inline.toml:2: ",
+        ),
+    ];
+    for (file, text, expected) in cases {
+        let path = dir.join(file);
+        std::fs::write(&path, text).unwrap();
+        let o = loomflow(&["run", path.to_str().unwrap(), "hi"]);
+        assert!(!o.status.success());
+        let err = stderr(&o);
+        assert!(err.contains(expected), "{file}: {err}");
+        if file == "inline.toml" {
+            assert!(
+                err.contains("unknown key `agents.h.modle` (did you mean `model`?)"),
+                "{err}"
+            );
+        }
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
