@@ -109,6 +109,27 @@ fn request(agent: &Agent, args: &RunArgs) -> RunRequest {
     r
 }
 
+/// Prints a finished run: the whole result as JSON, or its output text (and
+/// the interruption reason on stderr).
+pub(crate) fn print_result(
+    out: &mut impl Write,
+    json: bool,
+    result: &impl serde::Serialize,
+    output: &str,
+    interruption_reason: Option<&str>,
+) -> Result<(), String> {
+    if json {
+        let json = serde_json::to_string(result).map_err(|e| e.to_string())?;
+        let _ = writeln!(out, "{json}");
+    } else {
+        let _ = writeln!(out, "{output}");
+        if let Some(reason) = interruption_reason {
+            eprintln!("(interrupted: {reason})");
+        }
+    }
+    Ok(())
+}
+
 async fn run(args: RunArgs) -> Result<(), String> {
     if let Some(input) = &args.input {
         return workflow::run(&args, PathBuf::from(&args.prompt), input.clone()).await;
@@ -120,16 +141,8 @@ async fn run(args: RunArgs) -> Result<(), String> {
     let mut out = std::io::stdout().lock();
     if !args.stream {
         let result = request.await.map_err(|e| e.to_string())?;
-        if args.json {
-            let json = serde_json::to_string(&result).map_err(|e| e.to_string())?;
-            let _ = writeln!(out, "{json}");
-        } else {
-            let _ = writeln!(out, "{}", result.output);
-            if let Some(reason) = &result.interruption_reason {
-                eprintln!("(interrupted: {reason})");
-            }
-        }
-        return Ok(());
+        let reason = result.interruption_reason.as_deref();
+        return print_result(&mut out, args.json, &result, &result.output, reason);
     }
 
     let mut events = request.stream();

@@ -44,16 +44,9 @@ pub(crate) async fn run(args: &RunArgs, file: PathBuf, input: String) -> Result<
     let mut out = std::io::stdout().lock();
     if !args.stream {
         let result = request.await.map_err(|e| e.to_string())?;
-        if args.json {
-            let json = serde_json::to_string(&result).map_err(|e| e.to_string())?;
-            let _ = writeln!(out, "{json}");
-        } else {
-            let _ = writeln!(out, "{}", text(&result.output));
-            if let Some(reason) = &result.interruption_reason {
-                eprintln!("(interrupted: {reason})");
-            }
-        }
-        return Ok(());
+        let output = text(&result.output);
+        let reason = result.interruption_reason.as_deref();
+        return crate::print_result(&mut out, args.json, &result, &output, reason);
     }
 
     let mut events = request.stream();

@@ -94,11 +94,6 @@ impl EventSink {
             });
         }
     }
-
-    /// Sends `event` as is, unless the receiver is gone.
-    pub fn try_send(&self, event: Event) {
-        let _ = self.tx.try_send(event);
-    }
 }
 
 /// The kinds of [`Event`] and their payloads.

@@ -34,8 +34,8 @@
 //! to = "END"
 //! ```
 //!
-//! A node is an `agent` (from `[agents]`) or a nested `workflow` file. Every
-//! error names the file, the line and the key.
+//! A node is an `agent` (from `[agents]`) or a nested `workflow` file. Errors
+//! name the file and, wherever it can be told, the line and the key.
 
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -273,7 +273,9 @@ impl Workflow {
             b = b.add_edge(target(from), target(to));
         }
         for router in &spec.routers {
-            let mut rules: Vec<(Rule, String)> = Vec::new();
+            // Each rule's key doubles as its route key (and diagram label).
+            let mut matchers: Vec<(Rule, String)> = Vec::new();
+            let mut routes: Vec<(String, String)> = Vec::new();
             for route in &router.routes {
                 let r = route.get_ref();
                 let rule = match (&r.label, &r.contains, &r.regex) {
@@ -295,17 +297,10 @@ impl Workflow {
                         ));
                     }
                 };
-                rules.push((rule, target(r.to.get_ref()).to_owned()));
+                let key = rule.key();
+                routes.push((key.clone(), target(r.to.get_ref()).to_owned()));
+                matchers.push((rule, key));
             }
-            let keys: Vec<(String, String)> =
-                rules.iter().map(|(r, to)| (r.key(), to.clone())).collect();
-            let matchers: Vec<(Rule, String)> = rules
-                .into_iter()
-                .map(|(r, _)| {
-                    let k = r.key();
-                    (r, k)
-                })
-                .collect();
             let mut compiled = Router::text(move |text: &str| {
                 matchers
                     .iter()
@@ -313,7 +308,7 @@ impl Workflow {
                     .map(|(_, key)| key.clone())
                     .unwrap_or_else(|| text.trim().to_lowercase())
             });
-            for (key, to) in &keys {
+            for (key, to) in &routes {
                 compiled = compiled.route(key.clone(), to);
             }
             if let Some(d) = &router.default {

@@ -44,18 +44,9 @@ pub(crate) enum Declared {
 
 /// The entry as declared.
 #[derive(Debug, Clone)]
-pub(crate) enum Entry<T> {
-    Node(T),
-    Router(EntryRouter<T>),
-}
-
-/// A router whose destinations are `T` (names while building, indices once
-/// compiled).
-#[derive(Debug, Clone)]
-pub(crate) struct EntryRouter<T> {
-    pub router: Router,
-    pub routes: HashMap<String, Option<T>>,
-    pub default: Option<Option<T>>,
+pub(crate) enum Entry {
+    Node(String),
+    Router(Router),
 }
 
 /// Builds a [`Workflow`]: nodes, edges, routers, caps. Problems are collected
@@ -97,7 +88,7 @@ pub struct WorkflowBuilder {
     pub(crate) name: String,
     pub(crate) nodes: Vec<(String, NodeHandle)>,
     pub(crate) edges: Vec<(String, Declared)>,
-    pub(crate) start: Option<Entry<String>>,
+    pub(crate) start: Option<Entry>,
     pub(crate) errors: Vec<WorkflowError>,
     pub(crate) settings: Settings,
 }
@@ -198,18 +189,7 @@ impl WorkflowBuilder {
             return self;
         }
         if source == START {
-            let routes = router
-                .routes
-                .iter()
-                .map(|(k, d)| (k.clone(), named(d)))
-                .collect();
-            let default = router.default.as_ref().map(named);
-            let entry = Entry::Router(EntryRouter {
-                router,
-                routes,
-                default,
-            });
-            return self.entry(entry, "a router on START".into());
+            return self.entry(Entry::Router(router));
         }
         self.edges
             .push((source.to_owned(), Declared::Router(router)));
@@ -218,22 +198,20 @@ impl WorkflowBuilder {
 
     /// Makes `node` the entry point. Setting the start twice is an error.
     pub fn set_start(self, node: &str) -> Self {
-        self.entry(Entry::Node(node.to_owned()), format!("`{node}`"))
+        self.entry(Entry::Node(node.to_owned()))
     }
 
-    fn entry(mut self, entry: Entry<String>, label: String) -> Self {
+    fn entry(mut self, entry: Entry) -> Self {
+        let label = |e: &Entry| match e {
+            Entry::Node(n) => n.clone(),
+            Entry::Router(_) => "a router on START".to_owned(),
+        };
         match &self.start {
-            Some(first) => {
-                let first = match first {
-                    Entry::Node(n) => format!("`{n}`"),
-                    Entry::Router(_) => "a router on START".into(),
-                };
-                self.errors.push(WorkflowError::StartSetTwice {
-                    workflow: self.name.clone(),
-                    first: first.trim_matches('`').to_owned(),
-                    second: label.trim_matches('`').to_owned(),
-                });
-            }
+            Some(first) => self.errors.push(WorkflowError::StartSetTwice {
+                workflow: self.name.clone(),
+                first: label(first),
+                second: label(&entry),
+            }),
             None => self.start = Some(entry),
         }
         self
@@ -284,13 +262,6 @@ impl WorkflowBuilder {
         }
         let graph = Graph::compile(&self)?;
         Ok(Workflow::from_parts(self.name, graph, self.settings))
-    }
-}
-
-fn named(d: &Dest) -> Option<String> {
-    match d {
-        Dest::Node(n) => Some(n.clone()),
-        Dest::End => None,
     }
 }
 
@@ -506,27 +477,19 @@ impl Graph {
                 });
             }
             Some(Entry::Node(name)) => Start::Node(lookup("START", name)?),
-            Some(Entry::Router(EntryRouter {
-                router,
-                routes,
-                default,
-            })) => {
-                let mut compiled = HashMap::new();
-                for (k, d) in routes {
-                    let idx = match d {
-                        Some(name) => Some(lookup("START", name)?),
-                        None => None,
-                    };
-                    compiled.insert(k.clone(), idx);
-                }
-                let default = match default {
-                    Some(Some(name)) => Some(Some(lookup("START", name)?)),
-                    Some(None) => Some(None),
-                    None => None,
+            Some(Entry::Router(router)) => {
+                let resolve = |d: &Dest| match d {
+                    Dest::Node(name) => lookup("START", name).map(Some),
+                    Dest::End => Ok(None),
                 };
+                let mut routes = HashMap::new();
+                for (key, dest) in &router.routes {
+                    routes.insert(key.clone(), resolve(dest)?);
+                }
+                let default = router.default.as_ref().map(resolve).transpose()?;
                 Start::Router {
                     router: router.clone(),
-                    routes: compiled,
+                    routes,
                     default,
                 }
             }

@@ -1,7 +1,7 @@
 //! A workflow as a tool an Agent can call.
 
 use async_trait::async_trait;
-use loomflow_core::{RunContext, Tool, ToolDef, ToolError};
+use loomflow_core::{Tool, ToolDef, ToolError};
 use serde_json::{Value, json};
 
 use crate::Workflow;
@@ -98,16 +98,14 @@ impl Tool for WorkflowTool {
                 });
             }
         };
-        let mut request = self.workflow.run(input);
-        if let Some(ctx) = RunContext::current() {
-            request = request.session(ctx.session_id.clone());
-            for (k, v) in ctx.metadata.iter() {
-                request = request.metadata(k.clone(), v.clone());
-            }
-        }
-        let result = request.await.map_err(|e| ToolError::Failed {
-            message: e.to_string(),
-        })?;
+        let result = self
+            .workflow
+            .run_value(input)
+            .in_live_context()
+            .await
+            .map_err(|e| ToolError::Failed {
+                message: e.to_string(),
+            })?;
         Ok(result.output)
     }
 }

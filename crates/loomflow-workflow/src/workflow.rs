@@ -83,7 +83,7 @@ impl Workflow {
         self.run(input).stream()
     }
 
-    fn run_value(&self, input: Value) -> WorkflowRequest {
+    pub(crate) fn run_value(&self, input: Value) -> WorkflowRequest {
         WorkflowRequest::new(self.clone(), Ok(input))
     }
 }
@@ -94,11 +94,7 @@ impl Workflow {
 #[async_trait]
 impl Node for Workflow {
     async fn run(&self, input: Value, cx: NodeContext<'_>) -> Result<NodeOutcome, BoxError> {
-        let mut request = self.run_value(input);
-        if let Some(ctx) = RunContext::current() {
-            request.session = Some(Ok(ctx.session_id.clone()));
-            request.metadata = (*ctx.metadata).clone();
-        }
+        let mut request = self.run_value(input).in_live_context();
         if let Some(sink) = cx.events() {
             request = request.events_to(sink);
         }
@@ -220,6 +216,16 @@ impl WorkflowRequest {
     /// [`RunContext::metadata`].
     pub fn metadata(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
         self.metadata.insert(key.into(), value.into());
+        self
+    }
+
+    /// Runs in the session and metadata of the run this code is part of (a
+    /// nested run); the user is inherited in any case.
+    pub(crate) fn in_live_context(mut self) -> Self {
+        if let Some(ctx) = RunContext::current() {
+            self.session = Some(Ok(ctx.session_id));
+            self.metadata = Arc::unwrap_or_clone(ctx.metadata);
+        }
         self
     }
 
@@ -480,8 +486,7 @@ impl<'a> Scheduler<'a> {
                     None => break,
                 },
             };
-            if let Some(reason) = self.complete(done).await? {
-                let output = self.last_value();
+            if let Some((reason, output)) = self.complete(done).await? {
                 return Ok(self.finish(Some(output), Some(reason)));
             }
             self.fire_ready(running.len())?;
@@ -614,11 +619,12 @@ impl<'a> Scheduler<'a> {
         Ok(())
     }
 
-    /// Handles a finished node; `Some(reason)` when it was interrupted.
+    /// Handles a finished node. When it was interrupted, returns the run's
+    /// interruption reason and output (the last value completed before it).
     async fn complete(
         &mut self,
         (node, sources, result): Completion,
-    ) -> Result<Option<String>, WorkflowError> {
+    ) -> Result<Option<(String, Value)>, WorkflowError> {
         self.active[node] -= 1;
         if self.active[node] == 0 {
             self.active_bits.clear(node);
@@ -657,9 +663,7 @@ impl<'a> Scheduler<'a> {
                 let before = self.last_value();
                 self.visited.push(name.clone());
                 self.per_step[node] = Some(output);
-                self.input = before;
-                self.last = None;
-                Ok(Some(format!("{name}:{reason}")))
+                Ok(Some((format!("{name}:{reason}"), before)))
             }
             NodeOutcome::Done(value) => {
                 if let Some(sink) = self.sink {
