@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
-# Side by side: the two agent scenarios on loomflow (Rust) and on the Python
-# peers, which this script installs in a virtualenv (LoomFlow 0.20, LangGraph).
+# Side by side: the agent scenarios (a) and (b) and the three workflow
+# scenarios on loomflow (Rust) and on the Python peers, which this script
+# installs in a virtualenv (LoomFlow 0.20, LangGraph), all in one run.
 #
-#   bash bench/compare/run.sh            # N=10000 concurrent runs, 1000 sequential
-#   N=2000 RUNS=300 bash bench/compare/run.sh
+#   bash bench/compare/run.sh                    # everything
+#   ONLY=workflow bash bench/compare/run.sh      # or ONLY=agent
+#   N=2000 RUNS=300 WF_RUNS=200 bash bench/compare/run.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+ONLY=${ONLY:-all}
 N=${N:-10000}
 RUNS=${RUNS:-1000}
+WF_RUNS=${WF_RUNS:-300}
 LATENCY_MS=${LATENCY_MS:-50}
 VENV=${VENV:-$HOME/.cache/loomflow-bench-venv}
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/loomflow-target}"
@@ -18,41 +22,73 @@ fi
 "$VENV/bin/pip" install -q "loomflow==0.20.0" "langgraph" "langchain-core"
 
 out=$(mktemp)
-echo "== rust: (a) sequential runs (divan)"
-cargo bench -q -p loomflow-bench --bench agent_overhead -- run_shared_agent 2>&1 | tee "$out.divan"
-rust_seq_us=$(python3 - "$out.divan" <<'PY'
-import re, sys
-text = open(sys.argv[1]).read()
-m = re.search(r"run_shared_agent\s+([\d.]+)\s*(ns|µs|us|ms)\s*│\s*([\d.]+)\s*(ns|µs|us|ms)\s*│\s*([\d.]+)\s*(ns|µs|us|ms)", text)
-scale = {"ns": 1e-3, "µs": 1, "us": 1, "ms": 1e3}
-print(float(m.group(5)) * scale[m.group(6)])  # median column
-PY
-)
-echo "== rust: (b) $N concurrent runs"
-cargo run -q --release -p loomflow-bench --bin concurrent_runs -- "$N" "$LATENCY_MS" | tee -a "$out"
-for fw in loomflow langgraph; do
-  echo "== python $fw: (a) and (b)"
-  "$VENV/bin/python" bench/compare/peers.py "$fw" seq --runs "$RUNS" | tee -a "$out"
-  "$VENV/bin/python" bench/compare/peers.py "$fw" conc --n "$N" --latency "$(python3 -c "print($LATENCY_MS/1000)")" | tee -a "$out"
-done
+trap 'rm -f "$out" "$out".*' EXIT
 
-python3 - "$out" "$rust_seq_us" <<'PY'
+# Median of one divan bench, in µs, as a RESULT line.
+divan_median() { # <divan output file> <bench name> <scenario> <steps per run>
+  python3 - "$@" <<'PY'
+import json, re, sys
+path, name, scenario, steps = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+unit = r"([\d.]+)\s*(ns|µs|us|ms)"
+m = re.search(re.escape(name) + r"\s+" + r"\s*│\s*".join([unit] * 3), open(path).read())
+scale = {"ns": 1e-3, "µs": 1, "us": 1, "ms": 1e3}
+us = float(m.group(5)) * scale[m.group(6)]  # the median column
+print("RESULT " + json.dumps({"fw": "rust", "scenario": scenario, "us_per_run": us,
+                              "us_per_step": us / steps}))
+PY
+}
+
+if [ "$ONLY" != workflow ]; then
+  echo "== rust: (a) sequential runs (divan)"
+  cargo bench -q -p loomflow-bench --bench agent_overhead -- run_shared_agent 2>&1 | tee "$out.agent"
+  divan_median "$out.agent" run_shared_agent seq 1 >> "$out"
+  echo "== rust: (b) $N concurrent runs"
+  cargo run -q --release -p loomflow-bench --bin concurrent_runs -- "$N" "$LATENCY_MS" | tee -a "$out"
+  for fw in loomflow langgraph; do
+    echo "== python $fw: (a) and (b)"
+    "$VENV/bin/python" bench/compare/peers.py "$fw" seq --runs "$RUNS" | tee -a "$out"
+    "$VENV/bin/python" bench/compare/peers.py "$fw" conc --n "$N" --latency "$(python3 -c "print($LATENCY_MS/1000)")" | tee -a "$out"
+  done
+fi
+
+if [ "$ONLY" != agent ]; then
+  echo "== rust: workflow scenarios (divan)"
+  cargo bench -q -p loomflow-bench --bench workflow_overhead 2>&1 | tee "$out.wf"
+  divan_median "$out.wf" chain_10 chain 10 >> "$out"
+  divan_median "$out.wf" cycle_150_steps cycle 150 >> "$out"
+  divan_median "$out.wf" fanout_100 fanout 102 >> "$out"
+  for fw in loomflow langgraph; do
+    for scenario in chain cycle fanout; do
+      echo "== python $fw: workflow $scenario"
+      "$VENV/bin/python" bench/compare/peers_workflow.py "$fw" "$scenario" --runs "$WF_RUNS" | tee -a "$out"
+    done
+  done
+fi
+
+python3 - "$out" <<'PY'
 import json, sys
 recs = [json.loads(l.split(" ", 1)[1]) for l in open(sys.argv[1]) if l.startswith("RESULT ")]
-rust_seq = float(sys.argv[2])
-rust_conc = next(r for r in recs if r.get("bench") == "concurrent_runs")
+def rec(fw, scenario):
+    return next((r for r in recs if r.get("fw") == fw and r.get("scenario") == scenario), None)
 print()
-print(f"{'scenario':<34}{'loomflow (Rust)':>18}{'LoomFlow 0.20':>16}{'LangGraph':>14}{'vs LoomFlow':>13}{'vs LangGraph':>14}")
-def peer(fw, sc):
-    return next(r for r in recs if r.get("fw") == fw and r.get("scenario") == sc)
-lf, lg = peer("loomflow", "seq"), peer("langgraph", "seq")
-print(f"{'(a) µs per run (3 tools + answer)':<34}{rust_seq:>18.1f}{lf['us_per_run']:>16.1f}{lg['us_per_run']:>14.1f}"
-      f"{lf['us_per_run']/rust_seq:>12.0f}×{lg['us_per_run']/rust_seq:>13.0f}×")
-lf, lg = peer("loomflow", "conc"), peer("langgraph", "conc")
-n = rust_conc["runs"]
-print(f"{f'(b) wall ms, {n} runs':<34}{rust_conc['wall_ms']:>18.0f}{lf['wall_ms']:>16.0f}{lg['wall_ms']:>14.0f}"
-      f"{lf['wall_ms']/rust_conc['wall_ms']:>12.1f}×{lg['wall_ms']/rust_conc['wall_ms']:>13.1f}×")
-print(f"{'(b) over the latency floor':<34}{rust_conc['over_floor_pct']:>17.0f}%{lf['over_floor_pct']:>15.0f}%{lg['over_floor_pct']:>13.0f}%")
-print(f"{'(b) peak RSS MB':<34}{rust_conc['peak_rss_mb']:>18.0f}{lf['peak_rss_mb']:>16.0f}{lg['peak_rss_mb']:>14.0f}"
-      f"{lf['peak_rss_mb']/rust_conc['peak_rss_mb']:>12.1f}×{lg['peak_rss_mb']/rust_conc['peak_rss_mb']:>13.1f}×")
+print(f"{'scenario':<36}{'loomflow (Rust)':>16}{'LoomFlow 0.20':>15}{'LangGraph':>12}{'vs LoomFlow':>13}{'vs LangGraph':>14}")
+def row(label, key, rust, lf, lg, fmt=".1f", ratio=True):
+    line = f"{label:<36}{rust[key]:>16{fmt}}{lf[key]:>15{fmt}}{lg[key]:>12{fmt}}"
+    if ratio:
+        line += f"{lf[key] / rust[key]:>12.0f}×{lg[key] / rust[key]:>13.0f}×"
+    print(line)
+if rec("rust", "seq"):
+    row("(a) µs per run (3 tools + answer)", "us_per_run",
+        rec("rust", "seq"), rec("loomflow", "seq"), rec("langgraph", "seq"))
+    rust = next(r for r in recs if r.get("bench") == "concurrent_runs")
+    lf, lg = rec("loomflow", "conc"), rec("langgraph", "conc")
+    row(f"(b) wall ms, {rust['runs']} runs", "wall_ms", rust, lf, lg, ".0f")
+    row("(b) % over the latency floor", "over_floor_pct", rust, lf, lg, ".0f", ratio=False)
+    row("(b) peak RSS MB", "peak_rss_mb", rust, lf, lg, ".0f")
+for scenario, label in [("chain", "workflow chain, µs per step"),
+                        ("cycle", "workflow cycle, µs per step"),
+                        ("fanout", "workflow fan-out, µs per step")]:
+    if rec("rust", scenario):
+        row(label, "us_per_step", rec("rust", scenario), rec("loomflow", scenario),
+            rec("langgraph", scenario), ".2f")
 PY
