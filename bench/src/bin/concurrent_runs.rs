@@ -4,6 +4,8 @@
 //!
 //! Runs on mimalloc unless built with `--no-default-features` (system
 //! allocator). `RAW_FLOOR=1` measures bare tokio tasks sleeping the same way.
+//! `ROUNDS=k` runs the batch k times in the same process (a warm heap, as a
+//! long-running server has); `wall_ms` is always the first, cold round.
 //!
 //! Prints one `RESULT {json}` line: wall time, the latency floor
 //! (4 calls × latency), overhead over the floor, throughput and peak RSS.
@@ -42,41 +44,52 @@ fn main() {
     let rss_before = peak_rss_kb();
     // The runs are spawned from a task on the runtime, as a server's handler
     // would, not from the thread blocked in `block_on`.
-    let (wall, ok) = runtime.block_on(async {
-        tokio::spawn(async move {
-            let agent = bench_agent(Some(Duration::from_millis(latency_ms)));
-            let start = Instant::now();
-            let handles: Vec<_> = (0..n)
-                .map(|i| {
-                    let agent = agent.clone();
-                    tokio::spawn(async move {
-                        if raw {
-                            for _ in 0..=N_TOOLS {
-                                tokio::time::sleep(Duration::from_millis(latency_ms)).await;
+    let rounds: usize = std::env::var("ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(1);
+    let mut walls = Vec::new();
+    let mut ok = 0;
+    for _ in 0..rounds {
+        let (wall, round_ok) = runtime.block_on(async {
+            tokio::spawn(async move {
+                let agent = bench_agent(Some(Duration::from_millis(latency_ms)));
+                let start = Instant::now();
+                let handles: Vec<_> = (0..n)
+                    .map(|i| {
+                        let agent = agent.clone();
+                        tokio::spawn(async move {
+                            if raw {
+                                for _ in 0..=N_TOOLS {
+                                    tokio::time::sleep(Duration::from_millis(latency_ms)).await;
+                                }
+                                return Ok(N_TOOLS as u32 + 1);
                             }
-                            return Ok(N_TOOLS as u32 + 1);
-                        }
-                        agent
-                            .run(format!("prompt {i}"))
-                            .user(format!("user{}", i % 100).as_str())
-                            .await
-                            .map(|r| r.turns)
+                            agent
+                                .run(format!("prompt {i}"))
+                                .user(format!("user{}", i % 100).as_str())
+                                .await
+                                .map(|r| r.turns)
+                        })
                     })
-                })
-                .collect();
-            let mut ok = 0;
-            for h in handles {
-                if let Ok(Ok(turns)) = h.await
-                    && turns as usize == N_TOOLS + 1
-                {
-                    ok += 1;
+                    .collect();
+                let mut ok = 0;
+                for h in handles {
+                    if let Ok(Ok(turns)) = h.await
+                        && turns as usize == N_TOOLS + 1
+                    {
+                        ok += 1;
+                    }
                 }
-            }
-            (start.elapsed(), ok)
-        })
-        .await
-        .unwrap_or_else(|e| panic!("driver task: {e}"))
-    });
+                (start.elapsed(), ok)
+            })
+            .await
+            .unwrap_or_else(|e| panic!("driver task: {e}"))
+        });
+        walls.push(wall.as_secs_f64() * 1e3);
+        ok = round_ok;
+    }
+    let wall = Duration::from_secs_f64(walls[0] / 1e3);
     let floor = Duration::from_millis(latency_ms * (N_TOOLS as u64 + 1));
     let record = serde_json::json!({
         "bench": "concurrent_runs",
@@ -89,6 +102,7 @@ fn main() {
         "runs_per_s": n as f64 / wall.as_secs_f64(),
         "peak_rss_mb": peak_rss_kb() as f64 / 1024.0,
         "rss_before_mb": rss_before as f64 / 1024.0,
+        "later_rounds_wall_ms": &walls[1..],
         "allocator": if cfg!(feature = "mimalloc") { "mimalloc" } else { "system" },
     });
     println!("RESULT {record}");

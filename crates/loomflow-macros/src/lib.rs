@@ -267,7 +267,7 @@ fn expand(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
 
                 async fn call(
                     &self,
-                    args: #krate::__private::serde_json::Value,
+                    args: &#krate::__private::serde_json::Value,
                 ) -> ::std::result::Result<#krate::__private::serde_json::Value, #krate::__private::ToolError> {
                     let def = #krate::__private::Tool::definition(self);
                     let #args_struct { #(#names),* } =

@@ -87,7 +87,7 @@ impl Tool for WorkflowTool {
         &self.def
     }
 
-    async fn call(&self, args: Value) -> Result<Value, ToolError> {
+    async fn call(&self, args: &Value) -> Result<Value, ToolError> {
         let input = match args.get(&self.input_arg) {
             Some(Value::String(s)) => Value::String(s.clone()),
             Some(other) => Value::String(other.to_string()),

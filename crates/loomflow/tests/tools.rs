@@ -84,19 +84,19 @@ fn schema_and_description_come_from_the_signature_and_docs() {
 #[tokio::test]
 async fn calls_coerce_lenient_arguments_and_report_bad_ones() {
     assert_eq!(
-        Tool::call(&add, json!({"a": "8", "b": 2})).await,
+        Tool::call(&add, &json!({"a": "8", "b": 2})).await,
         Ok(json!(10))
     );
     assert_eq!(add::invoke(1, 2), 3);
 
-    let err = Tool::call(&add, json!({"a": "eight", "b": 2}))
+    let err = Tool::call(&add, &json!({"a": "eight", "b": 2}))
         .await
         .unwrap_err();
     assert_eq!(
         err.to_string(),
         "invalid arguments for tool `add`: `a`: invalid type: string \"eight\", expected i64"
     );
-    let err = Tool::call(&add, json!({"a": 1})).await.unwrap_err();
+    let err = Tool::call(&add, &json!({"a": 1})).await.unwrap_err();
     assert_eq!(
         err.to_string(),
         "invalid arguments for tool `add`: missing field `b`"
@@ -104,11 +104,11 @@ async fn calls_coerce_lenient_arguments_and_report_bad_ones() {
 
     let out = Tool::call(
         &search,
-        json!({"query": "q", "limit": "1", "filters": "[{\"field\":\"k\",\"value\":\"v\"},{\"field\":\"x\",\"value\":\"y\"}]"}),
+        &json!({"query": "q", "limit": "1", "filters": "[{\"field\":\"k\",\"value\":\"v\"},{\"field\":\"x\",\"value\":\"y\"}]"}),
     )
     .await;
     assert_eq!(out, Ok(json!(["q:k=v"])));
-    let err = Tool::call(&search, json!({"query": "", "filters": []}))
+    let err = Tool::call(&search, &json!({"query": "", "filters": []}))
         .await
         .unwrap_err();
     assert_eq!(err.to_string(), "query must not be empty");
@@ -129,10 +129,10 @@ async fn in_process_host_lists_calls_and_reports_unknown_tools() {
         .collect();
     assert_eq!(names, ["add", "search_records"]);
     assert_eq!(
-        host.call("add", json!({"a": 1, "b": 1}), "c1").await,
+        host.call("add", &json!({"a": 1, "b": 1}), "c1").await,
         Ok(json!(2))
     );
-    let err = host.call("sub", json!({}), "c2").await.unwrap_err();
+    let err = host.call("sub", &json!({}), "c2").await.unwrap_err();
     assert_eq!(
         err.to_string(),
         "unknown tool `sub`; available tools: add, search_records"

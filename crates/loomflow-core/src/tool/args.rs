@@ -1,6 +1,8 @@
 //! Argument handling shared by every tool: schemas from Rust types, lenient
 //! coercion of what models send, and errors that name the offending field.
 
+use std::borrow::Cow;
+
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -22,11 +24,13 @@ pub fn tool_schema<T: JsonSchema>() -> Value {
     schema
 }
 
-fn schema_types(schema: &Value) -> Vec<&str> {
+/// Whether `schema` admits JSON type `ty` (`"type": "integer"` or
+/// `"type": ["integer", "null"]`).
+fn admits(schema: &Value, ty: &str) -> bool {
     match schema.get("type") {
-        Some(Value::String(t)) => vec![t.as_str()],
-        Some(Value::Array(ts)) => ts.iter().filter_map(Value::as_str).collect(),
-        _ => Vec::new(),
+        Some(Value::String(t)) => t == ty,
+        Some(Value::Array(ts)) => ts.iter().any(|t| t.as_str() == Some(ty)),
+        _ => false,
     }
 }
 
@@ -40,49 +44,60 @@ fn resolve<'a>(root: &'a Value, schema: &'a Value) -> &'a Value {
     }
 }
 
-fn coerce_value(root: &Value, schema: &Value, value: &mut Value) {
-    let schema = resolve(root, schema);
-    let types = schema_types(schema);
+/// The value a string argument stands for when the parameter is not a
+/// string, or `None` when it should be left as it is.
+fn coerced(root: &Value, schema: &Value, value: &Value) -> Option<Value> {
     let Value::String(s) = value else {
-        return;
+        return None;
     };
-    let trimmed = s.trim();
-    if types.contains(&"string") {
-        return;
+    let schema = resolve(root, schema);
+    if admits(schema, "string") {
+        return None;
     }
-    if types.contains(&"integer") {
+    let trimmed = s.trim();
+    if admits(schema, "integer") {
         if let Ok(i) = trimmed.parse::<i64>() {
-            *value = Value::from(i);
-            return;
+            return Some(Value::from(i));
         }
         if let Ok(f) = trimmed.parse::<f64>()
             && f.fract() == 0.0
             && f.abs() < 9.0e15
         {
-            *value = Value::from(f as i64);
-            return;
+            return Some(Value::from(f as i64));
         }
     }
-    if types.contains(&"number")
+    if admits(schema, "number")
         && let Ok(f) = trimmed.parse::<f64>()
         && let Some(n) = serde_json::Number::from_f64(f)
     {
-        *value = Value::Number(n);
-        return;
+        return Some(Value::Number(n));
     }
-    if types.contains(&"boolean") {
-        match trimmed.to_ascii_lowercase().as_str() {
-            "true" | "1" | "yes" => *value = Value::Bool(true),
-            "false" | "0" | "no" | "" => *value = Value::Bool(false),
-            _ => {}
+    if admits(schema, "boolean") {
+        return match trimmed.to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" => Some(Value::Bool(true)),
+            "false" | "0" | "no" | "" => Some(Value::Bool(false)),
+            _ => None,
+        };
+    }
+    if admits(schema, "object") || admits(schema, "array") {
+        return serde_json::from_str::<Value>(trimmed)
+            .ok()
+            .filter(|parsed| parsed.is_object() || parsed.is_array());
+    }
+    None
+}
+
+/// Coerces the fields of an argument object in place.
+fn coerce_fields(schema: &Value, args: &mut Value) {
+    if let (Some(props), Some(obj)) = (
+        schema.get("properties").and_then(Value::as_object),
+        args.as_object_mut(),
+    ) {
+        for (name, value) in obj.iter_mut() {
+            if let Some(new) = props.get(name).and_then(|p| coerced(schema, p, value)) {
+                *value = new;
+            }
         }
-        return;
-    }
-    if (types.contains(&"object") || types.contains(&"array"))
-        && let Ok(parsed) = serde_json::from_str::<Value>(trimmed)
-        && (parsed.is_object() || parsed.is_array())
-    {
-        *value = parsed;
     }
 }
 
@@ -90,26 +105,46 @@ fn coerce_value(root: &Value, schema: &Value, value: &mut Value) {
 /// parsed, `"8"` becomes `8` for an integer parameter, `"true"`/`"yes"`/`"1"`
 /// become booleans, and a JSON string holding an object or array is parsed for
 /// a structured parameter. `null` arguments become `{}`.
-pub fn coerce_args(schema: &Value, args: Value) -> Value {
-    let mut args = match args {
-        Value::Null => Value::Object(Default::default()),
-        Value::String(s) => match serde_json::from_str::<Value>(&s) {
-            Ok(v @ Value::Object(_)) => v,
-            _ => Value::String(s),
+///
+/// Arguments that need no coercion (the common case) are borrowed, not copied.
+///
+/// ```
+/// use loomflow_core::tool::coerce_args;
+/// use serde_json::json;
+///
+/// let schema = json!({"type": "object", "properties": {"n": {"type": "integer"}}});
+/// assert_eq!(*coerce_args(&schema, &json!({"n": "8"})), json!({"n": 8}));
+/// assert!(matches!(coerce_args(&schema, &json!({"n": 8})), std::borrow::Cow::Borrowed(_)));
+/// ```
+pub fn coerce_args<'a>(schema: &Value, args: &'a Value) -> Cow<'a, Value> {
+    match args {
+        Value::Null => Cow::Owned(Value::Object(Default::default())),
+        Value::String(s) => match serde_json::from_str::<Value>(s) {
+            Ok(mut parsed @ Value::Object(_)) => {
+                coerce_fields(schema, &mut parsed);
+                Cow::Owned(parsed)
+            }
+            _ => Cow::Borrowed(args),
         },
-        other => other,
-    };
-    if let (Some(props), Some(obj)) = (
-        schema.get("properties").and_then(Value::as_object),
-        args.as_object_mut(),
-    ) {
-        for (name, value) in obj.iter_mut() {
-            if let Some(prop) = props.get(name) {
-                coerce_value(schema, prop, value);
+        Value::Object(obj) => {
+            let props = schema.get("properties").and_then(Value::as_object);
+            let needs = props.is_some_and(|props| {
+                obj.iter().any(|(name, value)| {
+                    props
+                        .get(name)
+                        .is_some_and(|p| coerced(schema, p, value).is_some())
+                })
+            });
+            if needs {
+                let mut owned = args.clone();
+                coerce_fields(schema, &mut owned);
+                Cow::Owned(owned)
+            } else {
+                Cow::Borrowed(args)
             }
         }
+        _ => Cow::Borrowed(args),
     }
-    args
 }
 
 /// Coerces and deserialises a tool's arguments. The error names the tool and
@@ -117,7 +152,7 @@ pub fn coerce_args(schema: &Value, args: Value) -> Value {
 pub fn parse_args<T: DeserializeOwned>(
     tool: &str,
     schema: &Value,
-    args: Value,
+    args: &Value,
 ) -> Result<T, ToolError> {
     let args = coerce_args(schema, args);
     if !args.is_object() {
@@ -126,7 +161,7 @@ pub fn parse_args<T: DeserializeOwned>(
             message: format!("expected a JSON object of named arguments, got {args}"),
         });
     }
-    serde_path_to_error::deserialize(args).map_err(|e| {
+    serde_path_to_error::deserialize(&*args).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         let message =
@@ -162,7 +197,7 @@ mod tests {
         let parsed: Args = parse_args(
             "t",
             &schema,
-            json!({"count": "8", "ratio": "0.5", "flag": "yes", "tags": "[\"a\"]"}),
+            &json!({"count": "8", "ratio": "0.5", "flag": "yes", "tags": "[\"a\"]"}),
         )
         .unwrap();
         assert_eq!(
@@ -174,24 +209,24 @@ mod tests {
                 tags: Some(vec!["a".into()])
             }
         );
-        let parsed: Args = parse_args("t", &schema, json!("{\"count\": \"8.0\"}")).unwrap();
+        let parsed: Args = parse_args("t", &schema, &json!("{\"count\": \"8.0\"}")).unwrap();
         assert_eq!(parsed.count, 8);
     }
 
     #[test]
     fn errors_name_the_field() {
         let schema = tool_schema::<Args>();
-        let err = parse_args::<Args>("t", &schema, json!({"count": "eight"})).unwrap_err();
+        let err = parse_args::<Args>("t", &schema, &json!({"count": "eight"})).unwrap_err();
         assert_eq!(
             err.to_string(),
             "invalid arguments for tool `t`: `count`: invalid type: string \"eight\", expected i64"
         );
-        let err = parse_args::<Args>("t", &schema, json!({})).unwrap_err();
+        let err = parse_args::<Args>("t", &schema, &json!({})).unwrap_err();
         assert_eq!(
             err.to_string(),
             "invalid arguments for tool `t`: missing field `count`"
         );
-        let err = parse_args::<Args>("t", &schema, json!({"count": 1, "bogus": 2})).unwrap_err();
+        let err = parse_args::<Args>("t", &schema, &json!({"count": 1, "bogus": 2})).unwrap_err();
         assert!(err.to_string().contains("unknown field `bogus`"), "{err}");
     }
 }

@@ -232,8 +232,7 @@ impl ToolGate {
 
         let started_at = Utc::now();
         let clock = Instant::now();
-        let run =
-            AssertUnwindSafe(host.call(&call.tool, call.args.clone(), &call.id)).catch_unwind();
+        let run = AssertUnwindSafe(host.call(&call.tool, &call.args, &call.id)).catch_unwind();
         let mut result = match tokio::time::timeout(self.config.tool_timeout, run).await {
             Ok(Ok(Ok(output))) => ToolResult::success(&call.id, output),
             Ok(Ok(Err(err))) => ToolResult::failure(&call.id, err.to_string()),

@@ -119,7 +119,7 @@ impl ToolHost for InProcessToolHost {
     async fn call(
         &self,
         name: &str,
-        args: serde_json::Value,
+        args: &serde_json::Value,
         _call_id: &str,
     ) -> Result<serde_json::Value, ToolError> {
         let tool = {

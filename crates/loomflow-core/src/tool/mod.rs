@@ -35,7 +35,7 @@ use crate::message::ToolDef;
 /// #[async_trait]
 /// impl Tool for Now {
 ///     fn definition(&self) -> &ToolDef { &self.def }
-///     async fn call(&self, _args: Value) -> Result<Value, ToolError> {
+///     async fn call(&self, _args: &Value) -> Result<Value, ToolError> {
 ///         Ok(json!("2026-11-21T12:00:00Z"))
 ///     }
 /// }
@@ -47,8 +47,10 @@ pub trait Tool: Send + Sync + 'static {
 
     /// Runs the tool. `args` is what the model sent; validate it and return a
     /// [`ToolError::InvalidArguments`] that says what was wrong, so the model
-    /// can correct itself.
-    async fn call(&self, args: serde_json::Value) -> Result<serde_json::Value, ToolError>;
+    /// can correct itself. The arguments are borrowed: the call record keeps
+    /// them for the transcript, and most tools only read them
+    /// ([`parse_args`] copies only what needs coercing).
+    async fn call(&self, args: &serde_json::Value) -> Result<serde_json::Value, ToolError>;
 }
 
 /// A set of tools the agent can list and call: in-process, an MCP registry, a
@@ -63,7 +65,7 @@ pub trait ToolHost: Send + Sync + 'static {
     async fn call(
         &self,
         name: &str,
-        args: serde_json::Value,
+        args: &serde_json::Value,
         call_id: &str,
     ) -> Result<serde_json::Value, ToolError>;
 }
