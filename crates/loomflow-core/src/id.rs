@@ -19,22 +19,7 @@ pub const MAX_ID_LEN: usize = 256;
 /// Real ids may not start with `~`, so this can never collide with one.
 const ANONYMOUS_KEY: &str = "~anonymous";
 
-/// Creates a new prefixed ULID such as `sess_01J…` or `run_01J…`.
-///
-/// ```
-/// let id = loomflow_core::id::new_id("tcall");
-/// assert!(id.starts_with("tcall_"));
-/// assert_eq!(id.len(), "tcall_".len() + 26);
-/// ```
-pub fn new_id(prefix: &str) -> String {
-    let mut out = String::with_capacity(prefix.len() + 27);
-    out.push_str(prefix);
-    out.push('_');
-    let ulid = ulid::Ulid::new();
-    let mut buf = [0u8; ulid::ULID_LEN];
-    out.push_str(ulid.array_to_str(&mut buf));
-    out
-}
+pub use loomflow_model::new_id;
 
 fn validate(kind: &'static str, raw: &str) -> Result<(), IdError> {
     if raw.is_empty() {

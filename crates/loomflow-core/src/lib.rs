@@ -13,9 +13,15 @@ pub mod context;
 pub mod error;
 pub mod event;
 pub mod id;
-pub mod message;
+/// Messages, tool calls and definitions, usage (from `loomflow-model`).
+pub mod message {
+    pub use loomflow_model::message::*;
+}
 pub mod model;
-pub mod output;
+/// Structured output schemas (from `loomflow-model`).
+pub mod output {
+    pub use loomflow_model::output::*;
+}
 pub mod tone;
 pub mod tool;
 

@@ -7,45 +7,15 @@ use serde::de::DeserializeOwned;
 use super::{Agent, AgentInner};
 use crate::architecture::{Architecture, ReAct};
 use crate::error::ConfigError;
-use crate::model::registry::known_models;
-use crate::model::{Model, resolve_model};
+use crate::model::Model;
+pub use crate::model::registry::IntoModel;
+use crate::model::registry::{ensure_providers, known_models};
 use crate::output::OutputSchema;
 use crate::tone::Tone;
 use crate::tool::{
     AfterToolHook, ApprovalHandler, BeforeToolHook, GateConfig, InProcessToolHost, Permissions,
     Tool, ToolGate, ToolHost,
 };
-
-/// Anything that names or is a model: a model string (`"echo"`,
-/// `"gpt-4.1-mini"`), a model value, or an `Arc<dyn Model>`.
-pub trait IntoModel {
-    /// Resolves to a model.
-    fn into_model(self) -> Result<Arc<dyn Model>, ConfigError>;
-}
-
-impl IntoModel for &str {
-    fn into_model(self) -> Result<Arc<dyn Model>, ConfigError> {
-        resolve_model(self)
-    }
-}
-
-impl IntoModel for String {
-    fn into_model(self) -> Result<Arc<dyn Model>, ConfigError> {
-        resolve_model(&self)
-    }
-}
-
-impl IntoModel for Arc<dyn Model> {
-    fn into_model(self) -> Result<Arc<dyn Model>, ConfigError> {
-        Ok(self)
-    }
-}
-
-impl<M: Model> IntoModel for M {
-    fn into_model(self) -> Result<Arc<dyn Model>, ConfigError> {
-        Ok(Arc::new(self))
-    }
-}
 
 /// Builds an [`Agent`]. Only the model is required.
 ///
@@ -114,6 +84,7 @@ impl AgentBuilder {
 
     /// The model: a model string, a model value or an `Arc<dyn Model>`.
     pub fn model(mut self, model: impl IntoModel) -> Self {
+        ensure_providers();
         self.model = Some(model.into_model());
         self
     }

@@ -1,59 +1,32 @@
 //! Model strings (`"echo"`, `"gpt-4.1-mini"`, `"claude-haiku-4-5"`) resolve
-//! through a process-wide registry. The core registers `"echo"`; provider crates
-//! register their prefixes when their feature is on.
+//! through a process-wide registry (it lives in `loomflow-model`). The core
+//! adds the model strings of every provider crate whose cargo feature is on
+//! before it resolves anything, so no setup call is needed.
 
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, Once};
 
-use super::{EchoModel, Model};
-use crate::error::{ConfigError, closest};
+pub use loomflow_model::model::registry::{
+    IntoModel, ModelFactory, ModelPattern, Registration, add_builtin,
+};
 
-/// Builds a model from the full model string.
-pub type ModelFactory = Arc<dyn Fn(&str) -> Result<Arc<dyn Model>, ConfigError> + Send + Sync>;
+use super::Model;
+use crate::error::ConfigError;
 
-/// How a registration matches model strings.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ModelPattern {
-    /// Exactly this string.
-    Exact(String),
-    /// Any string starting with this prefix (`"gpt-"`, `"gemini/"`).
-    Prefix(String),
-}
-
-impl ModelPattern {
-    fn matches(&self, spec: &str) -> bool {
-        match self {
-            Self::Exact(s) => spec == s,
-            Self::Prefix(p) => spec.starts_with(p.as_str()),
-        }
-    }
-
-    fn display(&self) -> String {
-        match self {
-            Self::Exact(s) => s.clone(),
-            Self::Prefix(p) => format!("{p}*"),
-        }
-    }
-}
-
-struct Entry {
-    pattern: ModelPattern,
-    factory: ModelFactory,
-}
-
-fn registry() -> &'static RwLock<Vec<Entry>> {
-    static REGISTRY: OnceLock<RwLock<Vec<Entry>>> = OnceLock::new();
-    REGISTRY.get_or_init(|| {
-        let echo: ModelFactory = Arc::new(|_| Ok(Arc::new(EchoModel::new()) as Arc<dyn Model>));
-        RwLock::new(vec![Entry {
-            pattern: ModelPattern::Exact("echo".into()),
-            factory: echo,
-        }])
-    })
+/// Adds the provider crates whose features are on. Idempotent and cheap
+/// after the first call.
+pub(crate) fn ensure_providers() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        #[allow(unused_mut)]
+        let mut all: Vec<Registration> = Vec::new();
+        add_builtin(all);
+    });
 }
 
 /// Registers `factory` for model strings matching `pattern`. A later
-/// registration of the same pattern replaces the earlier one; exact patterns
-/// win over prefixes, and longer prefixes over shorter ones.
+/// registration of the same pattern replaces the earlier one (the built-in
+/// providers count as the earliest); exact patterns win over prefixes, and
+/// longer prefixes over shorter ones.
 ///
 /// ```
 /// use std::sync::Arc;
@@ -66,17 +39,14 @@ fn registry() -> &'static RwLock<Vec<Entry>> {
 /// assert!(resolve_model("parrot-1").is_ok());
 /// ```
 pub fn register_model(pattern: ModelPattern, factory: ModelFactory) {
-    let mut entries = registry().write().unwrap_or_else(|e| e.into_inner());
-    entries.retain(|e| e.pattern != pattern);
-    entries.push(Entry { pattern, factory });
+    ensure_providers();
+    loomflow_model::model::registry::register_model(pattern, factory);
 }
 
 /// Every registered pattern, for error messages and `--help`.
 pub fn known_models() -> Vec<String> {
-    let entries = registry().read().unwrap_or_else(|e| e.into_inner());
-    let mut v: Vec<String> = entries.iter().map(|e| e.pattern.display()).collect();
-    v.sort();
-    v
+    ensure_providers();
+    loomflow_model::model::registry::known_models()
 }
 
 /// Resolves a model string to a model.
@@ -84,52 +54,6 @@ pub fn known_models() -> Vec<String> {
 /// An unknown string is a [`ConfigError::UnknownModel`] that lists the valid
 /// choices and suggests the closest one.
 pub fn resolve_model(spec: &str) -> Result<Arc<dyn Model>, ConfigError> {
-    let spec = spec.trim();
-    let factory = {
-        let entries = registry().read().unwrap_or_else(|e| e.into_inner());
-        entries
-            .iter()
-            .filter(|e| e.pattern.matches(spec))
-            .max_by_key(|e| match &e.pattern {
-                ModelPattern::Exact(_) => usize::MAX,
-                ModelPattern::Prefix(p) => p.len(),
-            })
-            .map(|e| e.factory.clone())
-    };
-    match factory {
-        Some(f) => f(spec),
-        None => {
-            let valid = known_models();
-            let suggestion = closest(spec, valid.iter().map(|s| s.trim_end_matches('*')));
-            Err(ConfigError::UnknownModel {
-                name: spec.to_owned(),
-                valid,
-                suggestion,
-            })
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn unknown_model_lists_choices() {
-        let err = match resolve_model("ecko") {
-            Err(e) => e,
-            Ok(_) => panic!("ecko must not resolve"),
-        };
-        let msg = err.to_string();
-        assert!(
-            msg.starts_with("unknown model \"ecko\": valid choices are "),
-            "{msg}"
-        );
-        assert!(msg.contains("echo"), "{msg}");
-        assert!(msg.ends_with("(did you mean `echo`?)"), "{msg}");
-        assert_eq!(
-            resolve_model(" echo ").map(|m| m.name().to_owned()),
-            Ok("echo".into())
-        );
-    }
+    ensure_providers();
+    loomflow_model::model::registry::resolve_model(spec)
 }

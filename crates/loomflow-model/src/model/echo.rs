@@ -12,8 +12,8 @@ use crate::message::{Message, Role, Usage};
 ///
 /// ```
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-/// use loomflow_core::model::{EchoModel, Model, ModelRequest};
-/// use loomflow_core::Message;
+/// use loomflow_model::model::{EchoModel, Model, ModelRequest};
+/// use loomflow_model::Message;
 ///
 /// let msgs = [Message::user("hello there")];
 /// let out = EchoModel::new().complete(ModelRequest::new(&msgs)).await.unwrap();

@@ -80,7 +80,7 @@ impl ScriptedTurn {
 /// text. Clones share the same position.
 ///
 /// ```
-/// use loomflow_core::model::{ScriptedModel, ScriptedTurn};
+/// use loomflow_model::model::{ScriptedModel, ScriptedTurn};
 /// use serde_json::json;
 ///
 /// let model = ScriptedModel::new([

@@ -72,7 +72,7 @@ impl ToolCall {
     /// A call with a fresh `tcall_…` id.
     pub fn new(tool: impl Into<String>, args: serde_json::Value) -> Self {
         Self {
-            id: crate::id::new_id("tcall"),
+            id: crate::new_id("tcall"),
             tool: tool.into(),
             args,
             destructive: false,

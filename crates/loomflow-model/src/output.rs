@@ -15,7 +15,7 @@ use serde::de::DeserializeOwned;
 /// The schema a run's final answer must satisfy, with its validator.
 ///
 /// ```
-/// use loomflow_core::OutputSchema;
+/// use loomflow_model::OutputSchema;
 ///
 /// #[derive(serde::Deserialize, schemars::JsonSchema)]
 /// struct Weather { city: String, temp_c: f64 }
@@ -101,7 +101,7 @@ impl fmt::Debug for OutputSchema {
 /// Strips a Markdown code fence (with or without a language tag) around JSON.
 ///
 /// ```
-/// use loomflow_core::output::strip_json_fences;
+/// use loomflow_model::output::strip_json_fences;
 /// assert_eq!(strip_json_fences("```json\n{\"a\":1}\n```"), "{\"a\":1}");
 /// assert_eq!(strip_json_fences("  {\"a\":1} "), "{\"a\":1}");
 /// ```

@@ -1,0 +1,258 @@
+//! The [`Model`] port: anything that turns messages into a streamed reply.
+//!
+//! Models stream first: [`Model::stream`] yields [`ModelChunk`]s, and
+//! [`Model::complete`] folds them (adapters may override it with a cheaper
+//! non-streaming call). Provider crates implement this trait and register their
+//! model-string patterns (see [`registry`]).
+
+mod echo;
+pub mod registry;
+mod scripted;
+
+use std::pin::Pin;
+
+use async_trait::async_trait;
+use futures_core::Stream;
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+
+pub use echo::EchoModel;
+pub use scripted::{ScriptedModel, ScriptedTurn};
+
+use crate::error::ModelError;
+use crate::message::{Message, ToolCall, ToolDef, Usage};
+use crate::output::OutputSchema;
+
+/// Why the model stopped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum FinishReason {
+    /// A natural end.
+    Stop,
+    /// It asked for tool calls.
+    ToolUse,
+    /// It hit the output-token limit.
+    Length,
+    /// The provider's filter cut it off.
+    ContentFilter,
+}
+
+/// One piece of a streamed reply. Serialises with a `kind` tag
+/// (`{"kind": "text", "text": "…"}`), like the reference.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ModelChunk {
+    /// Visible text.
+    Text {
+        /// The text delta.
+        text: String,
+    },
+    /// Reasoning text, where the provider exposes it.
+    Thinking {
+        /// The reasoning delta.
+        text: String,
+    },
+    /// A complete tool call.
+    ToolCall {
+        /// The call.
+        tool_call: ToolCall,
+    },
+    /// The end of the reply, with its usage.
+    Finish {
+        /// Why it stopped.
+        finish_reason: FinishReason,
+        /// Tokens and cost of this call.
+        usage: Usage,
+    },
+}
+
+/// A boxed stream of chunks, as returned by [`Model::stream`].
+pub type ChunkStream = Pin<Box<dyn Stream<Item = Result<ModelChunk, ModelError>> + Send>>;
+
+/// What a model can do natively; the agent adapts to it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ModelCapabilities {
+    /// The provider constrains decoding to a JSON Schema, so no prompt
+    /// directive is needed for structured output.
+    pub native_structured_output: bool,
+    /// The provider supports prompt caching.
+    pub prompt_caching: bool,
+    /// The provider honours an effort / reasoning level.
+    pub effort: bool,
+}
+
+impl ModelCapabilities {
+    /// Sets [`Self::native_structured_output`].
+    pub fn with_native_structured_output(mut self, on: bool) -> Self {
+        self.native_structured_output = on;
+        self
+    }
+}
+
+/// One model call's inputs. Borrowed, so the agent does not copy its transcript
+/// per call.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct ModelRequest<'a> {
+    /// The conversation so far.
+    pub messages: &'a [Message],
+    /// The tools the model may call.
+    pub tools: &'a [ToolDef],
+    /// Structured output, when the adapter reports native support.
+    pub output_schema: Option<&'a OutputSchema>,
+    /// Sampling temperature, if set.
+    pub temperature: Option<f32>,
+    /// Output-token cap, if set.
+    pub max_tokens: Option<u32>,
+}
+
+impl<'a> ModelRequest<'a> {
+    /// A request over `messages` with no tools.
+    pub fn new(messages: &'a [Message]) -> Self {
+        Self {
+            messages,
+            tools: &[],
+            output_schema: None,
+            temperature: None,
+            max_tokens: None,
+        }
+    }
+
+    /// Offers `tools` to the model.
+    pub fn with_tools(mut self, tools: &'a [ToolDef]) -> Self {
+        self.tools = tools;
+        self
+    }
+
+    /// Asks for native structured output.
+    pub fn with_output_schema(mut self, schema: Option<&'a OutputSchema>) -> Self {
+        self.output_schema = schema;
+        self
+    }
+}
+
+/// A whole reply, folded from its chunks.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Completion {
+    /// All text.
+    pub text: String,
+    /// All tool calls, in order.
+    pub tool_calls: Vec<ToolCall>,
+    /// Tokens and cost.
+    pub usage: Usage,
+    /// Why it stopped.
+    pub finish_reason: FinishReason,
+}
+
+impl Completion {
+    /// Folds a chunk stream into a completion.
+    pub async fn collect(mut stream: ChunkStream) -> Result<Self, ModelError> {
+        let mut out = Completion {
+            text: String::new(),
+            tool_calls: Vec::new(),
+            usage: Usage::default(),
+            finish_reason: FinishReason::Stop,
+        };
+        while let Some(chunk) = stream.next().await {
+            out.absorb(chunk?);
+        }
+        Ok(out)
+    }
+
+    /// Adds one chunk to the completion.
+    pub fn absorb(&mut self, chunk: ModelChunk) {
+        match chunk {
+            ModelChunk::Text { text } => self.text.push_str(&text),
+            ModelChunk::Thinking { .. } => {}
+            ModelChunk::ToolCall { tool_call } => self.tool_calls.push(tool_call),
+            ModelChunk::Finish {
+                finish_reason,
+                usage,
+            } => {
+                self.finish_reason = finish_reason;
+                self.usage += usage;
+            }
+        }
+    }
+}
+
+/// A language model.
+///
+/// Implement [`Model::stream`]; override [`Model::complete`] when the provider
+/// has a cheaper non-streaming call. The trait is object safe and used as
+/// `Arc<dyn Model>`.
+///
+/// ```
+/// use async_trait::async_trait;
+/// use loomflow_model::model::{ChunkStream, Model, ModelChunk, ModelRequest, FinishReason};
+/// use loomflow_model::{ModelError, Usage};
+///
+/// struct Shouty;
+///
+/// #[async_trait]
+/// impl Model for Shouty {
+///     fn name(&self) -> &str { "shouty" }
+///     async fn stream(&self, req: ModelRequest<'_>) -> Result<ChunkStream, ModelError> {
+///         let last = req.messages.last().map(|m| m.text_content()).unwrap_or_default();
+///         let chunks = vec![
+///             Ok(ModelChunk::Text { text: last.to_uppercase() }),
+///             Ok(ModelChunk::Finish { finish_reason: FinishReason::Stop, usage: Usage::default() }),
+///         ];
+///         Ok(Box::pin(futures_util::stream::iter(chunks)))
+///     }
+/// }
+/// ```
+#[async_trait]
+pub trait Model: Send + Sync + 'static {
+    /// The model's name (`"echo"`, `"gpt-4.1-mini"`, …).
+    fn name(&self) -> &str;
+
+    /// What the model supports natively.
+    fn capabilities(&self) -> ModelCapabilities {
+        ModelCapabilities::default()
+    }
+
+    /// Streams the reply to `request`.
+    async fn stream(&self, request: ModelRequest<'_>) -> Result<ChunkStream, ModelError>;
+
+    /// The whole reply to `request`. Defaults to folding [`Model::stream`].
+    async fn complete(&self, request: ModelRequest<'_>) -> Result<Completion, ModelError> {
+        Completion::collect(self.stream(request).await?).await
+    }
+}
+
+/// Splits `text` the way the reference's fakes stream it: one chunk per
+/// space-separated word, later words keeping their leading space.
+pub(crate) fn word_chunks(text: &str) -> impl Iterator<Item = &str> {
+    let mut start = 0;
+    let bytes = text.as_bytes();
+    std::iter::from_fn(move || {
+        if start >= text.len() {
+            return None;
+        }
+        let from = if start == 0 { 0 } else { start + 1 };
+        let end = bytes[from.min(bytes.len())..]
+            .iter()
+            .position(|b| *b == b' ')
+            .map_or(text.len(), |p| from + p);
+        let piece = &text[start..end];
+        start = end;
+        Some(piece)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::word_chunks;
+
+    #[test]
+    fn words_keep_their_leading_space() {
+        let v: Vec<_> = word_chunks("done ok now").collect();
+        assert_eq!(v, ["done", " ok", " now"]);
+        assert_eq!(word_chunks("one").collect::<Vec<_>>(), ["one"]);
+        assert_eq!(word_chunks("").count(), 0);
+        assert_eq!(word_chunks("a  b").collect::<String>(), "a  b");
+    }
+}
