@@ -207,3 +207,156 @@ impl ModelError {
         }
     }
 }
+
+/// Provider error codes that mean "do not retry" even when the status says
+/// otherwise (OpenAI answers an exhausted quota with 429).
+const PERMANENT_CODES: &[&str] = &[
+    "insufficient_quota",
+    "billing_hard_limit_reached",
+    "account_deactivated",
+];
+
+/// Provider error codes for a content-filter refusal.
+const FILTER_CODES: &[&str] = &["content_filter", "content_policy_violation"];
+
+/// Provider error types that mean an overloaded or failing server.
+const TRANSIENT_TYPES: &[&str] = &[
+    "overloaded_error",
+    "api_error",
+    "server_error",
+    "timeout_error",
+    "service_unavailable",
+];
+
+/// The `type`, `code` and `message` of a provider error body, in either the
+/// OpenAI shape (`{"error": {"message", "type", "code"}}`) or the Anthropic
+/// one (`{"type": "error", "error": {"type", "message"}}`).
+fn error_fields(body: &str) -> (String, String, String) {
+    let value: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+    let err = value.get("error").unwrap_or(&value);
+    let field = |k: &str| {
+        err.get(k)
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let message = match field("message") {
+        m if m.is_empty() => {
+            let trimmed = body.trim();
+            let cut = trimmed
+                .char_indices()
+                .nth(300)
+                .map_or(trimmed.len(), |(i, _)| i);
+            trimmed[..cut].to_owned()
+        }
+        m => m,
+    };
+    (field("type"), field("code"), message)
+}
+
+impl ModelError {
+    /// Classifies an HTTP error response from a provider: 401/403 →
+    /// [`Authentication`](Self::Authentication); 429 →
+    /// [`RateLimited`](Self::RateLimited) unless the body says the quota is
+    /// exhausted (`insufficient_quota` → [`Permanent`](Self::Permanent));
+    /// 408, 409, 5xx and 529 → [`Transient`](Self::Transient); a content-filter
+    /// code → [`ContentFilter`](Self::ContentFilter); 400, 404, 413 and 422 →
+    /// [`InvalidRequest`](Self::InvalidRequest); anything else permanent. The
+    /// message names the status and carries the provider's own message.
+    ///
+    /// ```
+    /// use loomflow_model::ModelError;
+    /// let quota = r#"{"error": {"message": "You exceeded your current quota", "type": "insufficient_quota", "code": "insufficient_quota"}}"#;
+    /// assert!(matches!(ModelError::from_http(429, None, quota), ModelError::Permanent { .. }));
+    /// assert!(ModelError::from_http(503, None, "upstream down").is_retryable());
+    /// ```
+    pub fn from_http(status: u16, retry_after: Option<Duration>, body: &str) -> Self {
+        let (kind, code, detail) = error_fields(body);
+        let message = format!("HTTP {status}: {detail}");
+        let has = |list: &[&str]| list.contains(&kind.as_str()) || list.contains(&code.as_str());
+        if has(PERMANENT_CODES) {
+            return Self::Permanent { message };
+        }
+        if has(FILTER_CODES) {
+            return Self::ContentFilter { message };
+        }
+        match status {
+            401 | 403 => Self::Authentication { message },
+            429 => Self::RateLimited {
+                message,
+                retry_after,
+            },
+            408 | 409 | 500..=599 => Self::Transient {
+                message,
+                retry_after,
+            },
+            400 | 404 | 413 | 422 => Self::InvalidRequest { message },
+            _ => Self::Permanent { message },
+        }
+    }
+
+    /// Classifies an error the provider sent inside an open stream (an SSE
+    /// `error` event): overload, rate-limit and server errors are transient,
+    /// the rest follow the same codes as [`ModelError::from_http`].
+    ///
+    /// ```
+    /// use loomflow_model::ModelError;
+    /// let e = ModelError::from_stream_error(r#"{"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}"#);
+    /// assert!(e.is_retryable());
+    /// assert_eq!(e.to_string(), "transient model error: in-stream overloaded_error: Overloaded");
+    /// ```
+    pub fn from_stream_error(body: &str) -> Self {
+        let (kind, code, detail) = error_fields(body);
+        let label = if kind.is_empty() { &code } else { &kind };
+        let message = format!("in-stream {label}: {detail}");
+        let has = |list: &[&str]| list.contains(&kind.as_str()) || list.contains(&code.as_str());
+        if has(PERMANENT_CODES) {
+            Self::Permanent { message }
+        } else if has(FILTER_CODES) {
+            Self::ContentFilter { message }
+        } else if kind == "rate_limit_error" || code == "rate_limit_exceeded" {
+            Self::RateLimited {
+                message,
+                retry_after: None,
+            }
+        } else if has(TRANSIENT_TYPES) {
+            Self::Transient {
+                message,
+                retry_after: None,
+            }
+        } else if kind == "authentication_error" || kind == "permission_error" {
+            Self::Authentication { message }
+        } else if kind == "invalid_request_error" {
+            Self::InvalidRequest { message }
+        } else {
+            Self::Other { message }
+        }
+    }
+}
+
+/// The server's retry hint from the `retry-after-ms` header (milliseconds,
+/// preferred) or `Retry-After` (seconds, or an HTTP date).
+///
+/// ```
+/// use std::time::Duration;
+/// use loomflow_model::error::parse_retry_after;
+/// assert_eq!(parse_retry_after(Some("1500"), Some("9")), Some(Duration::from_millis(1500)));
+/// assert_eq!(parse_retry_after(None, Some("2")), Some(Duration::from_secs(2)));
+/// assert_eq!(parse_retry_after(None, Some("soon")), None);
+/// ```
+pub fn parse_retry_after(ms: Option<&str>, seconds: Option<&str>) -> Option<Duration> {
+    let finite = |v: f64| (v.is_finite() && v >= 0.0).then_some(v);
+    if let Some(ms) = ms
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .and_then(finite)
+    {
+        return Some(Duration::from_secs_f64(ms / 1000.0));
+    }
+    let raw = seconds?.trim();
+    if let Some(s) = raw.parse::<f64>().ok().and_then(finite) {
+        return Some(Duration::from_secs_f64(s));
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(raw).ok()?;
+    let wait = at.with_timezone(&chrono::Utc) - chrono::Utc::now();
+    Some(wait.to_std().unwrap_or_default())
+}

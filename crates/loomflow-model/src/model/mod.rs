@@ -6,7 +6,9 @@
 //! model-string patterns (see [`registry`]).
 
 mod echo;
+pub mod fallback;
 pub mod registry;
+pub mod retry;
 mod scripted;
 
 use std::pin::Pin;

@@ -1,0 +1,186 @@
+//! A server-sent events decoder for provider streams.
+//!
+//! Feed it bytes as they arrive ([`SseDecoder::push`]) and take complete
+//! events out ([`SseDecoder::next_event`]). It follows the WHATWG rules the
+//! providers rely on: `\n`, `\r\n` or `\r` line ends, `data:` lines joined with
+//! `\n`, one optional space after the colon, `:` comments ignored, a blank
+//! line dispatching the event. Events borrow the decoder's buffers, so a
+//! stream of any length reuses the same few allocations.
+
+/// One decoded event, borrowing the decoder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SseEvent<'a> {
+    /// The `event:` field, empty when the server sent none (the spec's
+    /// `"message"`).
+    pub event: &'a str,
+    /// The `data:` lines joined with `\n`.
+    pub data: &'a str,
+}
+
+/// Incremental SSE decoder.
+///
+/// ```
+/// use loomflow_model::sse::SseDecoder;
+///
+/// let mut sse = SseDecoder::new();
+/// sse.push(b"event: ping\ndata: {\"a\":");
+/// assert!(sse.next_event().is_none()); // incomplete
+/// sse.push(b"1}\r\n\r\n: comment\n\ndata: [DONE]\n\n");
+/// let e = sse.next_event().unwrap();
+/// assert_eq!((e.event, e.data), ("ping", "{\"a\":1}"));
+/// assert_eq!(sse.next_event().unwrap().data, "[DONE]");
+/// assert!(sse.next_event().is_none());
+/// ```
+#[derive(Debug, Default)]
+pub struct SseDecoder {
+    buf: Vec<u8>,
+    pos: usize,
+    event: String,
+    data: String,
+    has_data: bool,
+    /// The next field starts a new event (the last one was handed out).
+    fresh: bool,
+    /// A `\r` ended the last line; a `\n` right after it is part of that end.
+    after_cr: bool,
+}
+
+impl SseDecoder {
+    /// An empty decoder.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Appends received bytes.
+    pub fn push(&mut self, bytes: &[u8]) {
+        if self.pos > 0 && self.pos == self.buf.len() {
+            self.buf.clear();
+            self.pos = 0;
+        } else if self.pos > 4096 && self.pos * 2 > self.buf.len() {
+            self.buf.drain(..self.pos);
+            self.pos = 0;
+        }
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// Bytes received but not yet part of a complete event.
+    pub fn pending(&self) -> usize {
+        self.buf.len() - self.pos
+    }
+
+    /// The next complete event, if one has arrived.
+    pub fn next_event(&mut self) -> Option<SseEvent<'_>> {
+        if self.take_event() {
+            Some(SseEvent {
+                event: &self.event,
+                data: &self.data,
+            })
+        } else {
+            None
+        }
+    }
+
+    /// Decodes up to the next dispatched event; true when one is ready in
+    /// `self.event` / `self.data`.
+    fn take_event(&mut self) -> bool {
+        loop {
+            let rest = &self.buf[self.pos..];
+            if self.after_cr && rest.first() == Some(&b'\n') {
+                self.pos += 1;
+                self.after_cr = false;
+                continue;
+            }
+            let Some(end) = rest.iter().position(|b| *b == b'\n' || *b == b'\r') else {
+                return false;
+            };
+            let line_start = self.pos;
+            self.after_cr = rest[end] == b'\r';
+            self.pos += end + 1;
+            if end == 0 {
+                // A blank line dispatches the event (if it carried data).
+                if self.has_data {
+                    self.has_data = false;
+                    self.fresh = true;
+                    return true;
+                }
+                self.event.clear();
+                continue;
+            }
+            self.field(line_start, line_start + end);
+        }
+    }
+
+    fn field(&mut self, start: usize, end: usize) {
+        let line = &self.buf[start..end];
+        if line[0] == b':' {
+            return;
+        }
+        if self.fresh {
+            self.fresh = false;
+            self.event.clear();
+            self.data.clear();
+        }
+        let (name, value) = match line.iter().position(|b| *b == b':') {
+            Some(i) => {
+                let v = &line[i + 1..];
+                (&line[..i], v.strip_prefix(b" ").unwrap_or(v))
+            }
+            None => (line, &[][..]),
+        };
+        let value = String::from_utf8_lossy(value);
+        match name {
+            b"data" => {
+                if self.has_data {
+                    self.data.push('\n');
+                }
+                self.data.push_str(&value);
+                self.has_data = true;
+            }
+            b"event" => {
+                self.event.clear();
+                self.event.push_str(&value);
+            }
+            _ => {} // `id`, `retry` and unknown fields do not matter here
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all(input: &[&[u8]]) -> Vec<(String, String)> {
+        let mut sse = SseDecoder::new();
+        let mut out = Vec::new();
+        for part in input {
+            sse.push(part);
+            while let Some(e) = sse.next_event() {
+                out.push((e.event.to_owned(), e.data.to_owned()));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn byte_at_a_time_matches_whole() {
+        let text = b"event: a\r\ndata: 1\r\ndata:2\r\n\r\n:c\n\ndata: x\rdata: y\r\rid: 7\n\nevent: only\n\ndata: z\n\n";
+        let whole = all(&[text]);
+        assert_eq!(
+            whole,
+            [
+                ("a".into(), "1\n2".into()),
+                (String::new(), "x\ny".into()),
+                (String::new(), "z".into())
+            ]
+        );
+        let bytes: Vec<&[u8]> = text.chunks(1).collect();
+        assert_eq!(all(&bytes), whole);
+    }
+
+    #[test]
+    fn incomplete_tail_is_kept() {
+        let mut sse = SseDecoder::new();
+        sse.push(b"data: {\"partial\"");
+        assert!(sse.next_event().is_none());
+        assert_eq!(sse.pending(), 16);
+    }
+}
