@@ -12,6 +12,7 @@ pub mod error;
 pub mod message;
 pub mod model;
 pub mod output;
+pub mod pricing;
 pub mod sse;
 
 pub use error::{ConfigError, IdError, ModelError};
