@@ -13,6 +13,7 @@ pub mod message;
 pub mod model;
 pub mod output;
 pub mod pricing;
+pub mod secrets;
 pub mod sse;
 
 pub use error::{ConfigError, IdError, ModelError};

@@ -48,6 +48,12 @@ pub mod workflow {
 }
 pub use loomflow_workflow::{END, START, Step, Workflow, WorkflowError, WorkflowResult};
 
+/// OpenAI Chat Completions and OpenAI-compatible gateways (feature `openai`).
+#[cfg(feature = "openai")]
+pub mod openai {
+    pub use loomflow_openai::*;
+}
+
 /// The names most programs need.
 pub mod prelude {
     pub use futures_util::StreamExt;

@@ -388,7 +388,7 @@ async fn run_loop(
     tone: Option<&Tone>,
     retries: u32,
 ) -> Result<Finished> {
-    let native = inner.model.capabilities().native_structured_output;
+    let native = schema.is_some_and(|s| inner.model.native_output_for(s));
     let mut instructions = inner.instructions.clone();
     if let Some(schema) = schema
         && !native

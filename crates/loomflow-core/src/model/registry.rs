@@ -19,6 +19,8 @@ pub(crate) fn ensure_providers() {
     ONCE.call_once(|| {
         #[allow(unused_mut)]
         let mut all: Vec<Registration> = Vec::new();
+        #[cfg(feature = "openai")]
+        all.extend(loomflow_openai::registrations());
         add_builtin(all);
     });
 }

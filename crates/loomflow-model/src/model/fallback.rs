@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use super::retry::open_stream;
 use super::{ChunkStream, Completion, Model, ModelCapabilities, ModelRequest};
 use crate::error::ModelError;
+use crate::output::OutputSchema;
 
 /// Decides whether an error moves the call to the next model.
 pub type FallOn = Arc<dyn Fn(&ModelError) -> bool + Send + Sync>;
@@ -130,6 +131,10 @@ impl Model for Fallback {
             caps.effort &= c.effort;
         }
         caps
+    }
+
+    fn native_output_for(&self, schema: &OutputSchema) -> bool {
+        !self.models.is_empty() && self.models.iter().all(|m| m.native_output_for(schema))
     }
 
     async fn stream(&self, request: ModelRequest<'_>) -> Result<ChunkStream, ModelError> {

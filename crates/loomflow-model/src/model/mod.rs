@@ -86,6 +86,15 @@ pub struct ModelCapabilities {
 }
 
 impl ModelCapabilities {
+    /// No native capabilities (usable in `const` tables).
+    pub const fn none() -> Self {
+        Self {
+            native_structured_output: false,
+            prompt_caching: false,
+            effort: false,
+        }
+    }
+
     /// Sets [`Self::native_structured_output`].
     pub fn with_native_structured_output(mut self, on: bool) -> Self {
         self.native_structured_output = on;
@@ -214,6 +223,16 @@ pub trait Model: Send + Sync + 'static {
     /// What the model supports natively.
     fn capabilities(&self) -> ModelCapabilities {
         ModelCapabilities::default()
+    }
+
+    /// Whether this model constrains its output to `schema` natively (the
+    /// agent then sends the schema instead of a prompt directive). Defaults
+    /// to [`ModelCapabilities::native_structured_output`]; adapters whose
+    /// native mode accepts only some schemas (OpenAI's strict mode needs an
+    /// object at the root) refine it.
+    fn native_output_for(&self, schema: &OutputSchema) -> bool {
+        let _ = schema;
+        self.capabilities().native_structured_output
     }
 
     /// Streams the reply to `request`.

@@ -9,6 +9,7 @@ use futures_util::StreamExt;
 
 use super::{ChunkStream, Completion, Model, ModelCapabilities, ModelRequest};
 use crate::error::ModelError;
+use crate::output::OutputSchema;
 
 /// How the backoff delay is randomised.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -207,6 +208,10 @@ impl Model for Retrying {
 
     fn capabilities(&self) -> ModelCapabilities {
         self.inner.capabilities()
+    }
+
+    fn native_output_for(&self, schema: &OutputSchema) -> bool {
+        self.inner.native_output_for(schema)
     }
 
     async fn stream(&self, request: ModelRequest<'_>) -> Result<ChunkStream, ModelError> {

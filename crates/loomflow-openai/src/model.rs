@@ -1,0 +1,377 @@
+//! [`OpenAiModel`]: the Chat Completions adapter, for OpenAI itself and any
+//! OpenAI-compatible gateway.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures_util::StreamExt;
+use loomflow_model::error::parse_retry_after;
+use loomflow_model::model::{ChunkStream, ModelCapabilities, ModelRequest};
+use loomflow_model::pricing::{Rates, canonical_model_name};
+use loomflow_model::secrets::{EnvSecrets, Secrets};
+use loomflow_model::{ConfigError, Model, ModelError, OutputSchema};
+use serde_json::json;
+
+use crate::gateway::Gateway;
+use crate::stream::ChatStream;
+use crate::strict::{strict_compatible, to_strict};
+use crate::wire::{ChatRequest, StreamOptions, WireMessage, WireTool};
+
+/// Families that take `max_completion_tokens` (and reasoning effort) instead
+/// of `max_tokens`.
+const REASONING_FAMILIES: &[&str] = &["o1", "o3", "o4", "gpt-5", "gpt-6"];
+
+fn is_reasoning_family(model: &str) -> bool {
+    let m = canonical_model_name(model);
+    REASONING_FAMILIES
+        .iter()
+        .any(|f| m == *f || m.starts_with(&format!("{f}-")) || m.starts_with(&format!("{f}.")))
+}
+
+struct Inner {
+    model: String,
+    base_url: String,
+    api_key: Option<String>,
+    gateway: Gateway,
+    capabilities: ModelCapabilities,
+    reasoning_effort: Option<String>,
+    prompt_cache_key: Option<String>,
+    rates: Option<Rates>,
+    timeout: Duration,
+    client: reqwest::Client,
+    url: String,
+}
+
+/// A model served over the Chat Completions API.
+///
+/// Cheap to clone (one `Arc`). The key comes from
+/// [`api_key`](OpenAiBuilder::api_key), else the [`Secrets`] store, else the
+/// environment (`OPENAI_API_KEY`, or the gateway's variable); the base URL
+/// from [`base_url`](OpenAiBuilder::base_url), else `OPENAI_BASE_URL` (for
+/// OpenAI itself), else the provider's default. Keys never appear in `Debug`
+/// output or logs.
+///
+/// ```
+/// use loomflow_openai::OpenAiModel;
+/// use loomflow_model::Model;
+///
+/// let model = OpenAiModel::builder("gpt-4.1-mini")
+///     .api_key("sk-test")
+///     .base_url("http://127.0.0.1:9/v1")
+///     .build()
+///     .unwrap();
+/// assert_eq!(model.name(), "gpt-4.1-mini");
+/// assert!(model.capabilities().native_structured_output);
+/// assert!(!format!("{model:?}").contains("sk-test"));
+/// ```
+#[derive(Clone)]
+pub struct OpenAiModel {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for OpenAiModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenAiModel")
+            .field("model", &self.inner.model)
+            .field("base_url", &self.inner.base_url)
+            .field("gateway", &self.inner.gateway)
+            .field(
+                "api_key",
+                &self.inner.api_key.as_ref().map(|_| "[REDACTED]"),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds an [`OpenAiModel`].
+#[must_use]
+pub struct OpenAiBuilder {
+    model: String,
+    gateway: Gateway,
+    api_key: Option<String>,
+    base_url: Option<String>,
+    secrets: Arc<dyn Secrets>,
+    reasoning_effort: Option<String>,
+    prompt_cache_key: Option<String>,
+    rates: Option<Rates>,
+    timeout: Duration,
+    client: Option<reqwest::Client>,
+    capabilities: Option<ModelCapabilities>,
+}
+
+impl OpenAiModel {
+    /// A builder for `model` on OpenAI.
+    pub fn builder(model: impl Into<String>) -> OpenAiBuilder {
+        OpenAiBuilder {
+            model: model.into(),
+            gateway: Gateway::OpenAi,
+            api_key: None,
+            base_url: None,
+            secrets: Arc::new(EnvSecrets),
+            reasoning_effort: None,
+            prompt_cache_key: None,
+            rates: None,
+            timeout: Duration::from_secs(600),
+            client: None,
+            capabilities: None,
+        }
+    }
+
+    /// `model` on OpenAI with the key and base URL from the environment.
+    pub fn new(model: impl Into<String>) -> Result<Self, ConfigError> {
+        Self::builder(model).build()
+    }
+
+    /// The model id sent on the wire.
+    pub fn model_id(&self) -> &str {
+        &self.inner.model
+    }
+
+    /// The gateway it talks to.
+    pub fn gateway(&self) -> Gateway {
+        self.inner.gateway
+    }
+
+    fn body<'a>(&'a self, request: &ModelRequest<'a>) -> ChatRequest<'a> {
+        let inner = &*self.inner;
+        let reasoning = is_reasoning_family(&inner.model);
+        let response_format = request.output_schema.and_then(|schema| {
+            self.native_output_for(schema).then(|| {
+                json!({
+                    "type": "json_schema",
+                    "json_schema": {
+                        "name": schema_name(schema),
+                        "schema": to_strict(schema.schema()),
+                        "strict": true,
+                    }
+                })
+            })
+        });
+        ChatRequest {
+            model: &inner.model,
+            messages: request
+                .messages
+                .iter()
+                .map(WireMessage::from_message)
+                .collect(),
+            tools: request.tools.iter().map(WireTool::from_def).collect(),
+            stream: true,
+            stream_options: StreamOptions {
+                include_usage: true,
+            },
+            temperature: request.temperature,
+            max_tokens: request.max_tokens.filter(|_| !reasoning),
+            max_completion_tokens: request.max_tokens.filter(|_| reasoning),
+            response_format,
+            reasoning_effort: inner
+                .reasoning_effort
+                .as_deref()
+                .filter(|_| inner.capabilities.effort),
+            prompt_cache_key: inner
+                .prompt_cache_key
+                .as_deref()
+                .filter(|_| inner.capabilities.prompt_caching),
+        }
+    }
+}
+
+/// OpenAI wants `^[a-zA-Z0-9_-]{1,64}$` for the schema name.
+fn schema_name(schema: &OutputSchema) -> String {
+    let name: String = schema
+        .name()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(64)
+        .collect();
+    if name.is_empty() {
+        "output".into()
+    } else {
+        name
+    }
+}
+
+impl OpenAiBuilder {
+    /// Talks to `gateway` instead of OpenAI: its base URL, key variable and
+    /// capabilities.
+    pub fn gateway(mut self, gateway: Gateway) -> Self {
+        self.gateway = gateway;
+        self
+    }
+
+    /// The API key (else the secrets store, else the environment).
+    pub fn api_key(mut self, key: impl Into<String>) -> Self {
+        self.api_key = Some(key.into());
+        self
+    }
+
+    /// The base URL, up to and including `/v1`.
+    pub fn base_url(mut self, url: impl Into<String>) -> Self {
+        self.base_url = Some(url.into());
+        self
+    }
+
+    /// Where to look up the key before the environment.
+    pub fn secrets(mut self, secrets: impl Secrets) -> Self {
+        self.secrets = Arc::new(secrets);
+        self
+    }
+
+    /// `reasoning_effort` for the reasoning families (`"minimal"`, `"low"`,
+    /// `"medium"`, `"high"`, …).
+    pub fn reasoning_effort(mut self, effort: impl Into<String>) -> Self {
+        self.reasoning_effort = Some(effort.into());
+        self
+    }
+
+    /// `prompt_cache_key`: requests sharing it are routed to the same cache.
+    pub fn prompt_cache_key(mut self, key: impl Into<String>) -> Self {
+        self.prompt_cache_key = Some(key.into());
+        self
+    }
+
+    /// Prices for this model, overriding the built-in table (negotiated
+    /// rates, models the table does not know).
+    pub fn price(mut self, rates: Rates) -> Self {
+        self.rates = Some(rates);
+        self
+    }
+
+    /// The whole-request timeout (default 600 s, the official SDK's).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// A preconfigured HTTP client (proxies, custom roots, pooling).
+    pub fn client(mut self, client: reqwest::Client) -> Self {
+        self.client = Some(client);
+        self
+    }
+
+    /// Overrides the gateway's capability table for this model.
+    pub fn capabilities(mut self, capabilities: ModelCapabilities) -> Self {
+        self.capabilities = Some(capabilities);
+        self
+    }
+
+    /// Resolves the key and base URL and builds the model. A missing key is
+    /// a [`ConfigError`] that names the variable to set.
+    pub fn build(self) -> Result<OpenAiModel, ConfigError> {
+        let spec = self.gateway.spec();
+        let api_key = match self.api_key {
+            Some(k) => Some(k),
+            None => match spec.key_var {
+                Some(var) => Some(self.secrets.lookup(var).ok_or_else(|| {
+                    ConfigError::invalid(
+                        "api key",
+                        format!(
+                            "no API key for {} model {:?}: set {var} in the environment, pass .api_key(...) or provide it through a Secrets store",
+                            spec.label, self.model
+                        ),
+                    )
+                })?),
+                None => None,
+            },
+        };
+        let base_url = self
+            .base_url
+            .or_else(|| spec.base_url_var.and_then(|v| self.secrets.lookup(v)))
+            .unwrap_or_else(|| spec.base_url.to_owned());
+        let base_url = base_url.trim_end_matches('/').to_owned();
+        if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
+            return Err(ConfigError::invalid(
+                "base url",
+                format!(
+                    "{base_url:?} is not an http(s) URL; pass e.g. \"https://api.openai.com/v1\""
+                ),
+            ));
+        }
+        let client = match self.client {
+            Some(c) => c,
+            None => reqwest::Client::builder()
+                .connect_timeout(Duration::from_secs(30))
+                .build()
+                .map_err(|e| ConfigError::invalid("http client", e.to_string()))?,
+        };
+        let capabilities = self.capabilities.unwrap_or(spec.capabilities);
+        Ok(OpenAiModel {
+            inner: Arc::new(Inner {
+                url: format!("{base_url}/chat/completions"),
+                model: self.model,
+                base_url,
+                api_key,
+                gateway: self.gateway,
+                capabilities,
+                reasoning_effort: self.reasoning_effort,
+                prompt_cache_key: self.prompt_cache_key,
+                rates: self.rates,
+                timeout: self.timeout,
+                client,
+            }),
+        })
+    }
+}
+
+#[async_trait]
+impl Model for OpenAiModel {
+    fn name(&self) -> &str {
+        &self.inner.model
+    }
+
+    fn capabilities(&self) -> ModelCapabilities {
+        self.inner.capabilities
+    }
+
+    fn native_output_for(&self, schema: &OutputSchema) -> bool {
+        self.inner.capabilities.native_structured_output && strict_compatible(schema.schema())
+    }
+
+    async fn stream(&self, request: ModelRequest<'_>) -> Result<ChunkStream, ModelError> {
+        let inner = &*self.inner;
+        let body = serde_json::to_vec(&self.body(&request))
+            .map_err(|e| ModelError::other(format!("could not encode the request: {e}")))?;
+        let mut http = inner
+            .client
+            .post(&inner.url)
+            .timeout(inner.timeout)
+            .header("content-type", "application/json")
+            .header("accept", "text/event-stream")
+            .body(body);
+        if let Some(key) = &inner.api_key {
+            http = http.bearer_auth(key);
+        }
+        let response = http.send().await.map_err(|e| ModelError::Transient {
+            message: format!("could not reach {}: {e}", inner.base_url),
+            retry_after: None,
+        })?;
+        let status = response.status().as_u16();
+        if status >= 400 {
+            let header = |name: &str| {
+                response
+                    .headers()
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned)
+            };
+            let retry_after = parse_retry_after(
+                header("retry-after-ms").as_deref(),
+                header("retry-after").as_deref(),
+            );
+            let text = response.text().await.unwrap_or_default();
+            return Err(ModelError::from_http(status, retry_after, &text));
+        }
+        let body = Box::pin(response.bytes_stream().fuse());
+        Ok(Box::pin(ChatStream::new(
+            body,
+            inner.model.clone(),
+            inner.rates,
+        )))
+    }
+}

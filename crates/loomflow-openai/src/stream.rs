@@ -1,0 +1,251 @@
+//! Turns a Chat Completions SSE body into [`ModelChunk`]s: text deltas as they
+//! arrive, tool calls assembled per `index` (several in parallel in one turn)
+//! and emitted whole when the turn finishes, then one `Finish` with the usage
+//! from the final chunk and its cost.
+
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use futures_core::Stream;
+use loomflow_model::model::FinishReason;
+use loomflow_model::pricing::{Rates, cost_usd};
+use loomflow_model::sse::SseDecoder;
+use loomflow_model::{ModelChunk, ModelError, ToolCall, Usage};
+
+use crate::wire::Chunk;
+
+/// The HTTP body as a byte stream.
+pub(crate) type Body = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
+
+/// A tool call being assembled from its deltas.
+#[derive(Default)]
+struct PartialCall {
+    id: String,
+    name: String,
+    args: String,
+}
+
+/// What the stream has seen so far of the turn.
+struct Turn {
+    model: String,
+    rates: Option<Rates>,
+    calls: Vec<PartialCall>,
+    finish: Option<FinishReason>,
+    usage: Usage,
+    done: bool,
+}
+
+impl Turn {
+    /// Applies one SSE `data` payload.
+    fn apply(&mut self, data: &str, out: &mut VecDeque<Result<ModelChunk, ModelError>>) {
+        if data == "[DONE]" {
+            self.done = true;
+            return;
+        }
+        let chunk: Chunk<'_> = match serde_json::from_str(data) {
+            Ok(c) => c,
+            Err(e) => {
+                let cut = data.char_indices().nth(120).map_or(data.len(), |(i, _)| i);
+                out.push_back(Err(ModelError::Transient {
+                    message: format!("malformed stream chunk ({e}): {}", &data[..cut]),
+                    retry_after: None,
+                }));
+                self.done = true;
+                return;
+            }
+        };
+        if chunk.error.is_some() {
+            out.push_back(Err(ModelError::from_stream_error(data)));
+            self.done = true;
+            return;
+        }
+        for choice in chunk.choices {
+            let delta = choice.delta;
+            if let Some(text) = delta.reasoning_content.filter(|t| !t.is_empty()) {
+                out.push_back(Ok(ModelChunk::Thinking {
+                    text: text.into_owned(),
+                }));
+            }
+            if let Some(text) = delta.content.filter(|t| !t.is_empty()) {
+                out.push_back(Ok(ModelChunk::Text {
+                    text: text.into_owned(),
+                }));
+            }
+            if let Some(text) = delta.refusal.filter(|t| !t.is_empty()) {
+                out.push_back(Ok(ModelChunk::Text {
+                    text: text.into_owned(),
+                }));
+            }
+            for call in delta.tool_calls.into_iter().flatten() {
+                if self.calls.len() <= call.index {
+                    self.calls.resize_with(call.index + 1, PartialCall::default);
+                }
+                let slot = &mut self.calls[call.index];
+                if let Some(id) = call.id {
+                    slot.id.push_str(&id);
+                }
+                if let Some(f) = call.function {
+                    if let Some(name) = f.name {
+                        slot.name.push_str(&name);
+                    }
+                    if let Some(args) = f.arguments {
+                        slot.args.push_str(&args);
+                    }
+                }
+            }
+            if let Some(reason) = choice.finish_reason {
+                self.finish = Some(match &*reason {
+                    "tool_calls" | "function_call" => FinishReason::ToolUse,
+                    "length" => FinishReason::Length,
+                    "content_filter" => FinishReason::ContentFilter,
+                    _ => FinishReason::Stop,
+                });
+            }
+        }
+        if let Some(u) = chunk.usage {
+            let cached = u.prompt_tokens_details.map_or(0, |d| d.cached_tokens);
+            self.usage.input_tokens = u.prompt_tokens.saturating_sub(cached);
+            self.usage.cached_input_tokens = cached;
+            self.usage.output_tokens = u.completion_tokens;
+        }
+    }
+
+    /// Emits the assembled tool calls and the finish chunk.
+    fn finish(&mut self, out: &mut VecDeque<Result<ModelChunk, ModelError>>) {
+        let calls = std::mem::take(&mut self.calls);
+        let any_calls = calls.iter().any(|c| !c.name.is_empty());
+        for call in calls.into_iter().filter(|c| !c.name.is_empty()) {
+            let args = if call.args.trim().is_empty() {
+                serde_json::Value::Object(Default::default())
+            } else {
+                // Unparseable arguments go to the tool as a string; its
+                // argument check tells the model what was wrong.
+                serde_json::from_str(&call.args).unwrap_or(serde_json::Value::String(call.args))
+            };
+            let id = if call.id.is_empty() {
+                loomflow_model::new_id("call")
+            } else {
+                call.id
+            };
+            out.push_back(Ok(ModelChunk::ToolCall {
+                tool_call: ToolCall {
+                    id,
+                    tool: call.name,
+                    args,
+                    destructive: false,
+                },
+            }));
+        }
+        let mut usage = self.usage;
+        usage.cost_usd = cost_usd(&self.model, &usage, self.rates);
+        let finish_reason = match self.finish.take() {
+            Some(FinishReason::Stop) | None if any_calls => FinishReason::ToolUse,
+            Some(r) => r,
+            None => FinishReason::Stop,
+        };
+        out.push_back(Ok(ModelChunk::Finish {
+            finish_reason,
+            usage,
+        }));
+    }
+}
+
+/// The chunk stream of one Chat Completions call.
+pub(crate) struct ChatStream {
+    body: Body,
+    sse: SseDecoder,
+    turn: Turn,
+    out: VecDeque<Result<ModelChunk, ModelError>>,
+    ended: bool,
+}
+
+impl ChatStream {
+    pub(crate) fn new(body: Body, model: String, rates: Option<Rates>) -> Self {
+        Self {
+            body,
+            sse: SseDecoder::new(),
+            turn: Turn {
+                model,
+                rates,
+                calls: Vec::new(),
+                finish: None,
+                usage: Usage::default(),
+                done: false,
+            },
+            out: VecDeque::new(),
+            ended: false,
+        }
+    }
+
+    /// Decodes every complete event in the buffer.
+    fn drain_events(&mut self) {
+        while !self.turn.done {
+            let Some(event) = self.sse.next_event() else {
+                break;
+            };
+            self.turn.apply(event.data, &mut self.out);
+        }
+        if self.turn.done && !self.ended {
+            self.ended = true;
+            if !matches!(self.out.back(), Some(Err(_))) {
+                self.turn.finish(&mut self.out);
+            }
+        }
+    }
+
+    /// The body ended: complete if the turn finished, an error if it was cut.
+    fn end_of_body(&mut self) {
+        if self.ended {
+            return;
+        }
+        self.ended = true;
+        self.turn.done = true;
+        if self.turn.finish.is_some() {
+            // Some gateways omit `[DONE]` after the last chunk.
+            self.turn.finish(&mut self.out);
+        } else {
+            self.out.push_back(Err(ModelError::Transient {
+                message: "the connection closed before the model finished its reply".into(),
+                retry_after: None,
+            }));
+        }
+    }
+}
+
+impl Stream for ChatStream {
+    type Item = Result<ModelChunk, ModelError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        loop {
+            if let Some(item) = this.out.pop_front() {
+                return Poll::Ready(Some(item));
+            }
+            if this.ended {
+                return Poll::Ready(None);
+            }
+            match this.body.as_mut().poll_next(cx) {
+                Poll::Ready(Some(Ok(bytes))) => {
+                    this.sse.push(&bytes);
+                    this.drain_events();
+                }
+                Poll::Ready(Some(Err(e))) => {
+                    this.ended = true;
+                    this.out.push_back(Err(ModelError::Transient {
+                        message: format!("the connection failed mid-stream: {e}"),
+                        retry_after: None,
+                    }));
+                }
+                Poll::Ready(None) => {
+                    // A final event may lack its blank line.
+                    this.sse.push(b"\n\n");
+                    this.drain_events();
+                    this.end_of_body();
+                }
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}
