@@ -18,6 +18,14 @@ pub mod message {
     pub use loomflow_model::message::*;
 }
 pub mod model;
+/// Prices per million tokens and call costs (from `loomflow-model`).
+pub mod pricing {
+    pub use loomflow_model::pricing::*;
+}
+/// Where provider keys come from (from `loomflow-model`).
+pub mod secrets {
+    pub use loomflow_model::secrets::*;
+}
 /// Structured output schemas (from `loomflow-model`).
 pub mod output {
     pub use loomflow_model::output::*;

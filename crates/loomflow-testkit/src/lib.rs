@@ -2,6 +2,8 @@
 //! were asked, event collectors, and (as later adapters arrive) throwaway
 //! services on loopback ports.
 
+pub mod fake_provider;
+
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;

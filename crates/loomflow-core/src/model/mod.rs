@@ -10,4 +10,5 @@ pub use loomflow_model::model::{
     ChunkStream, Completion, EchoModel, FinishReason, Model, ModelCapabilities, ModelChunk,
     ModelRequest, ScriptedModel, ScriptedTurn,
 };
+pub use loomflow_model::model::{fallback, retry};
 pub use registry::{register_model, resolve_model};

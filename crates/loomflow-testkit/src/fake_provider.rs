@@ -1,0 +1,331 @@
+//! A fake LLM provider on a loopback port: it answers each request with the
+//! next queued [`Reply`] and records what it was sent. Only the provider HTTP
+//! APIs are faked in loomflow's tests; the payloads the fixture builders in
+//! [`openai`] produce follow the official wire format (checked against the
+//! official SDK's types by `scripts/check_fixtures.py`).
+
+use std::collections::VecDeque;
+
+use std::sync::{Arc, Mutex};
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+
+/// One queued answer.
+#[derive(Debug, Clone)]
+pub enum Reply {
+    /// A plain HTTP response.
+    Json {
+        /// The status code.
+        status: u16,
+        /// Extra headers (`retry-after`, …).
+        headers: Vec<(String, String)>,
+        /// The body.
+        body: Value,
+    },
+    /// A `text/event-stream` body: each item is written as one SSE event
+    /// (`data: …` plus the blank line; items starting with `event:` are
+    /// written as they are).
+    Sse {
+        /// The events' data.
+        events: Vec<String>,
+        /// Abort the connection after this many events (a cut mid-stream).
+        cut_after: Option<usize>,
+    },
+    /// Raw bytes with a `text/event-stream` content type (malformed streams).
+    RawSse(String),
+}
+
+/// What the fake was sent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordedRequest {
+    /// The request path (`/v1/chat/completions`).
+    pub path: String,
+    /// The `authorization` header.
+    pub authorization: Option<String>,
+    /// The JSON body.
+    pub body: Value,
+}
+
+#[derive(Default)]
+struct Shared {
+    replies: Mutex<VecDeque<Reply>>,
+    requests: Mutex<Vec<RecordedRequest>>,
+}
+
+/// The running fake. Dropping it stops the server.
+pub struct FakeProvider {
+    base: String,
+    shared: Arc<Shared>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl FakeProvider {
+    /// Starts a fake on a free loopback port.
+    pub async fn start() -> std::io::Result<Self> {
+        let shared = Arc::new(Shared::default());
+        let app = axum::Router::new()
+            .fallback(answer)
+            .with_state(shared.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(Self {
+            base: format!("http://{addr}"),
+            shared,
+            task,
+        })
+    }
+
+    /// `http://127.0.0.1:PORT` (append `/v1` for OpenAI-style base URLs).
+    pub fn url(&self) -> &str {
+        &self.base
+    }
+
+    /// Queues the next answer.
+    pub fn push(&self, reply: Reply) -> &Self {
+        self.shared
+            .replies
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push_back(reply);
+        self
+    }
+
+    /// Every request so far, in order.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.shared
+            .requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+impl Drop for FakeProvider {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn answer(
+    State(shared): State<Arc<Shared>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    shared
+        .requests
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(RecordedRequest {
+            path: uri.path().to_owned(),
+            authorization: headers
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+            body,
+        });
+    let next = shared
+        .replies
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .pop_front();
+    match next {
+        None => (
+            StatusCode::NOT_FOUND,
+            axum::Json(json!({"error": {"message": "no reply queued in the fake provider", "type": "invalid_request_error", "code": "no_fixture_match"}})),
+        )
+            .into_response(),
+        Some(Reply::Json {
+            status,
+            headers,
+            body,
+        }) => {
+            let mut resp = (
+                StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                axum::Json(body),
+            )
+                .into_response();
+            for (k, v) in headers {
+                if let (Ok(k), Ok(v)) = (
+                    axum::http::HeaderName::try_from(k),
+                    axum::http::HeaderValue::try_from(v),
+                ) {
+                    resp.headers_mut().insert(k, v);
+                }
+            }
+            resp
+        }
+        Some(Reply::RawSse(raw)) => sse_response(Body::from(raw)),
+        Some(Reply::Sse { events, cut_after }) => {
+            let total = cut_after.unwrap_or(events.len()).min(events.len());
+            let cut = cut_after.is_some();
+            let frames: Vec<Bytes> = events
+                .into_iter()
+                .take(total)
+                .map(|e| {
+                    Bytes::from(if e.starts_with("event:") {
+                        format!("{e}\n\n")
+                    } else {
+                        format!("data: {e}\n\n")
+                    })
+                })
+                .collect();
+            let body = futures_util::stream::iter(frames.into_iter().map(Ok::<_, std::io::Error>));
+            if cut {
+                // Let the frames reach the client, then drop the connection.
+                let cut = futures_util::stream::once(async {
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                    Err(std::io::Error::other("cut mid-stream"))
+                });
+                sse_response(Body::from_stream(body.chain(cut)))
+            } else {
+                sse_response(Body::from_stream(body))
+            }
+        }
+    }
+}
+
+fn sse_response(body: Body) -> Response {
+    let mut resp = Response::new(body);
+    resp.headers_mut().insert(
+        "content-type",
+        axum::http::HeaderValue::from_static("text/event-stream"),
+    );
+    resp
+}
+
+/// Fixture builders for the OpenAI Chat Completions stream, in the official
+/// wire format (`chat.completion.chunk` objects, `stream_options.include_usage`
+/// usage chunk, `[DONE]`).
+pub mod openai {
+    use super::Reply;
+    use serde_json::{Value, json};
+
+    fn chunk(model: &str, delta: Value, finish: Option<&str>) -> String {
+        json!({
+            "id": "chatcmpl-fake0001",
+            "object": "chat.completion.chunk",
+            "created": 1_763_700_000,
+            "model": model,
+            "system_fingerprint": "fp_fake",
+            "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}],
+            "usage": null,
+        })
+        .to_string()
+    }
+
+    fn usage_chunk(model: &str, prompt: u64, completion: u64, cached: u64) -> String {
+        json!({
+            "id": "chatcmpl-fake0001",
+            "object": "chat.completion.chunk",
+            "created": 1_763_700_000,
+            "model": model,
+            "system_fingerprint": "fp_fake",
+            "choices": [],
+            "usage": {
+                "prompt_tokens": prompt,
+                "completion_tokens": completion,
+                "total_tokens": prompt + completion,
+                "prompt_tokens_details": {"cached_tokens": cached, "audio_tokens": 0},
+                "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0, "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0}
+            },
+        })
+        .to_string()
+    }
+
+    /// The events of a streamed text reply, one chunk per piece.
+    pub fn text_events(model: &str, pieces: &[&str], usage: (u64, u64, u64)) -> Vec<String> {
+        let mut events = vec![chunk(
+            model,
+            json!({"role": "assistant", "content": "", "refusal": null}),
+            None,
+        )];
+        events.extend(
+            pieces
+                .iter()
+                .map(|p| chunk(model, json!({"content": p}), None)),
+        );
+        events.push(chunk(model, json!({}), Some("stop")));
+        events.push(usage_chunk(model, usage.0, usage.1, usage.2));
+        events.push("[DONE]".into());
+        events
+    }
+
+    /// A streamed text reply.
+    pub fn text(model: &str, pieces: &[&str], usage: (u64, u64, u64)) -> Reply {
+        Reply::Sse {
+            events: text_events(model, pieces, usage),
+            cut_after: None,
+        }
+    }
+
+    /// A streamed turn with parallel tool calls `(id, name, args)`: each call
+    /// opens with its id, name and empty arguments, then its arguments in two
+    /// pieces, as the API streams them.
+    pub fn tool_calls(model: &str, calls: &[(&str, &str, Value)], usage: (u64, u64, u64)) -> Reply {
+        let mut events = vec![chunk(
+            model,
+            json!({"role": "assistant", "content": null, "refusal": null}),
+            None,
+        )];
+        for (i, (id, name, args)) in calls.iter().enumerate() {
+            events.push(chunk(
+                model,
+                json!({"tool_calls": [{"index": i, "id": id, "type": "function", "function": {"name": name, "arguments": ""}}]}),
+                None,
+            ));
+            let text = args.to_string();
+            let mid = text.len() / 2;
+            let mid = (mid..text.len())
+                .find(|i| text.is_char_boundary(*i))
+                .unwrap_or(text.len());
+            for piece in [&text[..mid], &text[mid..]] {
+                events.push(chunk(
+                    model,
+                    json!({"tool_calls": [{"index": i, "function": {"arguments": piece}}]}),
+                    None,
+                ));
+            }
+        }
+        events.push(chunk(model, json!({}), Some("tool_calls")));
+        events.push(usage_chunk(model, usage.0, usage.1, usage.2));
+        events.push("[DONE]".into());
+        Reply::Sse {
+            events,
+            cut_after: None,
+        }
+    }
+
+    /// An error response: `{"error": {"message", "type", "param", "code"}}`.
+    pub fn error(status: u16, kind: &str, code: Option<&str>, message: &str) -> Reply {
+        Reply::Json {
+            status,
+            headers: Vec::new(),
+            body: json!({"error": {"message": message, "type": kind, "param": null, "code": code}}),
+        }
+    }
+
+    /// An error response with a `retry-after-ms` header.
+    pub fn error_with_retry_after_ms(status: u16, kind: &str, message: &str, ms: u64) -> Reply {
+        match error(status, kind, None, message) {
+            Reply::Json { status, body, .. } => Reply::Json {
+                status,
+                headers: vec![
+                    ("retry-after-ms".into(), ms.to_string()),
+                    ("retry-after".into(), "1".into()),
+                ],
+                body,
+            },
+            other => other,
+        }
+    }
+}
