@@ -127,13 +127,25 @@ fn errors_are_reported_with_a_nonzero_exit() {
         )
     );
 
-    let o = loomflow(&["run", "Hi", "--model", "gpt-9000"]);
+    let o = loomflow(&["run", "Hi", "--model", "ehco"]);
     assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
     assert!(
-        stderr(&o).starts_with("error: unknown model \"gpt-9000\": valid choices are echo"),
-        "{}",
-        stderr(&o)
+        err.starts_with("error: unknown model \"ehco\": valid choices are "),
+        "{err}"
     );
+    // The CLI has the OpenAI provider on: its model strings are listed.
+    assert!(err.contains("gpt-*") && err.contains("deepseek-*"), "{err}");
+    assert!(err.ends_with("(did you mean `echo`?)\n"), "{err}");
+
+    // A provider model without its key names the variable to set.
+    let o = Command::new(env!("CARGO_BIN_EXE_loomflow"))
+        .args(["run", "Hi", "--model", "gpt-4.1-mini"])
+        .env_remove("OPENAI_API_KEY")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("set OPENAI_API_KEY"), "{}", stderr(&o));
 
     let o = loomflow(&["run", "Hi", "--model", "echo", "--user", "bad user"]);
     assert_eq!(o.status.code(), Some(1));
