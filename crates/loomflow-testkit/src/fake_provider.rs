@@ -210,36 +210,35 @@ pub mod openai {
     use super::Reply;
     use serde_json::{Value, json};
 
-    fn chunk(model: &str, delta: Value, finish: Option<&str>) -> String {
+    /// A `chat.completion.chunk` with the given choices and usage.
+    fn envelope(model: &str, choices: Value, usage: Value) -> String {
         json!({
             "id": "chatcmpl-fake0001",
             "object": "chat.completion.chunk",
             "created": 1_763_700_000,
             "model": model,
             "system_fingerprint": "fp_fake",
-            "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}],
-            "usage": null,
+            "choices": choices,
+            "usage": usage,
         })
         .to_string()
     }
 
+    fn chunk(model: &str, delta: Value, finish: Option<&str>) -> String {
+        let choice =
+            json!([{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]);
+        envelope(model, choice, Value::Null)
+    }
+
     fn usage_chunk(model: &str, prompt: u64, completion: u64, cached: u64) -> String {
-        json!({
-            "id": "chatcmpl-fake0001",
-            "object": "chat.completion.chunk",
-            "created": 1_763_700_000,
-            "model": model,
-            "system_fingerprint": "fp_fake",
-            "choices": [],
-            "usage": {
-                "prompt_tokens": prompt,
-                "completion_tokens": completion,
-                "total_tokens": prompt + completion,
-                "prompt_tokens_details": {"cached_tokens": cached, "audio_tokens": 0},
-                "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0, "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0}
-            },
-        })
-        .to_string()
+        let usage = json!({
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
+            "prompt_tokens_details": {"cached_tokens": cached, "audio_tokens": 0},
+            "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0, "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0}
+        });
+        envelope(model, json!([]), usage)
     }
 
     /// The events of a streamed text reply, one chunk per piece.
