@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use futures_util::StreamExt;
 use loomflow_model::error::parse_retry_after;
 use loomflow_model::model::{ChunkStream, ModelCapabilities, ModelRequest};
 use loomflow_model::pricing::{Rates, canonical_model_name};
@@ -30,7 +29,9 @@ fn is_reasoning_family(model: &str) -> bool {
 }
 
 struct Inner {
-    model: String,
+    model: Arc<str>,
+    /// `max_completion_tokens` instead of `max_tokens` (decided once, at build).
+    reasoning: bool,
     base_url: String,
     api_key: Option<String>,
     gateway: Gateway,
@@ -91,7 +92,7 @@ pub struct OpenAiBuilder {
     gateway: Gateway,
     api_key: Option<String>,
     base_url: Option<String>,
-    secrets: Arc<dyn Secrets>,
+    secrets: Option<Arc<dyn Secrets>>,
     reasoning_effort: Option<String>,
     prompt_cache_key: Option<String>,
     rates: Option<Rates>,
@@ -108,7 +109,7 @@ impl OpenAiModel {
             gateway: Gateway::OpenAi,
             api_key: None,
             base_url: None,
-            secrets: Arc::new(EnvSecrets),
+            secrets: None,
             reasoning_effort: None,
             prompt_cache_key: None,
             rates: None,
@@ -135,7 +136,7 @@ impl OpenAiModel {
 
     fn body<'a>(&'a self, request: &ModelRequest<'a>) -> ChatRequest<'a> {
         let inner = &*self.inner;
-        let reasoning = is_reasoning_family(&inner.model);
+        let reasoning = inner.reasoning;
         let response_format = request.output_schema.and_then(|schema| {
             self.native_output_for(schema).then(|| {
                 json!({
@@ -217,9 +218,9 @@ impl OpenAiBuilder {
         self
     }
 
-    /// Where to look up the key before the environment.
+    /// Where to look up the key (and base URL) before the environment.
     pub fn secrets(mut self, secrets: impl Secrets) -> Self {
-        self.secrets = Arc::new(secrets);
+        self.secrets = Some(Arc::new(secrets));
         self
     }
 
@@ -265,10 +266,16 @@ impl OpenAiBuilder {
     /// a [`ConfigError`] that names the variable to set.
     pub fn build(self) -> Result<OpenAiModel, ConfigError> {
         let spec = self.gateway.spec();
+        let secrets = self.secrets.as_deref();
+        let lookup = |var: &str| {
+            secrets
+                .and_then(|s| s.lookup(var))
+                .or_else(|| EnvSecrets.lookup(var))
+        };
         let api_key = match self.api_key {
             Some(k) => Some(k),
             None => match spec.key_var {
-                Some(var) => Some(self.secrets.lookup(var).ok_or_else(|| {
+                Some(var) => Some(lookup(var).ok_or_else(|| {
                     ConfigError::invalid(
                         "api key",
                         format!(
@@ -282,7 +289,7 @@ impl OpenAiBuilder {
         };
         let base_url = self
             .base_url
-            .or_else(|| spec.base_url_var.and_then(|v| self.secrets.lookup(v)))
+            .or_else(|| spec.base_url_var.and_then(lookup))
             .unwrap_or_else(|| spec.base_url.to_owned());
         let base_url = base_url.trim_end_matches('/').to_owned();
         if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
@@ -304,7 +311,8 @@ impl OpenAiBuilder {
         Ok(OpenAiModel {
             inner: Arc::new(Inner {
                 url: format!("{base_url}/chat/completions"),
-                model: self.model,
+                reasoning: is_reasoning_family(&self.model),
+                model: Arc::from(self.model),
                 base_url,
                 api_key,
                 gateway: self.gateway,
@@ -367,7 +375,7 @@ impl Model for OpenAiModel {
             let text = response.text().await.unwrap_or_default();
             return Err(ModelError::from_http(status, retry_after, &text));
         }
-        let body = Box::pin(response.bytes_stream().fuse());
+        let body = Box::pin(response.bytes_stream());
         Ok(Box::pin(ChatStream::new(
             body,
             inner.model.clone(),

@@ -5,6 +5,7 @@
 
 use std::collections::VecDeque;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -29,7 +30,7 @@ struct PartialCall {
 
 /// What the stream has seen so far of the turn.
 struct Turn {
-    model: String,
+    model: Arc<str>,
     rates: Option<Rates>,
     calls: Vec<PartialCall>,
     finish: Option<FinishReason>,
@@ -162,7 +163,7 @@ pub(crate) struct ChatStream {
 }
 
 impl ChatStream {
-    pub(crate) fn new(body: Body, model: String, rates: Option<Rates>) -> Self {
+    pub(crate) fn new(body: Body, model: Arc<str>, rates: Option<Rates>) -> Self {
         Self {
             body,
             sse: SseDecoder::new(),

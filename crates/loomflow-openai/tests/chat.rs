@@ -453,10 +453,19 @@ async fn unparseable_tool_arguments_reach_the_tool_check_not_a_crash() {
 }
 
 #[test]
-fn missing_key_names_the_variable() {
-    let err = OpenAiModel::builder("gpt-4.1")
-        .secrets(loomflow_model::secrets::StaticSecrets::default())
+fn keys_come_from_secrets_then_the_environment() {
+    use loomflow_model::secrets::StaticSecrets;
+    // A variable no environment here sets: the error names it.
+    let err = OpenAiModel::builder("llama-3")
+        .gateway(Gateway::LiteLlm)
+        .secrets(StaticSecrets::default())
         .build()
         .unwrap_err();
-    assert!(err.to_string().contains("set OPENAI_API_KEY"), "{err}");
+    assert!(err.to_string().contains("set LITELLM_API_KEY"), "{err}");
+    // The secrets store is asked first.
+    let ok = OpenAiModel::builder("llama-3")
+        .gateway(Gateway::LiteLlm)
+        .secrets(StaticSecrets::from([("LITELLM_API_KEY", "sk-from-vault")]))
+        .build();
+    assert!(ok.is_ok());
 }

@@ -1,8 +1,8 @@
 //! A fake LLM provider on a loopback port: it answers each request with the
 //! next queued [`Reply`] and records what it was sent. Only the provider HTTP
-//! APIs are faked in loomflow's tests; the payloads the fixture builders in
-//! [`openai`] produce follow the official wire format (checked against the
-//! official SDK's types by `scripts/check_fixtures.py`).
+//! APIs are faked in loomflow's tests; the fixture builders in [`openai`]
+//! follow the official wire format (`chat.completion.chunk` objects, the
+//! `include_usage` usage chunk, `[DONE]`, `{"error": …}` bodies).
 
 use std::collections::VecDeque;
 
