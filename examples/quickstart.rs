@@ -58,6 +58,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     println!("[model_chunk] finish {finish_reason:?}")
                 }
                 loomflow::ModelChunk::Thinking { .. } => println!("[model_chunk] thinking"),
+                _ => {}
             },
             EventKind::ToolCall { call } => println!("[tool_call]   {}({})", call.tool, call.args),
             EventKind::ToolResult { result } => {

@@ -49,6 +49,7 @@ impl StatelessScripted {
                     ..Usage::default()
                 },
                 finish_reason: FinishReason::ToolUse,
+                reasoning: Vec::new(),
             }
         } else {
             Completion {
@@ -60,6 +61,7 @@ impl StatelessScripted {
                     ..Usage::default()
                 },
                 finish_reason: FinishReason::Stop,
+                reasoning: Vec::new(),
             }
         }
     }

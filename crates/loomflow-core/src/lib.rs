@@ -11,6 +11,10 @@ pub mod architecture;
 pub mod config;
 pub mod context;
 pub mod error;
+/// The effort dial and prompt caching (from `loomflow-model`).
+pub mod effort {
+    pub use loomflow_model::effort::*;
+}
 pub mod event;
 pub mod id;
 /// Messages, tool calls and definitions, usage (from `loomflow-model`).
@@ -36,6 +40,7 @@ pub mod tool;
 pub use agent::{Agent, AgentBuilder, EventStream, RunRequest, RunResult};
 pub use architecture::{AgentSession, Architecture, Emitter, ReAct, RunDeps};
 pub use context::{Metadata, RunContext};
+pub use effort::{Effort, PromptCache};
 pub use error::{
     ConfigError, Error, IdError, ModelError, OutputValidationError, Result, ToolError,
 };

@@ -8,6 +8,7 @@
 //! registers the providers whose features are on, so `.model("gpt-4.1-mini")`
 //! resolves without any setup call.
 
+pub mod effort;
 pub mod error;
 pub mod message;
 pub mod model;
@@ -16,6 +17,7 @@ pub mod pricing;
 pub mod secrets;
 pub mod sse;
 
+pub use effort::{Effort, PromptCache};
 pub use error::{ConfigError, IdError, ModelError};
 pub use message::{ContentPart, Image, Message, Role, ToolCall, ToolDef, ToolResult, Usage};
 pub use model::{

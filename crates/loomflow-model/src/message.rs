@@ -52,6 +52,21 @@ pub enum ContentPart {
         /// The image.
         image: Image,
     },
+    /// The model's reasoning from an earlier turn, kept on the assistant
+    /// message so providers that require it (Anthropic, with thinking on and
+    /// tools in play) get it back verbatim. Never shown as output text.
+    Thinking {
+        /// The reasoning text.
+        text: String,
+        /// The provider's signature over it, required for replay.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        signature: Option<String>,
+    },
+    /// Reasoning the provider returned encrypted; replayed verbatim.
+    RedactedThinking {
+        /// The opaque payload.
+        data: String,
+    },
 }
 
 /// A call the model asked for.
@@ -282,11 +297,21 @@ impl Message {
         self
     }
 
+    /// Puts a turn's reasoning blocks ([`ContentPart::Thinking`],
+    /// [`ContentPart::RedactedThinking`]) before the rest of the content,
+    /// where providers expect them on replay.
+    pub fn with_reasoning(mut self, reasoning: Vec<ContentPart>) -> Self {
+        if !reasoning.is_empty() {
+            self.content.splice(0..0, reasoning);
+        }
+        self
+    }
+
     /// The text parts joined together.
     pub fn text_content(&self) -> String {
         let mut texts = self.content.iter().filter_map(|p| match p {
             ContentPart::Text { text } => Some(text.as_str()),
-            ContentPart::Image { .. } => None,
+            _ => None,
         });
         match (texts.next(), texts.next()) {
             (None, _) => String::new(),

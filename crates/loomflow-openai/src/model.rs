@@ -5,11 +5,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use loomflow_model::effort::effort_unsupported;
 use loomflow_model::error::parse_retry_after;
 use loomflow_model::model::{ChunkStream, ModelCapabilities, ModelRequest};
 use loomflow_model::pricing::{Rates, canonical_model_name};
 use loomflow_model::secrets::{EnvSecrets, Secrets};
-use loomflow_model::{ConfigError, Model, ModelError, OutputSchema};
+use loomflow_model::{ConfigError, Effort, Model, ModelError, OutputSchema};
 use serde_json::json;
 
 use crate::gateway::Gateway;
@@ -28,15 +29,45 @@ fn is_reasoning_family(model: &str) -> bool {
         .any(|f| m == *f || m.starts_with(&format!("{f}-")) || m.starts_with(&format!("{f}.")))
 }
 
+use Effort::{High, Low, Max, Medium, Minimal, Xhigh};
+
+/// The `reasoning_effort` levels each family accepts (OpenAI's model pages),
+/// matched by longest prefix so dated snapshots land.
+const EFFORT_LEVELS: &[(&str, &[Effort])] = &[
+    ("o1", &[Low, Medium, High]),
+    ("o3", &[Low, Medium, High]),
+    ("o4", &[Low, Medium, High]),
+    ("gpt-5", &[Minimal, Low, Medium, High]),
+    ("gpt-5.1", &[Low, Medium, High]),
+    ("gpt-5.2", &[Low, Medium, High, Xhigh]),
+    ("gpt-5.3", &[Low, Medium, High, Xhigh]),
+    ("gpt-5.4", &[Low, Medium, High, Xhigh]),
+    ("gpt-5.5", &[Low, Medium, High, Xhigh]),
+    ("gpt-5.6", &[Low, Medium, High, Xhigh, Max]),
+    ("gpt-6", &[Low, Medium, High, Xhigh, Max]),
+];
+
+/// The effort levels `model` accepts, if it has a `reasoning_effort`.
+fn effort_levels(model: &str) -> Option<&'static [Effort]> {
+    let m = canonical_model_name(model).to_ascii_lowercase();
+    EFFORT_LEVELS
+        .iter()
+        .filter(|(prefix, _)| m.starts_with(prefix))
+        .max_by_key(|(prefix, _)| prefix.len())
+        .map(|(_, levels)| *levels)
+}
+
 struct Inner {
     model: Arc<str>,
     /// `max_completion_tokens` instead of `max_tokens` (decided once, at build).
     reasoning: bool,
+    /// The `reasoning_effort` levels the model accepts (none: no effort).
+    effort_levels: Option<&'static [Effort]>,
     base_url: String,
     api_key: Option<String>,
     gateway: Gateway,
     capabilities: ModelCapabilities,
-    reasoning_effort: Option<String>,
+    effort: Option<Effort>,
     prompt_cache_key: Option<String>,
     rates: Option<Rates>,
     timeout: Duration,
@@ -93,7 +124,7 @@ pub struct OpenAiBuilder {
     api_key: Option<String>,
     base_url: Option<String>,
     secrets: Option<Arc<dyn Secrets>>,
-    reasoning_effort: Option<String>,
+    effort: Option<Effort>,
     prompt_cache_key: Option<String>,
     rates: Option<Rates>,
     timeout: Duration,
@@ -110,7 +141,7 @@ impl OpenAiModel {
             api_key: None,
             base_url: None,
             secrets: None,
-            reasoning_effort: None,
+            effort: None,
             prompt_cache_key: None,
             rates: None,
             timeout: Duration::from_secs(600),
@@ -134,7 +165,29 @@ impl OpenAiModel {
         self.inner.gateway
     }
 
-    fn body<'a>(&'a self, request: &ModelRequest<'a>) -> ChatRequest<'a> {
+    /// The `reasoning_effort` to send: the request's effort (else the
+    /// builder's) clamped to the family's levels; dropped with a warning (or
+    /// an error under `strict_effort`) for a model without one.
+    fn effort_for(&self, request: &ModelRequest<'_>) -> Result<Option<Effort>, ModelError> {
+        let inner = &*self.inner;
+        let Some(effort) = request.effort.or(inner.effort) else {
+            return Ok(None);
+        };
+        match inner.effort_levels.filter(|_| inner.capabilities.effort) {
+            Some(levels) => Ok(Some(effort.clamp_to(levels))),
+            None => {
+                effort_unsupported(
+                    &inner.model,
+                    effort,
+                    request.strict_effort,
+                    "Chat Completions takes reasoning_effort only on the o-series, GPT-5.x and GPT-6.x families",
+                )?;
+                Ok(None)
+            }
+        }
+    }
+
+    fn body<'a>(&'a self, request: &ModelRequest<'a>) -> Result<ChatRequest<'a>, ModelError> {
         let inner = &*self.inner;
         let reasoning = inner.reasoning;
         let response_format = request.output_schema.and_then(|schema| {
@@ -149,7 +202,13 @@ impl OpenAiModel {
                 })
             })
         });
-        ChatRequest {
+        let reasoning_effort = self.effort_for(request)?.map(Effort::as_str);
+        let prompt_cache_key = request
+            .prompt_cache
+            .and_then(|c| c.key.as_deref())
+            .or(inner.prompt_cache_key.as_deref())
+            .filter(|_| inner.capabilities.prompt_caching);
+        Ok(ChatRequest {
             model: &inner.model,
             messages: request
                 .messages
@@ -165,15 +224,9 @@ impl OpenAiModel {
             max_tokens: request.max_tokens.filter(|_| !reasoning),
             max_completion_tokens: request.max_tokens.filter(|_| reasoning),
             response_format,
-            reasoning_effort: inner
-                .reasoning_effort
-                .as_deref()
-                .filter(|_| inner.capabilities.effort),
-            prompt_cache_key: inner
-                .prompt_cache_key
-                .as_deref()
-                .filter(|_| inner.capabilities.prompt_caching),
-        }
+            reasoning_effort,
+            prompt_cache_key,
+        })
     }
 }
 
@@ -224,14 +277,16 @@ impl OpenAiBuilder {
         self
     }
 
-    /// `reasoning_effort` for the reasoning families (`"minimal"`, `"low"`,
-    /// `"medium"`, `"high"`, …).
-    pub fn reasoning_effort(mut self, effort: impl Into<String>) -> Self {
-        self.reasoning_effort = Some(effort.into());
+    /// The default effort for the reasoning families, sent as
+    /// `reasoning_effort` clamped to the levels the family accepts (a
+    /// request's own effort wins).
+    pub fn effort(mut self, effort: Effort) -> Self {
+        self.effort = Some(effort);
         self
     }
 
-    /// `prompt_cache_key`: requests sharing it are routed to the same cache.
+    /// `prompt_cache_key`: requests sharing it are routed to the same cache
+    /// (a request's [`PromptCache::key`](loomflow_model::PromptCache) wins).
     pub fn prompt_cache_key(mut self, key: impl Into<String>) -> Self {
         self.prompt_cache_key = Some(key.into());
         self
@@ -312,12 +367,13 @@ impl OpenAiBuilder {
             inner: Arc::new(Inner {
                 url: format!("{base_url}/chat/completions"),
                 reasoning: is_reasoning_family(&self.model),
+                effort_levels: effort_levels(&self.model),
                 model: Arc::from(self.model),
                 base_url,
                 api_key,
                 gateway: self.gateway,
                 capabilities,
-                reasoning_effort: self.reasoning_effort,
+                effort: self.effort,
                 prompt_cache_key: self.prompt_cache_key,
                 rates: self.rates,
                 timeout: self.timeout,
@@ -343,7 +399,7 @@ impl Model for OpenAiModel {
 
     async fn stream(&self, request: ModelRequest<'_>) -> Result<ChunkStream, ModelError> {
         let inner = &*self.inner;
-        let body = serde_json::to_vec(&self.body(&request))
+        let body = serde_json::to_vec(&self.body(&request)?)
             .map_err(|e| ModelError::other(format!("could not encode the request: {e}")))?;
         let mut http = inner
             .client

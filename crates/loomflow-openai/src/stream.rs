@@ -67,6 +67,7 @@ impl Turn {
             if let Some(text) = delta.reasoning_content.filter(|t| !t.is_empty()) {
                 out.push_back(Ok(ModelChunk::Thinking {
                     text: text.into_owned(),
+                    signature: None,
                 }));
             }
             if let Some(text) = delta.content.filter(|t| !t.is_empty()) {

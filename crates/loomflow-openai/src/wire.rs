@@ -100,15 +100,17 @@ impl<'a> WireMessage<'a> {
             Role::Assistant => "assistant",
             Role::Tool => "tool",
         };
-        let has_image = m
+        // Reasoning parts are Anthropic's to replay; Chat Completions
+        // takes only text and images back.
+        let mut visible = m
             .content
             .iter()
-            .any(|p| matches!(p, ContentPart::Image { .. }));
-        let content = match (&m.content[..], has_image) {
-            ([], _) if m.role == Role::Assistant => WireContent::Null(()),
-            ([], _) => WireContent::Text(""),
-            ([ContentPart::Text { text }], false) => WireContent::Text(text),
-            (parts, _) => WireContent::Parts(parts.iter().map(WirePart::from_part).collect()),
+            .filter(|p| matches!(p, ContentPart::Text { .. } | ContentPart::Image { .. }));
+        let content = match (visible.next(), visible.next()) {
+            (None, _) if m.role == Role::Assistant => WireContent::Null(()),
+            (None, _) => WireContent::Text(""),
+            (Some(ContentPart::Text { text }), None) => WireContent::Text(text),
+            _ => WireContent::Parts(m.content.iter().filter_map(WirePart::from_part).collect()),
         };
         Self {
             role,
@@ -131,8 +133,8 @@ impl<'a> WireMessage<'a> {
 }
 
 impl<'a> WirePart<'a> {
-    fn from_part(p: &'a ContentPart) -> Self {
-        match p {
+    fn from_part(p: &'a ContentPart) -> Option<Self> {
+        Some(match p {
             ContentPart::Text { text } => WirePart::Text { text },
             ContentPart::Image { image } => WirePart::ImageUrl {
                 image_url: ImageUrl {
@@ -144,7 +146,8 @@ impl<'a> WirePart<'a> {
                     },
                 },
             },
-        }
+            ContentPart::Thinking { .. } | ContentPart::RedactedThinking { .. } => return None,
+        })
     }
 }
 

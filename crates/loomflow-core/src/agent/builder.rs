@@ -6,12 +6,15 @@ use serde::de::DeserializeOwned;
 
 use super::{Agent, AgentInner};
 use crate::architecture::{Architecture, ReAct};
+use crate::effort::{Effort, PromptCache};
 use crate::error::ConfigError;
 use crate::model::Model;
 pub use crate::model::registry::IntoModel;
 use crate::model::registry::{ensure_providers, known_models};
 use crate::output::OutputSchema;
 use crate::tone::Tone;
+
+use super::ModelSettings;
 use crate::tool::{
     AfterToolHook, ApprovalHandler, BeforeToolHook, GateConfig, InProcessToolHost, Permissions,
     Tool, ToolGate, ToolHost,
@@ -52,6 +55,7 @@ pub struct AgentBuilder {
     output_retries: u32,
     tone: Option<Tone>,
     event_buffer: usize,
+    settings: ModelSettings,
 }
 
 impl Default for AgentBuilder {
@@ -71,6 +75,7 @@ impl Default for AgentBuilder {
             output_retries: 1,
             tone: None,
             event_buffer: 128,
+            settings: ModelSettings::default(),
         }
     }
 }
@@ -150,6 +155,41 @@ impl AgentBuilder {
     /// The default response tone: a preset or free text.
     pub fn tone(mut self, tone: impl Into<Tone>) -> Self {
         self.tone = Some(tone.into());
+        self
+    }
+
+    /// How hard the model reasons (per run:
+    /// [`RunRequest::effort`](super::RunRequest::effort)). Adapters clamp it
+    /// to what the model accepts; a model with no effort setting drops it
+    /// with one warning, unless [`strict_effort`](Self::strict_effort) is on.
+    pub fn effort(mut self, effort: Effort) -> Self {
+        self.settings.effort = Some(effort);
+        self
+    }
+
+    /// Fail a model call instead of dropping an effort the model cannot
+    /// honour.
+    pub fn strict_effort(mut self, strict: bool) -> Self {
+        self.settings.strict_effort = strict;
+        self
+    }
+
+    /// Turns prompt caching on: cache breakpoints on Anthropic, the routing
+    /// key on OpenAI. Cached and cache-write tokens show in the usage.
+    pub fn prompt_caching(mut self, cache: PromptCache) -> Self {
+        self.settings.prompt_cache = Some(cache);
+        self
+    }
+
+    /// Sampling temperature for every model call.
+    pub fn temperature(mut self, temperature: f32) -> Self {
+        self.settings.temperature = Some(temperature);
+        self
+    }
+
+    /// Output-token cap for every model call.
+    pub fn max_tokens(mut self, max_tokens: u32) -> Self {
+        self.settings.max_tokens = Some(max_tokens);
         self
     }
 
@@ -274,6 +314,7 @@ impl AgentBuilder {
                 output_retries: self.output_retries,
                 tone: self.tone,
                 event_buffer: self.event_buffer,
+                settings: self.settings,
             }),
         })
     }

@@ -26,6 +26,7 @@ pub use run::{RunRequest, RunResult};
 pub use stream::EventStream;
 
 use crate::architecture::Architecture;
+use crate::effort::{Effort, PromptCache};
 use crate::error::ConfigError;
 use crate::id::SessionId;
 use crate::model::Model;
@@ -47,6 +48,17 @@ pub(crate) struct AgentInner {
     pub(crate) output_retries: u32,
     pub(crate) tone: Option<Tone>,
     pub(crate) event_buffer: usize,
+    pub(crate) settings: ModelSettings,
+}
+
+/// Per-call model settings an agent applies to every request.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ModelSettings {
+    pub(crate) effort: Option<Effort>,
+    pub(crate) strict_effort: bool,
+    pub(crate) prompt_cache: Option<PromptCache>,
+    pub(crate) temperature: Option<f32>,
+    pub(crate) max_tokens: Option<u32>,
 }
 
 /// An LLM agent: instructions, a model, tools and a loop architecture.

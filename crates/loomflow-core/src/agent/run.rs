@@ -13,11 +13,11 @@ use super::{Agent, EventStream};
 use crate::architecture::{AgentSession, Emitter, RunDeps};
 use crate::context::Ambient;
 use crate::context::{Metadata, RunContext};
+use crate::effort::Effort;
 use crate::error::{Error, IdError, OutputValidationError, Result};
 use crate::event::{EventKind, EventSink};
 use crate::id::{RunId, SessionId, UserId};
 use crate::message::{Image, Message};
-use crate::model::ModelRequest;
 use crate::output::{OutputSchema, strip_json_fences};
 use crate::tone::Tone;
 
@@ -125,6 +125,7 @@ pub struct RunRequest<T = serde_json::Value> {
     session: Option<std::result::Result<SessionId, IdError>>,
     metadata: Metadata,
     tone: Option<Tone>,
+    effort: Option<Effort>,
     output: Option<OutputSchema>,
     retries: Option<u32>,
     sink: Option<EventSink>,
@@ -141,6 +142,7 @@ impl RunRequest {
             session: None,
             metadata: Metadata::new(),
             tone: None,
+            effort: None,
             output: None,
             retries: None,
             sink: None,
@@ -190,6 +192,12 @@ impl<T> RunRequest<T> {
         self
     }
 
+    /// The reasoning effort for this run (over the agent's default).
+    pub fn effort(mut self, effort: Effort) -> Self {
+        self.effort = Some(effort);
+        self
+    }
+
     /// Schema-correction retries for this run (over the agent's default).
     pub fn output_validation_retries(mut self, retries: u32) -> Self {
         self.retries = Some(retries);
@@ -215,6 +223,7 @@ impl<T> RunRequest<T> {
             session: self.session,
             metadata: self.metadata,
             tone: self.tone,
+            effort: self.effort,
             output: Some(OutputSchema::of::<U>()),
             retries: self.retries,
             sink: self.sink,
@@ -240,6 +249,7 @@ impl<T> RunRequest<T> {
             session: self.session,
             metadata: self.metadata,
             tone: self.tone,
+            effort: self.effort,
             output: self.output,
             retries: self.retries,
             sink: self.sink,
@@ -313,6 +323,7 @@ impl RunRequest {
             message,
             schema.as_ref(),
             tone.as_ref(),
+            self.effort.or(inner.settings.effort),
             retries,
         ));
         let outcome = match inner.timeout {
@@ -386,6 +397,7 @@ async fn run_loop(
     input: Message,
     schema: Option<&OutputSchema>,
     tone: Option<&Tone>,
+    effort: Option<Effort>,
     retries: u32,
 ) -> Result<Finished> {
     let native = schema.is_some_and(|s| inner.model.native_output_for(s));
@@ -408,6 +420,11 @@ async fn run_loop(
         native_output,
         emitter,
         context: ctx,
+        effort,
+        strict_effort: inner.settings.strict_effort,
+        prompt_cache: inner.settings.prompt_cache.as_ref(),
+        temperature: inner.settings.temperature,
+        max_tokens: inner.settings.max_tokens,
     };
     inner.architecture.run(&mut session, &deps, input).await?;
 
@@ -432,8 +449,7 @@ async fn run_loop(
                     session
                         .messages
                         .push(Message::user(schema.retry_prompt(&cause)));
-                    let request =
-                        ModelRequest::new(&session.messages).with_output_schema(native_output);
+                    let request = deps.request(&session.messages);
                     let completion = deps.call_model(request).await?;
                     session.usage += completion.usage;
                     session.output = completion.text;

@@ -13,6 +13,7 @@ use async_trait::async_trait;
 pub use react::ReAct;
 
 use crate::context::RunContext;
+use crate::effort::{Effort, PromptCache};
 use crate::error::Result;
 use crate::event::{EventKind, EventSink};
 use crate::id::SessionId;
@@ -131,9 +132,36 @@ pub struct RunDeps<'a> {
     pub emitter: &'a Emitter,
     /// Who and what this run is.
     pub context: &'a RunContext,
+    /// Reasoning effort for this run's model calls.
+    pub effort: Option<Effort>,
+    /// Fail a call whose model cannot honour the effort.
+    pub strict_effort: bool,
+    /// Prompt caching for this run's model calls.
+    pub prompt_cache: Option<&'a PromptCache>,
+    /// Sampling temperature.
+    pub temperature: Option<f32>,
+    /// Output-token cap per model call.
+    pub max_tokens: Option<u32>,
 }
 
-impl RunDeps<'_> {
+impl<'a> RunDeps<'a> {
+    /// A model request over `messages` with this run's settings: native
+    /// output schema, effort, prompt caching, temperature and token cap.
+    /// Architectures add the tools they offer.
+    pub fn request<'m>(&'m self, messages: &'m [Message]) -> ModelRequest<'m>
+    where
+        'a: 'm,
+    {
+        let mut request = ModelRequest::new(messages)
+            .with_output_schema(self.native_output)
+            .with_effort(self.effort)
+            .with_prompt_cache(self.prompt_cache)
+            .with_temperature(self.temperature)
+            .with_max_tokens(self.max_tokens);
+        request.strict_effort = self.strict_effort;
+        request
+    }
+
     /// One model call: streamed (one `model_chunk` event per chunk) when
     /// someone listens, a plain `complete()` otherwise.
     pub async fn call_model(&self, request: ModelRequest<'_>) -> Result<Completion> {
@@ -141,12 +169,7 @@ impl RunDeps<'_> {
             return Ok(self.model.complete(request).await?);
         }
         let mut stream = self.model.stream(request).await?;
-        let mut out = Completion {
-            text: String::new(),
-            tool_calls: Vec::new(),
-            usage: Usage::default(),
-            finish_reason: crate::model::FinishReason::Stop,
-        };
+        let mut out = Completion::default();
         use futures_util::StreamExt;
         while let Some(chunk) = stream.next().await {
             let chunk: ModelChunk = chunk?;

@@ -7,7 +7,6 @@ use super::{AgentSession, Architecture, RunDeps};
 use crate::error::Result;
 use crate::event::EventKind;
 use crate::message::{Message, ToolCall, ToolDef, ToolResult};
-use crate::model::ModelRequest;
 
 /// Reason and act: call the model; run the tools it asks for (all calls of a
 /// turn concurrently, results appended in call order); repeat until it answers
@@ -80,17 +79,16 @@ impl Architecture for ReAct {
             }
             session.turns += 1;
             let defs = deps.tools.list_tools().await?;
-            let request = ModelRequest::new(&session.messages)
-                .with_tools(&defs)
-                .with_output_schema(deps.native_output);
+            let request = deps.request(&session.messages).with_tools(&defs);
             let completion = deps.call_model(request).await?;
             session.usage += completion.usage;
             session.output = completion.text;
             let calls = completion.tool_calls;
+            let reasoning = completion.reasoning;
             if calls.is_empty() {
-                session
-                    .messages
-                    .push(Message::assistant(session.output.clone(), calls));
+                session.messages.push(
+                    Message::assistant(session.output.clone(), calls).with_reasoning(reasoning),
+                );
                 return Ok(());
             }
 
@@ -104,7 +102,7 @@ impl Architecture for ReAct {
             session.messages.reserve(1 + results.len());
             session
                 .messages
-                .push(Message::assistant(session.output.clone(), calls));
+                .push(Message::assistant(session.output.clone(), calls).with_reasoning(reasoning));
             let assistant = session.messages.len() - 1;
             let mut ends_turn = false;
             for (slot, result) in results.into_iter().enumerate() {

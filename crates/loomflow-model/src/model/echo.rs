@@ -102,6 +102,7 @@ impl Model for EchoModel {
             tool_calls: Vec::new(),
             usage,
             finish_reason: FinishReason::Stop,
+            reasoning: Vec::new(),
         })
     }
 }

@@ -21,8 +21,9 @@ use serde::{Deserialize, Serialize};
 pub use echo::EchoModel;
 pub use scripted::{ScriptedModel, ScriptedTurn};
 
+use crate::effort::{Effort, PromptCache};
 use crate::error::ModelError;
-use crate::message::{Message, ToolCall, ToolDef, Usage};
+use crate::message::{ContentPart, Message, ToolCall, ToolDef, Usage};
 use crate::output::OutputSchema;
 
 /// Why the model stopped.
@@ -44,16 +45,27 @@ pub enum FinishReason {
 /// (`{"kind": "text", "text": "…"}`), like the reference.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum ModelChunk {
     /// Visible text.
     Text {
         /// The text delta.
         text: String,
     },
-    /// Reasoning text, where the provider exposes it.
+    /// Reasoning text, where the provider exposes it. A chunk with a
+    /// `signature` closes the current reasoning block (Anthropic signs each
+    /// block; the signature is needed to replay it on the next turn).
     Thinking {
         /// The reasoning delta.
         text: String,
+        /// The block's signature, on its last chunk.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        signature: Option<String>,
+    },
+    /// A reasoning block the provider returned encrypted.
+    RedactedThinking {
+        /// The opaque payload, replayed verbatim.
+        data: String,
     },
     /// A complete tool call.
     ToolCall {
@@ -117,6 +129,13 @@ pub struct ModelRequest<'a> {
     pub temperature: Option<f32>,
     /// Output-token cap, if set.
     pub max_tokens: Option<u32>,
+    /// How hard to reason, for models that can; adapters clamp it to what
+    /// the model accepts.
+    pub effort: Option<Effort>,
+    /// Fail the call instead of dropping an effort the model cannot honour.
+    pub strict_effort: bool,
+    /// Prompt caching, where the provider supports it.
+    pub prompt_cache: Option<&'a PromptCache>,
 }
 
 impl<'a> ModelRequest<'a> {
@@ -128,6 +147,9 @@ impl<'a> ModelRequest<'a> {
             output_schema: None,
             temperature: None,
             max_tokens: None,
+            effort: None,
+            strict_effort: false,
+            prompt_cache: None,
         }
     }
 
@@ -140,6 +162,30 @@ impl<'a> ModelRequest<'a> {
     /// Asks for native structured output.
     pub fn with_output_schema(mut self, schema: Option<&'a OutputSchema>) -> Self {
         self.output_schema = schema;
+        self
+    }
+
+    /// Sets the reasoning effort.
+    pub fn with_effort(mut self, effort: Option<Effort>) -> Self {
+        self.effort = effort;
+        self
+    }
+
+    /// Turns prompt caching on (or off with `None`).
+    pub fn with_prompt_cache(mut self, cache: Option<&'a PromptCache>) -> Self {
+        self.prompt_cache = cache;
+        self
+    }
+
+    /// Caps the output tokens.
+    pub fn with_max_tokens(mut self, max_tokens: Option<u32>) -> Self {
+        self.max_tokens = max_tokens;
+        self
+    }
+
+    /// Sets the sampling temperature.
+    pub fn with_temperature(mut self, temperature: Option<f32>) -> Self {
+        self.temperature = temperature;
         self
     }
 }
@@ -155,17 +201,30 @@ pub struct Completion {
     pub usage: Usage,
     /// Why it stopped.
     pub finish_reason: FinishReason,
+    /// The reasoning blocks ([`ContentPart::Thinking`], one per block, with
+    /// its signature where the provider signs them, and
+    /// [`ContentPart::RedactedThinking`]), kept on the assistant message so
+    /// adapters can replay what their provider requires.
+    pub reasoning: Vec<ContentPart>,
+}
+
+impl Default for Completion {
+    /// Nothing yet: no text, no calls, no usage, `Stop`.
+    fn default() -> Self {
+        Self {
+            text: String::new(),
+            tool_calls: Vec::new(),
+            usage: Usage::default(),
+            finish_reason: FinishReason::Stop,
+            reasoning: Vec::new(),
+        }
+    }
 }
 
 impl Completion {
     /// Folds a chunk stream into a completion.
     pub async fn collect(mut stream: ChunkStream) -> Result<Self, ModelError> {
-        let mut out = Completion {
-            text: String::new(),
-            tool_calls: Vec::new(),
-            usage: Usage::default(),
-            finish_reason: FinishReason::Stop,
-        };
+        let mut out = Completion::default();
         while let Some(chunk) = stream.next().await {
             out.absorb(chunk?);
         }
@@ -176,7 +235,24 @@ impl Completion {
     pub fn absorb(&mut self, chunk: ModelChunk) {
         match chunk {
             ModelChunk::Text { text } => self.text.push_str(&text),
-            ModelChunk::Thinking { .. } => {}
+            ModelChunk::Thinking { text, signature } => {
+                // An unsigned block at the end is still open.
+                match self.reasoning.last_mut() {
+                    Some(ContentPart::Thinking {
+                        text: open,
+                        signature: open_sig @ None,
+                    }) => {
+                        open.push_str(&text);
+                        *open_sig = signature;
+                    }
+                    _ => self
+                        .reasoning
+                        .push(ContentPart::Thinking { text, signature }),
+                }
+            }
+            ModelChunk::RedactedThinking { data } => {
+                self.reasoning.push(ContentPart::RedactedThinking { data });
+            }
             ModelChunk::ToolCall { tool_call } => self.tool_calls.push(tool_call),
             ModelChunk::Finish {
                 finish_reason,

@@ -164,14 +164,10 @@ impl Model for ScriptedModel {
                     finish_reason: finish_for(&tool_calls),
                     tool_calls,
                     usage: turn.usage,
+                    reasoning: Vec::new(),
                 }
             }
-            None => Completion {
-                text: String::new(),
-                tool_calls: Vec::new(),
-                usage: Usage::default(),
-                finish_reason: FinishReason::Stop,
-            },
+            None => Completion::default(),
         })
     }
 }
