@@ -316,16 +316,15 @@ impl RunRequest {
             message = message.with_image(image);
         }
 
-        let body = ctx.clone().scope(run_loop(
-            &inner,
-            &ctx,
-            &emitter,
-            message,
-            schema.as_ref(),
-            tone.as_ref(),
-            self.effort.or(inner.settings.effort),
+        let choices = RunChoices {
+            schema: schema.as_ref(),
+            tone: tone.as_ref(),
+            effort: self.effort.or(inner.settings.effort),
             retries,
-        ));
+        };
+        let body = ctx
+            .clone()
+            .scope(run_loop(&inner, &ctx, &emitter, message, choices));
         let outcome = match inner.timeout {
             Some(limit) => tokio::time::timeout(limit, body)
                 .await
@@ -390,16 +389,27 @@ struct Finished {
     interruption_reason: Option<String>,
 }
 
+/// What this run uses, after per-run settings override the agent's.
+struct RunChoices<'a> {
+    schema: Option<&'a OutputSchema>,
+    tone: Option<&'a Tone>,
+    effort: Option<Effort>,
+    retries: u32,
+}
+
 async fn run_loop(
     inner: &super::AgentInner,
     ctx: &RunContext,
     emitter: &Emitter,
     input: Message,
-    schema: Option<&OutputSchema>,
-    tone: Option<&Tone>,
-    effort: Option<Effort>,
-    retries: u32,
+    choices: RunChoices<'_>,
 ) -> Result<Finished> {
+    let RunChoices {
+        schema,
+        tone,
+        effort,
+        retries,
+    } = choices;
     let native = schema.is_some_and(|s| inner.model.native_output_for(s));
     let mut instructions = inner.instructions.clone();
     if let Some(schema) = schema
