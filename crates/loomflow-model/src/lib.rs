@@ -10,6 +10,8 @@
 
 pub mod effort;
 pub mod error;
+#[cfg(feature = "http")]
+pub mod http;
 pub mod message;
 pub mod model;
 pub mod output;

@@ -3,6 +3,8 @@
 
 use std::collections::HashMap;
 
+use crate::error::ConfigError;
+
 /// A named-secret store (a vault, a keyring, a test map). Adapters ask it for
 /// a key by the variable name the official SDK uses (`OPENAI_API_KEY`, …)
 /// before they fall back to the environment.
@@ -53,5 +55,96 @@ impl std::fmt::Debug for StaticSecrets {
 impl Secrets for StaticSecrets {
     fn lookup(&self, name: &str) -> Option<String> {
         self.0.get(name).cloned()
+    }
+}
+
+/// Where an adapter finds its key and endpoint: the builder's values, then a
+/// [`Secrets`] store, then the environment.
+///
+/// ```
+/// use loomflow_model::secrets::{Endpoint, StaticSecrets};
+/// let store = StaticSecrets::from([("ACME_API_KEY", "k-1")]);
+/// let e = Endpoint::new("Acme", Some("ACME_API_KEY"), Some("ACME_BASE_URL"), "https://api.acme.test/");
+/// let (key, url) = e.resolve("acme-1", None, None, Some(&store)).unwrap();
+/// assert_eq!((key.as_deref(), url.as_str()), (Some("k-1"), "https://api.acme.test"));
+/// let err = e.resolve("acme-1", None, None, None).unwrap_err().to_string();
+/// assert!(err.contains("set ACME_API_KEY"), "{err}");
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct Endpoint<'a> {
+    /// The provider's name, for messages.
+    pub provider: &'a str,
+    /// The key's variable name (`ANTHROPIC_API_KEY`); `None` for servers
+    /// that take no key (a local Ollama).
+    pub key_var: Option<&'a str>,
+    /// The base URL's variable name (`ANTHROPIC_BASE_URL`), if the provider
+    /// has one.
+    pub base_url_var: Option<&'a str>,
+    /// The base URL when none is given.
+    pub default_base_url: &'a str,
+}
+
+impl<'a> Endpoint<'a> {
+    /// Describes a provider's key and endpoint variables.
+    pub const fn new(
+        provider: &'a str,
+        key_var: Option<&'a str>,
+        base_url_var: Option<&'a str>,
+        default_base_url: &'a str,
+    ) -> Self {
+        Self {
+            provider,
+            key_var,
+            base_url_var,
+            default_base_url,
+        }
+    }
+
+    /// The key (`None` only when the provider takes none) and base URL
+    /// (without a trailing `/`) for `model`. A missing key or a base URL
+    /// that is not http(s) is a [`ConfigError`] that says what to set.
+    pub fn resolve(
+        &self,
+        model: &str,
+        key: Option<String>,
+        base_url: Option<String>,
+        secrets: Option<&dyn Secrets>,
+    ) -> Result<(Option<String>, String), ConfigError> {
+        let lookup = |var: &str| {
+            secrets
+                .and_then(|s| s.lookup(var))
+                .or_else(|| EnvSecrets.lookup(var))
+        };
+        let key = match (key, self.key_var) {
+            (Some(k), _) => Some(k),
+            (None, None) => None,
+            (None, Some(var)) => Some(lookup(var).ok_or_else(|| {
+                ConfigError::invalid(
+                    "api key",
+                    format!(
+                        "no API key for {} model {model:?}: set {var} in the environment, pass .api_key(...) or provide it through a Secrets store",
+                        self.provider
+                    ),
+                )
+            })?),
+        };
+        let url = base_url
+            .or_else(|| self.base_url_var.and_then(lookup))
+            .unwrap_or_else(|| self.default_base_url.to_owned());
+        Ok((key, checked_base_url(&url)?))
+    }
+}
+
+/// `url` without its trailing `/`, or a [`ConfigError`] when it is not an
+/// http(s) URL.
+pub fn checked_base_url(url: &str) -> Result<String, ConfigError> {
+    let url = url.trim().trim_end_matches('/');
+    if url.starts_with("http://") || url.starts_with("https://") {
+        Ok(url.to_owned())
+    } else {
+        Err(ConfigError::invalid(
+            "base url",
+            format!("{url:?} is not an http(s) URL; pass e.g. \"https://api.example.com/v1\""),
+        ))
     }
 }

@@ -6,6 +6,18 @@
 //! `\n`, one optional space after the colon, `:` comments ignored, a blank
 //! line dispatching the event. Events borrow the decoder's buffers, so a
 //! stream of any length reuses the same few allocations.
+//!
+//! [`SseChunkStream`] drives a provider's [`ReplyProtocol`] over an HTTP
+//! body: the streaming loop every adapter shares.
+
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use futures_core::Stream;
+
+use crate::error::ModelError;
+use crate::model::ModelChunk;
 
 /// One decoded event, borrowing the decoder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,6 +152,142 @@ impl SseDecoder {
                 self.event.push_str(&value);
             }
             _ => {} // `id`, `retry` and unknown fields do not matter here
+        }
+    }
+}
+
+/// What a provider protocol made of one event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Keep reading.
+    More,
+    /// The reply is complete: [`ReplyProtocol::finish`] runs next.
+    Complete,
+    /// The protocol pushed an error; the stream ends after it.
+    Failed,
+}
+
+/// The provider-specific half of a streamed reply: turns SSE events into
+/// [`ModelChunk`]s. [`SseChunkStream`] is the other half (bytes in, events
+/// out, chunks handed on one at a time).
+pub trait ReplyProtocol: Send + Unpin {
+    /// Handles one event, pushing the chunks (or an error) it yields.
+    fn event(&mut self, event: SseEvent<'_>, out: &mut VecDeque<ChunkResult>) -> Step;
+
+    /// Pushes what a complete reply ends with (assembled tool calls, the
+    /// `Finish` chunk with usage).
+    fn finish(&mut self, out: &mut VecDeque<ChunkResult>);
+
+    /// Whether a body that ends now (without the protocol's terminator)
+    /// still holds a whole reply; if not, the stream ends with a transient
+    /// "connection closed" error.
+    fn can_end(&self) -> bool;
+}
+
+/// One item of a chunk stream.
+pub type ChunkResult = Result<ModelChunk, ModelError>;
+
+/// An HTTP body as a stream of byte buffers.
+pub type ByteBody<B, E> = Pin<Box<dyn Stream<Item = Result<B, E>> + Send>>;
+
+/// Reads an SSE body and hands a [`ReplyProtocol`] its events: the shared
+/// streaming loop of the provider adapters. A body error or a body that
+/// ends before the reply does becomes a [`ModelError::Transient`], so the
+/// retry layer may try again (before the first chunk).
+pub struct SseChunkStream<B, E, P> {
+    body: ByteBody<B, E>,
+    sse: SseDecoder,
+    protocol: P,
+    out: VecDeque<ChunkResult>,
+    ended: bool,
+}
+
+impl<B, E, P> SseChunkStream<B, E, P>
+where
+    B: AsRef<[u8]>,
+    E: std::fmt::Display,
+    P: ReplyProtocol,
+{
+    /// Streams `body` through `protocol`.
+    pub fn new(body: ByteBody<B, E>, protocol: P) -> Self {
+        Self {
+            body,
+            sse: SseDecoder::new(),
+            protocol,
+            out: VecDeque::new(),
+            ended: false,
+        }
+    }
+
+    fn drain_events(&mut self) {
+        while !self.ended {
+            let Some(event) = self.sse.next_event() else {
+                break;
+            };
+            match self.protocol.event(event, &mut self.out) {
+                Step::More => {}
+                Step::Complete => {
+                    self.ended = true;
+                    self.protocol.finish(&mut self.out);
+                }
+                Step::Failed => self.ended = true,
+            }
+        }
+    }
+
+    fn end_of_body(&mut self) {
+        if self.ended {
+            return;
+        }
+        self.ended = true;
+        if self.protocol.can_end() {
+            self.protocol.finish(&mut self.out);
+        } else {
+            self.out.push_back(Err(ModelError::Transient {
+                message: "the connection closed before the model finished its reply".into(),
+                retry_after: None,
+            }));
+        }
+    }
+}
+
+impl<B, E, P> Stream for SseChunkStream<B, E, P>
+where
+    B: AsRef<[u8]>,
+    E: std::fmt::Display,
+    P: ReplyProtocol,
+{
+    type Item = ChunkResult;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        loop {
+            if let Some(item) = this.out.pop_front() {
+                return Poll::Ready(Some(item));
+            }
+            if this.ended {
+                return Poll::Ready(None);
+            }
+            match this.body.as_mut().poll_next(cx) {
+                Poll::Ready(Some(Ok(bytes))) => {
+                    this.sse.push(bytes.as_ref());
+                    this.drain_events();
+                }
+                Poll::Ready(Some(Err(e))) => {
+                    this.ended = true;
+                    this.out.push_back(Err(ModelError::Transient {
+                        message: format!("the connection failed mid-stream: {e}"),
+                        retry_after: None,
+                    }));
+                }
+                Poll::Ready(None) => {
+                    // A final event may lack its blank line.
+                    this.sse.push(b"\n\n");
+                    this.drain_events();
+                    this.end_of_body();
+                }
+                Poll::Pending => return Poll::Pending,
+            }
         }
     }
 }

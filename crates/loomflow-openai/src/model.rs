@@ -6,15 +6,15 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use loomflow_model::effort::effort_unsupported;
-use loomflow_model::error::parse_retry_after;
+use loomflow_model::http::open_stream;
 use loomflow_model::model::{ChunkStream, ModelCapabilities, ModelRequest};
 use loomflow_model::pricing::{Rates, canonical_model_name};
-use loomflow_model::secrets::{EnvSecrets, Secrets};
+use loomflow_model::secrets::{Endpoint, Secrets};
 use loomflow_model::{ConfigError, Effort, Model, ModelError, OutputSchema};
 use serde_json::json;
 
 use crate::gateway::Gateway;
-use crate::stream::ChatStream;
+use crate::stream::chat_stream;
 use crate::strict::{strict_compatible, to_strict};
 use crate::wire::{ChatRequest, StreamOptions, WireMessage, WireTool};
 
@@ -321,40 +321,13 @@ impl OpenAiBuilder {
     /// a [`ConfigError`] that names the variable to set.
     pub fn build(self) -> Result<OpenAiModel, ConfigError> {
         let spec = self.gateway.spec();
-        let secrets = self.secrets.as_deref();
-        let lookup = |var: &str| {
-            secrets
-                .and_then(|s| s.lookup(var))
-                .or_else(|| EnvSecrets.lookup(var))
-        };
-        let api_key = match self.api_key {
-            Some(k) => Some(k),
-            None => match spec.key_var {
-                Some(var) => Some(lookup(var).ok_or_else(|| {
-                    ConfigError::invalid(
-                        "api key",
-                        format!(
-                            "no API key for {} model {:?}: set {var} in the environment, pass .api_key(...) or provide it through a Secrets store",
-                            spec.label, self.model
-                        ),
-                    )
-                })?),
-                None => None,
-            },
-        };
-        let base_url = self
-            .base_url
-            .or_else(|| spec.base_url_var.and_then(lookup))
-            .unwrap_or_else(|| spec.base_url.to_owned());
-        let base_url = base_url.trim_end_matches('/').to_owned();
-        if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
-            return Err(ConfigError::invalid(
-                "base url",
-                format!(
-                    "{base_url:?} is not an http(s) URL; pass e.g. \"https://api.openai.com/v1\""
-                ),
-            ));
-        }
+        let endpoint = Endpoint::new(spec.label, spec.key_var, spec.base_url_var, spec.base_url);
+        let (api_key, base_url) = endpoint.resolve(
+            &self.model,
+            self.api_key,
+            self.base_url,
+            self.secrets.as_deref(),
+        )?;
         let client = match self.client {
             Some(c) => c,
             None => reqwest::Client::builder()
@@ -411,28 +384,8 @@ impl Model for OpenAiModel {
         if let Some(key) = &inner.api_key {
             http = http.bearer_auth(key);
         }
-        let response = http.send().await.map_err(|e| ModelError::Transient {
-            message: format!("could not reach {}: {e}", inner.base_url),
-            retry_after: None,
-        })?;
-        let status = response.status().as_u16();
-        if status >= 400 {
-            let header = |name: &str| {
-                response
-                    .headers()
-                    .get(name)
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_owned)
-            };
-            let retry_after = parse_retry_after(
-                header("retry-after-ms").as_deref(),
-                header("retry-after").as_deref(),
-            );
-            let text = response.text().await.unwrap_or_default();
-            return Err(ModelError::from_http(status, retry_after, &text));
-        }
-        let body = Box::pin(response.bytes_stream());
-        Ok(Box::pin(ChatStream::new(
+        let body = open_stream(http, &inner.base_url).await?;
+        Ok(Box::pin(chat_stream(
             body,
             inner.model.clone(),
             inner.rates,

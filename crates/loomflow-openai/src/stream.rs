@@ -4,21 +4,16 @@
 //! from the final chunk and its cost.
 
 use std::collections::VecDeque;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use futures_core::Stream;
+use loomflow_model::http::HttpBody;
 use loomflow_model::model::FinishReason;
 use loomflow_model::pricing::{Rates, cost_usd};
-use loomflow_model::sse::SseDecoder;
+use loomflow_model::sse::{ChunkResult, ReplyProtocol, SseChunkStream, SseEvent, Step};
 use loomflow_model::{ModelChunk, ModelError, ToolCall, Usage};
 
 use crate::wire::Chunk;
-
-/// The HTTP body as a byte stream.
-pub(crate) type Body = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
 
 /// A tool call being assembled from its deltas.
 #[derive(Default)]
@@ -29,21 +24,19 @@ struct PartialCall {
 }
 
 /// What the stream has seen so far of the turn.
-struct Turn {
+pub(crate) struct Turn {
     model: Arc<str>,
     rates: Option<Rates>,
     calls: Vec<PartialCall>,
     finish: Option<FinishReason>,
     usage: Usage,
-    done: bool,
 }
 
 impl Turn {
     /// Applies one SSE `data` payload.
-    fn apply(&mut self, data: &str, out: &mut VecDeque<Result<ModelChunk, ModelError>>) {
+    fn apply(&mut self, data: &str, out: &mut VecDeque<ChunkResult>) -> Step {
         if data == "[DONE]" {
-            self.done = true;
-            return;
+            return Step::Complete;
         }
         let chunk: Chunk<'_> = match serde_json::from_str(data) {
             Ok(c) => c,
@@ -53,14 +46,12 @@ impl Turn {
                     message: format!("malformed stream chunk ({e}): {}", &data[..cut]),
                     retry_after: None,
                 }));
-                self.done = true;
-                return;
+                return Step::Failed;
             }
         };
         if chunk.error.is_some() {
             out.push_back(Err(ModelError::from_stream_error(data)));
-            self.done = true;
-            return;
+            return Step::Failed;
         }
         for choice in chunk.choices {
             let delta = choice.delta;
@@ -112,10 +103,11 @@ impl Turn {
             self.usage.cached_input_tokens = cached;
             self.usage.output_tokens = u.completion_tokens;
         }
+        Step::More
     }
 
     /// Emits the assembled tool calls and the finish chunk.
-    fn finish(&mut self, out: &mut VecDeque<Result<ModelChunk, ModelError>>) {
+    fn finish(&mut self, out: &mut VecDeque<ChunkResult>) {
         let calls = std::mem::take(&mut self.calls);
         let any_calls = calls.iter().any(|c| !c.name.is_empty());
         for call in calls.into_iter().filter(|c| !c.name.is_empty()) {
@@ -155,99 +147,33 @@ impl Turn {
 }
 
 /// The chunk stream of one Chat Completions call.
-pub(crate) struct ChatStream {
-    body: Body,
-    sse: SseDecoder,
-    turn: Turn,
-    out: VecDeque<Result<ModelChunk, ModelError>>,
-    ended: bool,
+pub(crate) type ChatStream = SseChunkStream<Bytes, reqwest::Error, Turn>;
+
+/// Streams a Chat Completions body.
+pub(crate) fn chat_stream(body: HttpBody, model: Arc<str>, rates: Option<Rates>) -> ChatStream {
+    SseChunkStream::new(
+        body,
+        Turn {
+            model,
+            rates,
+            calls: Vec::new(),
+            finish: None,
+            usage: Usage::default(),
+        },
+    )
 }
 
-impl ChatStream {
-    pub(crate) fn new(body: Body, model: Arc<str>, rates: Option<Rates>) -> Self {
-        Self {
-            body,
-            sse: SseDecoder::new(),
-            turn: Turn {
-                model,
-                rates,
-                calls: Vec::new(),
-                finish: None,
-                usage: Usage::default(),
-                done: false,
-            },
-            out: VecDeque::new(),
-            ended: false,
-        }
+impl ReplyProtocol for Turn {
+    fn event(&mut self, event: SseEvent<'_>, out: &mut VecDeque<ChunkResult>) -> Step {
+        self.apply(event.data, out)
     }
 
-    /// Decodes every complete event in the buffer.
-    fn drain_events(&mut self) {
-        while !self.turn.done {
-            let Some(event) = self.sse.next_event() else {
-                break;
-            };
-            self.turn.apply(event.data, &mut self.out);
-        }
-        if self.turn.done && !self.ended {
-            self.ended = true;
-            if !matches!(self.out.back(), Some(Err(_))) {
-                self.turn.finish(&mut self.out);
-            }
-        }
+    fn finish(&mut self, out: &mut VecDeque<ChunkResult>) {
+        Turn::finish(self, out);
     }
 
-    /// The body ended: complete if the turn finished, an error if it was cut.
-    fn end_of_body(&mut self) {
-        if self.ended {
-            return;
-        }
-        self.ended = true;
-        self.turn.done = true;
-        if self.turn.finish.is_some() {
-            // Some gateways omit `[DONE]` after the last chunk.
-            self.turn.finish(&mut self.out);
-        } else {
-            self.out.push_back(Err(ModelError::Transient {
-                message: "the connection closed before the model finished its reply".into(),
-                retry_after: None,
-            }));
-        }
-    }
-}
-
-impl Stream for ChatStream {
-    type Item = Result<ModelChunk, ModelError>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = &mut *self;
-        loop {
-            if let Some(item) = this.out.pop_front() {
-                return Poll::Ready(Some(item));
-            }
-            if this.ended {
-                return Poll::Ready(None);
-            }
-            match this.body.as_mut().poll_next(cx) {
-                Poll::Ready(Some(Ok(bytes))) => {
-                    this.sse.push(&bytes);
-                    this.drain_events();
-                }
-                Poll::Ready(Some(Err(e))) => {
-                    this.ended = true;
-                    this.out.push_back(Err(ModelError::Transient {
-                        message: format!("the connection failed mid-stream: {e}"),
-                        retry_after: None,
-                    }));
-                }
-                Poll::Ready(None) => {
-                    // A final event may lack its blank line.
-                    this.sse.push(b"\n\n");
-                    this.drain_events();
-                    this.end_of_body();
-                }
-                Poll::Pending => return Poll::Pending,
-            }
-        }
+    /// Some gateways omit `[DONE]` after the chunk with the finish reason.
+    fn can_end(&self) -> bool {
+        self.finish.is_some()
     }
 }

@@ -1,0 +1,41 @@
+//! Sending a streaming request to a provider (feature `http`): the one place
+//! HTTP failures become classified [`ModelError`]s.
+
+use bytes::Bytes;
+
+use crate::error::{ModelError, parse_retry_after};
+use crate::sse::ByteBody;
+
+/// A provider's response body, as the bytes arrive.
+pub type HttpBody = ByteBody<Bytes, reqwest::Error>;
+
+/// Sends `request` and returns its body when the status is a success. A
+/// connection failure is [`ModelError::Transient`] naming `endpoint`; an
+/// error status is classified by [`ModelError::from_http`] with the
+/// `retry-after-ms` / `Retry-After` hint and the provider's error body.
+pub async fn open_stream(
+    request: reqwest::RequestBuilder,
+    endpoint: &str,
+) -> Result<HttpBody, ModelError> {
+    let response = request.send().await.map_err(|e| ModelError::Transient {
+        message: format!("could not reach {endpoint}: {e}"),
+        retry_after: None,
+    })?;
+    let status = response.status().as_u16();
+    if status >= 400 {
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let retry_after = parse_retry_after(
+            header("retry-after-ms").as_deref(),
+            header("retry-after").as_deref(),
+        );
+        let text = response.text().await.unwrap_or_default();
+        return Err(ModelError::from_http(status, retry_after, &text));
+    }
+    Ok(Box::pin(response.bytes_stream()))
+}
