@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use loomflow_core::model::{ModelChunk, ModelRequest};
-use loomflow_core::{Agent, Message, Model, ModelError, ToolCall};
+use loomflow_core::{Agent, Effort, Message, Model, ModelError, PromptCache, ToolCall};
 use loomflow_model::model::retry::{Jitter, RetryPolicy, Retrying};
 use loomflow_openai::{Gateway, OpenAiModel};
 use loomflow_testkit::fake_provider::{FakeProvider, Reply, openai};
@@ -134,6 +134,7 @@ async fn agent_runs_parallel_streamed_tool_calls() {
     assert!(result.cost_usd > 0.0);
 
     let second = &fake.requests()[1].body;
+    insta::assert_json_snapshot!("tool_turn_request", second);
     let messages = second["messages"].as_array().unwrap();
     assert_eq!(
         messages[2],
@@ -199,6 +200,7 @@ async fn structured_output_goes_native_on_openai() {
         }
     );
     let body = &fake.requests()[0].body;
+    insta::assert_json_snapshot!("native_output_request", body);
     assert_eq!(
         body["messages"][0],
         json!({"role": "system", "content": "Forecast."})
@@ -244,6 +246,56 @@ async fn gateway_without_native_output_takes_the_prompt_path() {
     assert!(req.body.get("response_format").is_none(), "{}", req.body);
     let system = req.body["messages"][0]["content"].as_str().unwrap();
     assert!(system.contains("STRUCTURED OUTPUT REQUIRED"), "{system}");
+}
+
+#[tokio::test]
+async fn effort_is_clamped_per_family_and_the_cache_key_comes_from_the_request() {
+    let fake = FakeProvider::start().await.unwrap();
+    fake.push(openai::text("gpt-5-mini", &["ok"], (10, 1, 0)));
+    let m = OpenAiModel::builder("gpt-5-mini")
+        .api_key("sk-test-key")
+        .base_url(format!("{}/v1", fake.url()))
+        .prompt_cache_key("builder-default")
+        .build()
+        .unwrap();
+    let cache = PromptCache::new().key("tenant-7");
+    // A reasoning turn replayed from Anthropic keeps only its text here.
+    let earlier = Message::assistant("before", Vec::new()).with_reasoning(vec![
+        loomflow_core::ContentPart::Thinking {
+            text: "hidden".into(),
+            signature: Some("sig".into()),
+        },
+    ]);
+    let messages = [Message::user("a"), earlier, Message::user("b")];
+    let request = ModelRequest::new(&messages)
+        .with_effort(Some(Effort::Xhigh))
+        .with_max_tokens(Some(100))
+        .with_prompt_cache(Some(&cache));
+    let got: Vec<_> = m.stream(request).await.unwrap().collect().await;
+    assert!(got.iter().all(Result::is_ok), "{got:?}");
+    let body = &fake.requests()[0].body;
+    insta::assert_json_snapshot!("reasoning_family_request", body);
+    // gpt-5 takes minimal..high: xhigh clamps to high.
+    assert_eq!(body["reasoning_effort"], "high");
+    assert_eq!(body["max_completion_tokens"], 100);
+    assert!(body.get("max_tokens").is_none());
+    assert_eq!(body["prompt_cache_key"], "tenant-7");
+    assert_eq!(
+        body["messages"][1],
+        json!({"role": "assistant", "content": "before"})
+    );
+
+    // gpt-4.1 has no reasoning effort: strict refuses before sending.
+    let mut strict = ModelRequest::new(&messages).with_effort(Some(Effort::Low));
+    strict.strict_effort = true;
+    let err = model(&fake).stream(strict).await.err().unwrap();
+    assert!(matches!(err, ModelError::InvalidRequest { .. }), "{err}");
+    assert!(
+        err.to_string()
+            .contains("\"gpt-4.1-mini\" does not support effort low"),
+        "{err}"
+    );
+    assert_eq!(fake.requests().len(), 1);
 }
 
 #[tokio::test]

@@ -1,8 +1,10 @@
 //! A fake LLM provider on a loopback port: it answers each request with the
 //! next queued [`Reply`] and records what it was sent. Only the provider HTTP
 //! APIs are faked in loomflow's tests; the fixture builders in [`openai`]
-//! follow the official wire format (`chat.completion.chunk` objects, the
-//! `include_usage` usage chunk, `[DONE]`, `{"error": …}` bodies).
+//! and [`anthropic`] follow the official wire formats (Chat Completions:
+//! `chat.completion.chunk` objects, the `include_usage` usage chunk, `[DONE]`,
+//! `{"error": …}` bodies; Messages: named events from `message_start` to
+//! `message_stop`, `{"type": "error", …}` bodies).
 
 use std::collections::VecDeque;
 
@@ -47,8 +49,20 @@ pub struct RecordedRequest {
     pub path: String,
     /// The `authorization` header.
     pub authorization: Option<String>,
+    /// Every header, names lowercased, in arrival order.
+    pub headers: Vec<(String, String)>,
     /// The JSON body.
     pub body: Value,
+}
+
+impl RecordedRequest {
+    /// The value of header `name` (lowercase), if sent.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 #[derive(Default)]
@@ -131,6 +145,10 @@ async fn answer(
                 .get("authorization")
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned),
+            headers: headers
+                .iter()
+                .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+                .collect(),
             body,
         });
     let next = shared
@@ -324,6 +342,224 @@ pub mod openai {
                 ],
                 body,
             },
+            other => other,
+        }
+    }
+}
+
+/// Fixture builders for the Anthropic Messages stream, in the official wire
+/// format: `event: <type>` lines with `message_start`, `content_block_start`
+/// / `_delta` / `_stop` per block, `message_delta` with the stop reason and
+/// cumulative usage, `message_stop`.
+pub mod anthropic {
+    use super::Reply;
+    use serde_json::{Value, json};
+
+    /// One content block of a streamed reply.
+    #[derive(Debug, Clone)]
+    pub enum Block {
+        /// Text, streamed in these pieces.
+        Text(Vec<String>),
+        /// A thinking block streamed in pieces, closed by its signature.
+        Thinking {
+            /// The reasoning pieces.
+            pieces: Vec<String>,
+            /// The signature.
+            signature: String,
+        },
+        /// An encrypted thinking block.
+        Redacted(String),
+        /// A tool call; its input streams as two `input_json_delta`s.
+        ToolUse {
+            /// `toolu_…` id.
+            id: String,
+            /// The tool's name.
+            name: String,
+            /// The arguments.
+            input: Value,
+        },
+    }
+
+    impl Block {
+        /// A text block from pieces.
+        pub fn text(pieces: &[&str]) -> Self {
+            Block::Text(pieces.iter().map(|p| (*p).to_owned()).collect())
+        }
+
+        /// A thinking block from pieces and a signature.
+        pub fn thinking(pieces: &[&str], signature: &str) -> Self {
+            Block::Thinking {
+                pieces: pieces.iter().map(|p| (*p).to_owned()).collect(),
+                signature: signature.to_owned(),
+            }
+        }
+
+        /// A tool-use block.
+        pub fn tool_use(id: &str, name: &str, input: Value) -> Self {
+            Block::ToolUse {
+                id: id.to_owned(),
+                name: name.to_owned(),
+                input,
+            }
+        }
+    }
+
+    /// Token counts of a reply: (input, output, cache read, cache write).
+    pub type Tokens = (u64, u64, u64, u64);
+
+    /// One SSE event: `event: <type>` and its JSON data.
+    pub fn event(data: &Value) -> String {
+        let kind = data["type"].as_str().unwrap_or("unknown");
+        format!("event: {kind}\ndata: {data}")
+    }
+
+    /// The `message_start` event.
+    pub fn message_start(model: &str, tokens: Tokens) -> String {
+        event(&json!({
+            "type": "message_start",
+            "message": {
+                "id": "msg_01FakeFakeFakeFakeFake01",
+                "type": "message",
+                "role": "assistant",
+                "content": [],
+                "model": model,
+                "stop_reason": null,
+                "stop_sequence": null,
+                "usage": {
+                    "input_tokens": tokens.0,
+                    "cache_creation_input_tokens": tokens.3,
+                    "cache_read_input_tokens": tokens.2,
+                    "output_tokens": 1,
+                    "service_tier": "standard"
+                }
+            }
+        }))
+    }
+
+    fn halves(text: &str) -> [&str; 2] {
+        let mid = text.len() / 2;
+        let mid = (mid..text.len())
+            .find(|i| text.is_char_boundary(*i))
+            .unwrap_or(text.len());
+        [&text[..mid], &text[mid..]]
+    }
+
+    /// The events of one block at `index`.
+    pub fn block_events(index: usize, block: &Block) -> Vec<String> {
+        let start = |content: Value| {
+            event(&json!({"type": "content_block_start", "index": index, "content_block": content}))
+        };
+        let delta =
+            |d: Value| event(&json!({"type": "content_block_delta", "index": index, "delta": d}));
+        let mut out = Vec::new();
+        match block {
+            Block::Text(pieces) => {
+                out.push(start(json!({"type": "text", "text": ""})));
+                out.extend(
+                    pieces
+                        .iter()
+                        .map(|p| delta(json!({"type": "text_delta", "text": p}))),
+                );
+            }
+            Block::Thinking { pieces, signature } => {
+                out.push(start(
+                    json!({"type": "thinking", "thinking": "", "signature": ""}),
+                ));
+                out.extend(
+                    pieces
+                        .iter()
+                        .map(|p| delta(json!({"type": "thinking_delta", "thinking": p}))),
+                );
+                out.push(delta(
+                    json!({"type": "signature_delta", "signature": signature}),
+                ));
+            }
+            Block::Redacted(data) => {
+                out.push(start(json!({"type": "redacted_thinking", "data": data})));
+            }
+            Block::ToolUse { id, name, input } => {
+                out.push(start(
+                    json!({"type": "tool_use", "id": id, "name": name, "input": {}}),
+                ));
+                let text = input.to_string();
+                out.push(delta(
+                    json!({"type": "input_json_delta", "partial_json": ""}),
+                ));
+                for piece in halves(&text) {
+                    out.push(delta(
+                        json!({"type": "input_json_delta", "partial_json": piece}),
+                    ));
+                }
+            }
+        }
+        out.push(event(
+            &json!({"type": "content_block_stop", "index": index}),
+        ));
+        out
+    }
+
+    /// All events of a reply with `blocks`, ending with `stop_reason`.
+    pub fn events(model: &str, blocks: &[Block], stop_reason: &str, tokens: Tokens) -> Vec<String> {
+        let mut out = vec![message_start(model, tokens)];
+        out.push(event(&json!({"type": "ping"})));
+        for (i, block) in blocks.iter().enumerate() {
+            out.extend(block_events(i, block));
+        }
+        out.push(event(&json!({
+            "type": "message_delta",
+            "delta": {"stop_reason": stop_reason, "stop_sequence": null},
+            "usage": {"output_tokens": tokens.1}
+        })));
+        out.push(event(&json!({"type": "message_stop"})));
+        out
+    }
+
+    /// A streamed reply with `blocks`.
+    pub fn reply(model: &str, blocks: &[Block], stop_reason: &str, tokens: Tokens) -> Reply {
+        Reply::Sse {
+            events: events(model, blocks, stop_reason, tokens),
+            cut_after: None,
+        }
+    }
+
+    /// A streamed text reply.
+    pub fn text(model: &str, pieces: &[&str], tokens: Tokens) -> Reply {
+        reply(model, &[Block::text(pieces)], "end_turn", tokens)
+    }
+
+    /// An in-stream `error` event.
+    pub fn error_event(kind: &str, message: &str) -> String {
+        event(&json!({"type": "error", "error": {"type": kind, "message": message}}))
+    }
+
+    /// An error response: `{"type": "error", "error": {"type", "message"}}`.
+    pub fn error(status: u16, kind: &str, message: &str) -> Reply {
+        Reply::Json {
+            status,
+            headers: vec![("request-id".into(), "req_fake01".into())],
+            body: json!({
+                "type": "error",
+                "error": {"type": kind, "message": message},
+                "request_id": "req_fake01"
+            }),
+        }
+    }
+
+    /// An error response with a `retry-after` header (seconds).
+    pub fn error_with_retry_after(status: u16, kind: &str, message: &str, secs: u64) -> Reply {
+        match error(status, kind, message) {
+            Reply::Json {
+                status,
+                mut headers,
+                body,
+            } => {
+                headers.push(("retry-after".into(), secs.to_string()));
+                Reply::Json {
+                    status,
+                    headers,
+                    body,
+                }
+            }
             other => other,
         }
     }

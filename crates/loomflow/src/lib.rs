@@ -53,6 +53,11 @@ pub use loomflow_workflow::{END, START, Step, Workflow, WorkflowError, WorkflowR
 pub mod openai {
     pub use loomflow_openai::*;
 }
+/// Anthropic's Messages API, Claude (feature `anthropic`).
+#[cfg(feature = "anthropic")]
+pub mod anthropic {
+    pub use loomflow_anthropic::*;
+}
 
 /// The names most programs need.
 pub mod prelude {

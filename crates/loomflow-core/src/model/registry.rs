@@ -21,6 +21,8 @@ pub(crate) fn ensure_providers() {
         let mut all: Vec<Registration> = Vec::new();
         #[cfg(feature = "openai")]
         all.extend(loomflow_openai::registrations());
+        #[cfg(feature = "anthropic")]
+        all.extend(loomflow_anthropic::registrations());
         add_builtin(all);
     });
 }

@@ -1,0 +1,328 @@
+//! Turns a Messages API event stream into [`ModelChunk`]s: text and thinking
+//! deltas as they arrive, each thinking block closed with its signature (so
+//! the agent can replay it), tool calls assembled from `input_json_delta`s and
+//! emitted when their block stops, then one `Finish` with the usage (cache
+//! reads and writes included) and its cost.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use loomflow_model::http::HttpBody;
+use loomflow_model::model::FinishReason;
+use loomflow_model::pricing::{CacheTtl, Rates, cost_usd_with_ttl};
+use loomflow_model::sse::{ChunkResult, ReplyProtocol, SseChunkStream, SseEvent, Step};
+use loomflow_model::{ModelChunk, ModelError, ToolCall, Usage};
+use serde_json::Value;
+
+use crate::wire::{Delta, Event, StartBlock, WireUsage};
+
+/// The synthetic tool that carries structured output on models without
+/// JSON outputs; its input is the answer, emitted as text.
+pub(crate) const OUTPUT_TOOL: &str = "__output__";
+
+/// A block being assembled.
+enum Open {
+    Text,
+    Thinking,
+    Tool {
+        id: String,
+        name: String,
+        json: String,
+    },
+}
+
+/// What the stream has seen of the reply.
+pub(crate) struct Reply {
+    model: Arc<str>,
+    rates: Option<Rates>,
+    ttl: CacheTtl,
+    /// Open blocks by index (the API streams one at a time; indexes grow).
+    open: Vec<(usize, Open)>,
+    stop: Option<FinishReason>,
+    usage: WireUsage,
+    calls: usize,
+    output_via_tool: bool,
+}
+
+/// The chunk stream of one Messages call.
+pub(crate) type MessagesStream = SseChunkStream<Bytes, reqwest::Error, Reply>;
+
+/// Streams a Messages body.
+pub(crate) fn messages_stream(
+    body: HttpBody,
+    model: Arc<str>,
+    rates: Option<Rates>,
+    ttl: CacheTtl,
+) -> MessagesStream {
+    SseChunkStream::new(
+        body,
+        Reply {
+            model,
+            rates,
+            ttl,
+            open: Vec::new(),
+            stop: None,
+            usage: WireUsage::default(),
+            calls: 0,
+            output_via_tool: false,
+        },
+    )
+}
+
+fn merge(into: &mut WireUsage, from: WireUsage) {
+    // `message_delta` counts are cumulative: they replace, never add.
+    into.input_tokens = from.input_tokens.or(into.input_tokens);
+    into.output_tokens = from.output_tokens.or(into.output_tokens);
+    into.cache_read_input_tokens = from
+        .cache_read_input_tokens
+        .or(into.cache_read_input_tokens);
+    into.cache_creation_input_tokens = from
+        .cache_creation_input_tokens
+        .or(into.cache_creation_input_tokens);
+}
+
+fn malformed(data: &str, e: &serde_json::Error) -> ModelError {
+    let cut = data.char_indices().nth(120).map_or(data.len(), |(i, _)| i);
+    ModelError::Transient {
+        message: format!("malformed stream event ({e}): {}", &data[..cut]),
+        retry_after: None,
+    }
+}
+
+impl Reply {
+    fn take_open(&mut self, index: usize) -> Option<Open> {
+        let at = self.open.iter().position(|(i, _)| *i == index)?;
+        Some(self.open.swap_remove(at).1)
+    }
+
+    fn open_mut(&mut self, index: usize) -> Option<&mut Open> {
+        self.open
+            .iter_mut()
+            .find(|(i, _)| *i == index)
+            .map(|(_, o)| o)
+    }
+
+    fn close(&mut self, open: Open, out: &mut VecDeque<ChunkResult>) {
+        let Open::Tool { id, name, json } = open else {
+            return;
+        };
+        let args = if json.trim().is_empty() {
+            Value::Object(Default::default())
+        } else {
+            // Unparseable input goes to the tool as a string; its argument
+            // check tells the model what was wrong.
+            serde_json::from_str(&json).unwrap_or(Value::String(json))
+        };
+        if name == OUTPUT_TOOL {
+            self.output_via_tool = true;
+            let text = match args {
+                Value::String(s) => s,
+                other => other.to_string(),
+            };
+            out.push_back(Ok(ModelChunk::Text { text }));
+            return;
+        }
+        self.calls += 1;
+        out.push_back(Ok(ModelChunk::ToolCall {
+            tool_call: ToolCall {
+                id,
+                tool: name,
+                args,
+                destructive: false,
+            },
+        }));
+    }
+}
+
+impl ReplyProtocol for Reply {
+    fn event(&mut self, event: SseEvent<'_>, out: &mut VecDeque<ChunkResult>) -> Step {
+        if event.event == "error" {
+            out.push_back(Err(ModelError::from_stream_error(event.data)));
+            return Step::Failed;
+        }
+        let parsed: Event<'_> = match serde_json::from_str(event.data) {
+            Ok(e) => e,
+            Err(e) => {
+                out.push_back(Err(malformed(event.data, &e)));
+                return Step::Failed;
+            }
+        };
+        match parsed {
+            Event::MessageStart { message } => {
+                if let Some(u) = message.usage {
+                    merge(&mut self.usage, u);
+                }
+            }
+            Event::ContentBlockStart {
+                index,
+                content_block,
+            } => match content_block {
+                StartBlock::Text { text } => {
+                    if !text.is_empty() {
+                        out.push_back(Ok(ModelChunk::Text {
+                            text: text.into_owned(),
+                        }));
+                    }
+                    self.open.push((index, Open::Text));
+                }
+                StartBlock::Thinking { thinking } => {
+                    if !thinking.is_empty() {
+                        out.push_back(Ok(ModelChunk::Thinking {
+                            text: thinking.into_owned(),
+                            signature: None,
+                        }));
+                    }
+                    self.open.push((index, Open::Thinking));
+                }
+                StartBlock::RedactedThinking { data } => {
+                    out.push_back(Ok(ModelChunk::RedactedThinking {
+                        data: data.into_owned(),
+                    }));
+                }
+                StartBlock::ToolUse { id, name } => self.open.push((
+                    index,
+                    Open::Tool {
+                        id: id.into_owned(),
+                        name: name.into_owned(),
+                        json: String::new(),
+                    },
+                )),
+                StartBlock::Unknown => {}
+            },
+            Event::ContentBlockDelta { index, delta } => match delta {
+                Delta::Text { text } if !text.is_empty() => {
+                    out.push_back(Ok(ModelChunk::Text {
+                        text: text.into_owned(),
+                    }));
+                }
+                Delta::Thinking { thinking } if !thinking.is_empty() => {
+                    out.push_back(Ok(ModelChunk::Thinking {
+                        text: thinking.into_owned(),
+                        signature: None,
+                    }));
+                }
+                Delta::Signature { signature } => {
+                    out.push_back(Ok(ModelChunk::Thinking {
+                        text: String::new(),
+                        signature: Some(signature.into_owned()),
+                    }));
+                }
+                Delta::InputJson { partial_json } => {
+                    if let Some(Open::Tool { json, .. }) = self.open_mut(index) {
+                        json.push_str(&partial_json);
+                    }
+                }
+                _ => {}
+            },
+            Event::ContentBlockStop { index } => {
+                if let Some(open) = self.take_open(index) {
+                    self.close(open, out);
+                }
+            }
+            Event::MessageDelta { delta, usage } => {
+                if let Some(u) = usage {
+                    merge(&mut self.usage, u);
+                }
+                if let Some(reason) = delta.stop_reason {
+                    self.stop = Some(match &*reason {
+                        "tool_use" => FinishReason::ToolUse,
+                        "max_tokens" | "model_context_window_exceeded" => FinishReason::Length,
+                        "refusal" => FinishReason::ContentFilter,
+                        _ => FinishReason::Stop,
+                    });
+                }
+            }
+            Event::MessageStop => return Step::Complete,
+            Event::Error => {
+                out.push_back(Err(ModelError::from_stream_error(event.data)));
+                return Step::Failed;
+            }
+            Event::Ping | Event::Unknown => {}
+        }
+        Step::More
+    }
+
+    fn finish(&mut self, out: &mut VecDeque<ChunkResult>) {
+        // Blocks the server never stopped (a reply cut short but marked
+        // complete) still count.
+        for (_, open) in std::mem::take(&mut self.open) {
+            self.close(open, out);
+        }
+        let u = self.usage;
+        let mut usage = Usage {
+            input_tokens: u.input_tokens.unwrap_or(0),
+            cached_input_tokens: u.cache_read_input_tokens.unwrap_or(0),
+            cache_write_tokens: u.cache_creation_input_tokens.unwrap_or(0),
+            output_tokens: u.output_tokens.unwrap_or(0),
+            cost_usd: 0.0,
+        };
+        usage.cost_usd = cost_usd_with_ttl(&self.model, &usage, self.rates, self.ttl);
+        let finish_reason = match self.stop.take() {
+            // The forced output tool is the answer, not a call to run.
+            Some(FinishReason::ToolUse) if self.calls == 0 && self.output_via_tool => {
+                FinishReason::Stop
+            }
+            Some(FinishReason::Stop) | None if self.calls > 0 => FinishReason::ToolUse,
+            Some(r) => r,
+            None => FinishReason::Stop,
+        };
+        out.push_back(Ok(ModelChunk::Finish {
+            finish_reason,
+            usage,
+        }));
+    }
+
+    fn can_end(&self) -> bool {
+        self.stop.is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::StreamExt;
+
+    fn body(sse: &str) -> HttpBody {
+        let chunks: Vec<reqwest::Result<Bytes>> = sse
+            .as_bytes()
+            .chunks(7)
+            .map(|c| Ok(Bytes::copy_from_slice(c)))
+            .collect();
+        Box::pin(futures_util::stream::iter(chunks))
+    }
+
+    async fn collect(sse: &str) -> Vec<ChunkResult> {
+        messages_stream(
+            body(sse),
+            Arc::from("claude-haiku-4-5"),
+            None,
+            CacheTtl::FiveMinutes,
+        )
+        .collect()
+        .await
+    }
+
+    #[tokio::test]
+    async fn events_of_unknown_type_and_pings_are_skipped() {
+        let sse = "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"m\",\"type\":\"message\",\"role\":\"assistant\",\"content\":[],\"model\":\"x\",\"stop_reason\":null,\"stop_sequence\":null,\"usage\":{\"input_tokens\":3,\"output_tokens\":1}}}\n\n\
+event: ping\ndata: {\"type\": \"ping\"}\n\n\
+event: something_new\ndata: {\"type\":\"something_new\",\"x\":1}\n\n\
+event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n\
+event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"hi\"}}\n\n\
+event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n\
+event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\",\"stop_sequence\":null},\"usage\":{\"output_tokens\":2}}\n\n\
+event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
+        let chunks: Vec<ModelChunk> = collect(sse).await.into_iter().map(Result::unwrap).collect();
+        assert_eq!(chunks[0], ModelChunk::Text { text: "hi".into() });
+        let ModelChunk::Finish {
+            finish_reason,
+            usage,
+        } = &chunks[1]
+        else {
+            panic!("{chunks:?}")
+        };
+        assert_eq!(*finish_reason, FinishReason::Stop);
+        assert_eq!((usage.input_tokens, usage.output_tokens), (3, 2));
+    }
+}
