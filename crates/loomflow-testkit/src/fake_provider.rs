@@ -156,6 +156,9 @@ async fn answer(
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .pop_front();
+    if let (Some(reply), Some(dir)) = (&next, std::env::var_os(DUMP_VAR)) {
+        dump(std::path::Path::new(&dir), uri.path(), reply);
+    }
     match next {
         None => (
             StatusCode::NOT_FOUND,
@@ -209,6 +212,56 @@ async fn answer(
                 sse_response(Body::from_stream(body))
             }
         }
+    }
+}
+
+/// When set to a directory, every reply the fake serves is also written there
+/// as one JSON file, so `scripts/check_wire.py` can check each fixture with
+/// the official provider SDKs' own types.
+pub const DUMP_VAR: &str = "LOOMFLOW_FIXTURE_DUMP";
+
+/// The provider dialect a request path speaks.
+fn dialect(path: &str) -> &'static str {
+    if path.ends_with("/messages") {
+        "anthropic"
+    } else if path.ends_with("/responses") {
+        "openai-responses"
+    } else if path.ends_with("/chat/completions") {
+        "openai-chat"
+    } else {
+        "other"
+    }
+}
+
+fn dump(dir: &std::path::Path, path: &str, reply: &Reply) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let record = match reply {
+        Reply::Json { status, body, .. } => {
+            json!({"dialect": dialect(path), "kind": "json", "status": status, "body": body})
+        }
+        Reply::Sse { events, cut_after } => {
+            // The data of each event (named events carry theirs after `data: `).
+            let data: Vec<&str> = events
+                .iter()
+                .map(|e| match e.split_once("\ndata: ") {
+                    Some((_, data)) if e.starts_with("event:") => data,
+                    _ => e.as_str(),
+                })
+                .take(cut_after.unwrap_or(usize::MAX))
+                .collect();
+            json!({"dialect": dialect(path), "kind": "sse", "events": data, "cut": cut_after.is_some()})
+        }
+        // Deliberately malformed bytes: nothing an SDK could parse.
+        Reply::RawSse(_) => json!({"dialect": dialect(path), "kind": "raw"}),
+    };
+    let name = format!(
+        "{}-{}.json",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    );
+    if std::fs::create_dir_all(dir).is_ok() {
+        let _ = std::fs::write(dir.join(name), record.to_string());
     }
 }
 
