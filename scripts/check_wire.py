@@ -26,12 +26,15 @@ from anthropic.types.message_create_params import MessageCreateParamsStreaming
 from openai.lib.streaming.chat import ChatCompletionStreamState
 from openai.types.chat import ChatCompletionChunk
 from openai.types.chat.completion_create_params import CompletionCreateParamsStreaming
+from openai.types import CreateEmbeddingResponse
+from openai.types.embedding_create_params import EmbeddingCreateParams
 from openai.types.shared import ErrorObject
 
 # Kept alive: pydantic's lazy iterators refer back to their adapter.
 REQUEST_ADAPTERS = {
     "anthropic": TypeAdapter(MessageCreateParamsStreaming),
     "openai": TypeAdapter(CompletionCreateParamsStreaming),
+    "openai embeddings": TypeAdapter(EmbeddingCreateParams),
 }
 EVENT_ADAPTER = TypeAdapter(RawMessageStreamEvent)
 
@@ -94,6 +97,18 @@ def check_openai_chat(where: str, record: dict) -> None:
     count("openai streams accumulated")
 
 
+def check_openai_embeddings(where: str, record: dict) -> None:
+    body = record["body"]
+    if record["status"] >= 400:
+        ErrorObject.model_validate(body["error"])
+        count("openai error bodies")
+        return
+    reply = CreateEmbeddingResponse.model_validate(body)
+    if sorted(d.index for d in reply.data) != list(range(len(reply.data))):
+        fail(where, "embedding indexes are not 0..n")
+    count("openai embedding responses")
+
+
 def check_anthropic(where: str, record: dict) -> None:
     if record["kind"] == "json":
         ErrorResponse.model_validate(record["body"])
@@ -131,7 +146,9 @@ def check_anthropic(where: str, record: dict) -> None:
 
 
 def check_request(where: str, body: dict) -> None:
-    if "max_tokens" in body and "messages" in body and "stream_options" not in body:
+    if "input" in body and "messages" not in body:
+        params, provider = EmbeddingCreateParams, "openai embeddings"
+    elif "max_tokens" in body and "messages" in body and "stream_options" not in body:
         params, provider = MessageCreateParamsStreaming, "anthropic"
     else:
         params, provider = CompletionCreateParamsStreaming, "openai"
@@ -167,6 +184,8 @@ def main() -> int:
                 count("deliberately malformed streams (skipped)")
             elif record["dialect"] == "openai-chat":
                 check_openai_chat(where, record)
+            elif record["dialect"] == "openai-embeddings":
+                check_openai_embeddings(where, record)
             elif record["dialect"] == "anthropic":
                 check_anthropic(where, record)
             else:

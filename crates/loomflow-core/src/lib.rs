@@ -46,6 +46,7 @@ pub use error::{
 };
 pub use event::{Event, EventKind, EventSink};
 pub use id::{RunId, SessionId, UserId};
+pub use loomflow_model::Embedder;
 pub use message::{ContentPart, Image, Message, Role, ToolCall, ToolDef, ToolResult, Usage};
 pub use model::{EchoModel, Model, ModelChunk, ScriptedModel, ScriptedTurn};
 pub use output::OutputSchema;

@@ -9,14 +9,23 @@ use crate::sse::ByteBody;
 /// A provider's response body, as the bytes arrive.
 pub type HttpBody = ByteBody<Bytes, reqwest::Error>;
 
-/// Sends `request` and returns its body when the status is a success. A
-/// connection failure is [`ModelError::Transient`] naming `endpoint`; an
-/// error status is classified by [`ModelError::from_http`] with the
-/// `retry-after-ms` / `Retry-After` hint and the provider's error body.
+/// Sends `request` and returns its body as it streams in, when the status
+/// is a success; failures as in [`send`].
 pub async fn open_stream(
     request: reqwest::RequestBuilder,
     endpoint: &str,
 ) -> Result<HttpBody, ModelError> {
+    Ok(Box::pin(send(request, endpoint).await?.bytes_stream()))
+}
+
+/// Sends `request` and returns the response when the status is a success.
+/// A connection failure is [`ModelError::Transient`] naming `endpoint`; an
+/// error status is classified by [`ModelError::from_http`] with the
+/// `retry-after-ms` / `Retry-After` hint and the provider's error body.
+pub async fn send(
+    request: reqwest::RequestBuilder,
+    endpoint: &str,
+) -> Result<reqwest::Response, ModelError> {
     let response = request.send().await.map_err(|e| ModelError::Transient {
         message: format!("could not reach {endpoint}: {e}"),
         retry_after: None,
@@ -37,5 +46,5 @@ pub async fn open_stream(
         let text = response.text().await.unwrap_or_default();
         return Err(ModelError::from_http(status, retry_after, &text));
     }
-    Ok(Box::pin(response.bytes_stream()))
+    Ok(response)
 }

@@ -9,6 +9,7 @@
 //! resolves without any setup call.
 
 pub mod effort;
+pub mod embed;
 pub mod error;
 #[cfg(feature = "http")]
 pub mod http;
@@ -20,6 +21,7 @@ pub mod secrets;
 pub mod sse;
 
 pub use effort::{Effort, PromptCache};
+pub use embed::Embedder;
 pub use error::{ConfigError, IdError, ModelError};
 pub use message::{ContentPart, Image, Message, Role, ToolCall, ToolDef, ToolResult, Usage};
 pub use model::{

@@ -10,12 +10,16 @@
 //! [`Retrying`](loomflow_model::model::retry::Retrying) and
 //! [`Fallback`](loomflow_model::model::fallback::Fallback) know what to do.
 //!
+//! [`OpenAiEmbedder`] serves the embeddings endpoint (OpenAI or any
+//! compatible server) behind the [`Embedder`](loomflow_model::Embedder) port.
+//!
 //! With the `openai` feature of `loomflow`, model strings resolve with no
 //! setup: `gpt-*`, `o1`, `o1-*`, `o3`, `o3-*`, `o4-*`, `chat-latest` (OpenAI,
 //! `OPENAI_API_KEY`) and `deepseek-*` (DeepSeek, `DEEPSEEK_API_KEY`, never the
 //! OpenAI key). Each resolved model retries transient failures with the
 //! default [`RetryPolicy`](loomflow_model::model::retry::RetryPolicy).
 
+mod embed;
 mod gateway;
 mod model;
 mod stream;
@@ -24,6 +28,7 @@ mod wire;
 
 use std::sync::Arc;
 
+pub use embed::{OpenAiEmbedder, OpenAiEmbedderBuilder};
 pub use gateway::{Gateway, GatewaySpec};
 use loomflow_model::Model;
 use loomflow_model::model::registry::{ModelPattern, Registration};

@@ -228,6 +228,8 @@ fn dialect(path: &str) -> &'static str {
         "openai-responses"
     } else if path.ends_with("/chat/completions") {
         "openai-chat"
+    } else if path.ends_with("/embeddings") {
+        "openai-embeddings"
     } else {
         "other"
     }
@@ -381,6 +383,26 @@ pub mod openai {
             status,
             headers: Vec::new(),
             body: json!({"error": {"message": message, "type": kind, "param": null, "code": code}}),
+        }
+    }
+
+    /// An embeddings response (`object: "list"` of `embedding` objects with
+    /// their `index`), listing the vectors in the order given by `order`
+    /// (indexes into `vectors`), as servers may.
+    pub fn embeddings(model: &str, vectors: &[Vec<f32>], order: &[usize], tokens: u64) -> Reply {
+        let data: Vec<Value> = order
+            .iter()
+            .map(|&i| json!({"object": "embedding", "index": i, "embedding": vectors[i]}))
+            .collect();
+        Reply::Json {
+            status: 200,
+            headers: Vec::new(),
+            body: json!({
+                "object": "list",
+                "data": data,
+                "model": model,
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens}
+            }),
         }
     }
 

@@ -119,6 +119,38 @@ impl RetryPolicy {
         let delay = Duration::from_secs_f64(jittered.max(0.0));
         Some(hint.map_or(delay, |h| delay.max(h)))
     }
+
+    /// Runs `op` until it succeeds, fails with an error that is not
+    /// retryable, runs out of attempts, or the server asks for a wait past
+    /// [`max_delay`](Self::max_delay); each retry is logged with `what`.
+    pub async fn run<T, F, Fut>(&self, what: &str, mut op: F) -> Result<T, ModelError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, ModelError>>,
+    {
+        let mut attempt = 1;
+        loop {
+            let err = match op().await {
+                Ok(value) => return Ok(value),
+                Err(err) => err,
+            };
+            if !err.is_retryable() || attempt >= self.max_attempts {
+                return Err(err);
+            }
+            let Some(delay) = self.delay(attempt, err.retry_after()) else {
+                return Err(err);
+            };
+            tracing::warn!(
+                what,
+                attempt,
+                delay_ms = delay.as_millis() as u64,
+                error = %err,
+                "call failed; retrying"
+            );
+            tokio::time::sleep(delay).await;
+            attempt += 1;
+        }
+    }
 }
 
 /// A model that retries its inner model's failed calls under a
@@ -155,22 +187,6 @@ impl Retrying {
     /// The policy.
     pub fn policy(&self) -> &RetryPolicy {
         &self.policy
-    }
-
-    /// The delay before the next attempt, or `None` to give up on `err`.
-    fn next_delay(&self, attempt: u32, err: &ModelError) -> Option<Duration> {
-        if !err.is_retryable() || attempt >= self.policy.max_attempts {
-            return None;
-        }
-        let delay = self.policy.delay(attempt, err.retry_after())?;
-        tracing::warn!(
-            model = self.inner.name(),
-            attempt,
-            delay_ms = delay.as_millis() as u64,
-            error = %err,
-            "model call failed; retrying"
-        );
-        Some(delay)
     }
 }
 
@@ -215,34 +231,16 @@ impl Model for Retrying {
     }
 
     async fn stream(&self, request: ModelRequest<'_>) -> Result<ChunkStream, ModelError> {
-        let mut attempt = 1;
-        loop {
-            match open_stream(&*self.inner, request).await {
-                Ok(stream) => return Ok(stream),
-                Err(err) => match self.next_delay(attempt, &err) {
-                    Some(delay) => {
-                        tokio::time::sleep(delay).await;
-                        attempt += 1;
-                    }
-                    None => return Err(err),
-                },
-            }
-        }
+        let model = &*self.inner;
+        self.policy
+            .run(model.name(), || open_stream(model, request))
+            .await
     }
 
     async fn complete(&self, request: ModelRequest<'_>) -> Result<Completion, ModelError> {
-        let mut attempt = 1;
-        loop {
-            match self.inner.complete(request).await {
-                Ok(c) => return Ok(c),
-                Err(err) => match self.next_delay(attempt, &err) {
-                    Some(delay) => {
-                        tokio::time::sleep(delay).await;
-                        attempt += 1;
-                    }
-                    None => return Err(err),
-                },
-            }
-        }
+        let model = &*self.inner;
+        self.policy
+            .run(model.name(), || model.complete(request))
+            .await
     }
 }
