@@ -26,7 +26,10 @@ from anthropic.types.message_create_params import MessageCreateParamsStreaming
 from openai.lib.streaming.chat import ChatCompletionStreamState
 from openai.types.chat import ChatCompletionChunk
 from openai.types.chat.completion_create_params import CompletionCreateParamsStreaming
+from openai.lib.streaming.responses._responses import ResponseStreamState
 from openai.types import CreateEmbeddingResponse
+from openai.types.responses import ResponseStreamEvent
+from openai.types.responses.response_create_params import ResponseCreateParamsStreaming
 from openai.types.embedding_create_params import EmbeddingCreateParams
 from openai.types.shared import ErrorObject
 
@@ -35,7 +38,9 @@ REQUEST_ADAPTERS = {
     "anthropic": TypeAdapter(MessageCreateParamsStreaming),
     "openai": TypeAdapter(CompletionCreateParamsStreaming),
     "openai embeddings": TypeAdapter(EmbeddingCreateParams),
+    "openai responses": TypeAdapter(ResponseCreateParamsStreaming),
 }
+RESPONSE_EVENT_ADAPTER = TypeAdapter(ResponseStreamEvent)
 EVENT_ADAPTER = TypeAdapter(RawMessageStreamEvent)
 
 failures: list[str] = []
@@ -109,6 +114,34 @@ def check_openai_embeddings(where: str, record: dict) -> None:
     count("openai embedding responses")
 
 
+def check_openai_responses(where: str, record: dict) -> None:
+    if record["kind"] == "json":
+        ErrorObject.model_validate(record["body"]["error"])
+        count("openai error bodies")
+        return
+    state = ResponseStreamState(input_tools=[], text_format=openai.omit)
+    finished = None
+    for data in record["events"]:
+        event = RESPONSE_EVENT_ADAPTER.validate_python(json.loads(data))
+        count("openai responses events")
+        if event.type == "error":
+            return
+        state.handle_event(event)
+        if event.type in ("response.completed", "response.incomplete"):
+            finished = event.response
+    if record["cut"]:
+        return
+    if finished is None:
+        fail(where, "stream has no response.completed")
+        return
+    if finished.usage is None:
+        fail(where, "no usage")
+    for item in finished.output:
+        if item.type == "function_call":
+            json.loads(item.arguments)
+    count("openai responses streams accumulated")
+
+
 def check_anthropic(where: str, record: dict) -> None:
     if record["kind"] == "json":
         ErrorResponse.model_validate(record["body"])
@@ -146,7 +179,9 @@ def check_anthropic(where: str, record: dict) -> None:
 
 
 def check_request(where: str, body: dict) -> None:
-    if "input" in body and "messages" not in body:
+    if "input" in body and "store" in body:
+        params, provider = ResponseCreateParamsStreaming, "openai responses"
+    elif "input" in body and "messages" not in body:
         params, provider = EmbeddingCreateParams, "openai embeddings"
     elif "max_tokens" in body and "messages" in body and "stream_options" not in body:
         params, provider = MessageCreateParamsStreaming, "anthropic"
@@ -184,6 +219,8 @@ def main() -> int:
                 count("deliberately malformed streams (skipped)")
             elif record["dialect"] == "openai-chat":
                 check_openai_chat(where, record)
+            elif record["dialect"] == "openai-responses":
+                check_openai_responses(where, record)
             elif record["dialect"] == "openai-embeddings":
                 check_openai_embeddings(where, record)
             elif record["dialect"] == "anthropic":

@@ -10,6 +10,12 @@
 //! [`Retrying`](loomflow_model::model::retry::Retrying) and
 //! [`Fallback`](loomflow_model::model::fallback::Fallback) know what to do.
 //!
+//! [`OpenAiBuilder::responses_api`] switches a model to the Responses API
+//! (`POST /responses`): input items, function calls streamed through
+//! `response.function_call_arguments.*` and taken whole from
+//! `response.output_item.done`, reasoning summaries as thinking text, usage
+//! from `response.completed`, `store: false`.
+//!
 //! [`OpenAiEmbedder`] serves the embeddings endpoint (OpenAI or any
 //! compatible server) behind the [`Embedder`](loomflow_model::Embedder) port.
 //!
@@ -22,6 +28,7 @@
 mod embed;
 mod gateway;
 mod model;
+mod responses;
 mod stream;
 pub mod strict;
 mod wire;

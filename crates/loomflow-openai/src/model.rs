@@ -14,6 +14,9 @@ use loomflow_model::{ConfigError, Effort, Model, ModelError, OutputSchema};
 use serde_json::json;
 
 use crate::gateway::Gateway;
+use crate::responses::{
+    FunctionTool, Reasoning, ResponsesRequest, TextConfig, responses_stream, to_input,
+};
 use crate::stream::chat_stream;
 use crate::strict::{strict_compatible, to_strict};
 use crate::wire::{ChatRequest, StreamOptions, WireMessage, WireTool};
@@ -57,8 +60,16 @@ fn effort_levels(model: &str) -> Option<&'static [Effort]> {
         .map(|(_, levels)| *levels)
 }
 
+/// Which OpenAI wire API a model speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Api {
+    ChatCompletions,
+    Responses,
+}
+
 struct Inner {
     model: Arc<str>,
+    api: Api,
     /// `max_completion_tokens` instead of `max_tokens` (decided once, at build).
     reasoning: bool,
     /// The `reasoning_effort` levels the model accepts (none: no effort).
@@ -108,6 +119,7 @@ impl std::fmt::Debug for OpenAiModel {
             .field("model", &self.inner.model)
             .field("base_url", &self.inner.base_url)
             .field("gateway", &self.inner.gateway)
+            .field("api", &self.inner.api)
             .field(
                 "api_key",
                 &self.inner.api_key.as_ref().map(|_| "[REDACTED]"),
@@ -120,6 +132,7 @@ impl std::fmt::Debug for OpenAiModel {
 #[must_use]
 pub struct OpenAiBuilder {
     model: String,
+    api: Api,
     gateway: Gateway,
     api_key: Option<String>,
     base_url: Option<String>,
@@ -137,6 +150,7 @@ impl OpenAiModel {
     pub fn builder(model: impl Into<String>) -> OpenAiBuilder {
         OpenAiBuilder {
             model: model.into(),
+            api: Api::ChatCompletions,
             gateway: Gateway::OpenAi,
             api_key: None,
             base_url: None,
@@ -203,11 +217,7 @@ impl OpenAiModel {
             })
         });
         let reasoning_effort = self.effort_for(request)?.map(Effort::as_str);
-        let prompt_cache_key = request
-            .prompt_cache
-            .and_then(|c| c.key.as_deref())
-            .or(inner.prompt_cache_key.as_deref())
-            .filter(|_| inner.capabilities.prompt_caching);
+        let prompt_cache_key = self.cache_key(request);
         Ok(ChatRequest {
             model: &inner.model,
             messages: request
@@ -227,6 +237,52 @@ impl OpenAiModel {
             reasoning_effort,
             prompt_cache_key,
         })
+    }
+}
+
+impl OpenAiModel {
+    fn responses_body<'a>(
+        &'a self,
+        request: &ModelRequest<'a>,
+    ) -> Result<ResponsesRequest<'a>, ModelError> {
+        let inner = &*self.inner;
+        let text = request.output_schema.and_then(|schema| {
+            self.native_output_for(schema).then(|| TextConfig {
+                format: json!({
+                    "type": "json_schema",
+                    "name": schema_name(schema),
+                    "schema": to_strict(schema.schema()),
+                    "strict": true,
+                }),
+            })
+        });
+        let reasoning = self.effort_for(request)?.map(|e| Reasoning {
+            effort: e.as_str(),
+            summary: "auto",
+        });
+        let (instructions, input) = to_input(request.messages);
+        Ok(ResponsesRequest {
+            model: &inner.model,
+            instructions,
+            input,
+            tools: request.tools.iter().map(FunctionTool::from_def).collect(),
+            stream: true,
+            store: false,
+            max_output_tokens: request.max_tokens,
+            temperature: request.temperature,
+            reasoning,
+            text,
+            prompt_cache_key: self.cache_key(request),
+        })
+    }
+
+    fn cache_key<'a>(&'a self, request: &ModelRequest<'a>) -> Option<&'a str> {
+        let inner = &*self.inner;
+        request
+            .prompt_cache
+            .and_then(|c| c.key.as_deref())
+            .or(inner.prompt_cache_key.as_deref())
+            .filter(|_| inner.capabilities.prompt_caching)
     }
 }
 
@@ -252,6 +308,14 @@ fn schema_name(schema: &OutputSchema) -> String {
 }
 
 impl OpenAiBuilder {
+    /// Speaks the Responses API (`POST /responses`: input items, function
+    /// calls by `call_id`, reasoning summaries streamed as thinking,
+    /// `store: false`) instead of Chat Completions.
+    pub fn responses_api(mut self) -> Self {
+        self.api = Api::Responses;
+        self
+    }
+
     /// Talks to `gateway` instead of OpenAI: its base URL, key variable and
     /// capabilities.
     pub fn gateway(mut self, gateway: Gateway) -> Self {
@@ -338,7 +402,11 @@ impl OpenAiBuilder {
         let capabilities = self.capabilities.unwrap_or(spec.capabilities);
         Ok(OpenAiModel {
             inner: Arc::new(Inner {
-                url: format!("{base_url}/chat/completions"),
+                url: match self.api {
+                    Api::ChatCompletions => format!("{base_url}/chat/completions"),
+                    Api::Responses => format!("{base_url}/responses"),
+                },
+                api: self.api,
                 reasoning: is_reasoning_family(&self.model),
                 effort_levels: effort_levels(&self.model),
                 model: Arc::from(self.model),
@@ -372,8 +440,11 @@ impl Model for OpenAiModel {
 
     async fn stream(&self, request: ModelRequest<'_>) -> Result<ChunkStream, ModelError> {
         let inner = &*self.inner;
-        let body = serde_json::to_vec(&self.body(&request)?)
-            .map_err(|e| ModelError::other(format!("could not encode the request: {e}")))?;
+        let body = match inner.api {
+            Api::ChatCompletions => serde_json::to_vec(&self.body(&request)?),
+            Api::Responses => serde_json::to_vec(&self.responses_body(&request)?),
+        }
+        .map_err(|e| ModelError::other(format!("could not encode the request: {e}")))?;
         let mut http = inner
             .client
             .post(&inner.url)
@@ -385,10 +456,10 @@ impl Model for OpenAiModel {
             http = http.bearer_auth(key);
         }
         let body = open_stream(http, &inner.base_url).await?;
-        Ok(Box::pin(chat_stream(
-            body,
-            inner.model.clone(),
-            inner.rates,
-        )))
+        let model = inner.model.clone();
+        Ok(match inner.api {
+            Api::ChatCompletions => Box::pin(chat_stream(body, model, inner.rates)),
+            Api::Responses => Box::pin(responses_stream(body, model, inner.rates)),
+        })
     }
 }

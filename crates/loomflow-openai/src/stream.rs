@@ -98,9 +98,12 @@ impl Turn {
             }
         }
         if let Some(u) = chunk.usage {
-            let cached = u.prompt_tokens_details.map_or(0, |d| d.cached_tokens);
-            self.usage.input_tokens = u.prompt_tokens.saturating_sub(cached);
-            self.usage.cached_input_tokens = cached;
+            let details = u.prompt_tokens_details.unwrap_or_default();
+            self.usage.input_tokens = u
+                .prompt_tokens
+                .saturating_sub(details.cached_tokens + details.cache_write_tokens);
+            self.usage.cached_input_tokens = details.cached_tokens;
+            self.usage.cache_write_tokens = details.cache_write_tokens;
             self.usage.output_tokens = u.completion_tokens;
         }
         Step::More

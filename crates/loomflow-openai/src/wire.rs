@@ -228,4 +228,7 @@ pub(crate) struct WireUsage {
 pub(crate) struct PromptDetails {
     #[serde(default)]
     pub cached_tokens: u64,
+    /// Tokens written to the prompt cache (billed on some families).
+    #[serde(default)]
+    pub cache_write_tokens: u64,
 }

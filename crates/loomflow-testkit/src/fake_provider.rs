@@ -308,7 +308,7 @@ pub mod openai {
             "prompt_tokens": prompt,
             "completion_tokens": completion,
             "total_tokens": prompt + completion,
-            "prompt_tokens_details": {"cached_tokens": cached, "audio_tokens": 0},
+            "prompt_tokens_details": {"cached_tokens": cached, "cache_write_tokens": 0, "audio_tokens": 0},
             "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0, "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0}
         });
         envelope(model, json!([]), usage)
@@ -637,5 +637,187 @@ pub mod anthropic {
             }
             other => other,
         }
+    }
+}
+
+/// Fixture builders for the OpenAI Responses stream, in the official wire
+/// format: `event: <type>` lines, every event with its `sequence_number`,
+/// items opened with `response.output_item.added` and closed with
+/// `response.output_item.done`, the whole response in `response.created` and
+/// `response.completed`.
+pub mod openai_responses {
+    use super::Reply;
+    use serde_json::{Value, json};
+
+    /// One output item of a streamed response.
+    #[derive(Debug, Clone)]
+    pub enum Item {
+        /// An assistant message, its text streamed in pieces.
+        Text(Vec<String>),
+        /// A reasoning item whose summary streams in pieces.
+        Reasoning(Vec<String>),
+        /// A function call; its arguments stream in two pieces.
+        Call {
+            /// `call_…` id.
+            call_id: String,
+            /// The function's name.
+            name: String,
+            /// The arguments.
+            arguments: Value,
+        },
+    }
+
+    impl Item {
+        /// A message item from text pieces.
+        pub fn text(pieces: &[&str]) -> Self {
+            Item::Text(pieces.iter().map(|p| (*p).to_owned()).collect())
+        }
+
+        /// A function-call item.
+        pub fn call(call_id: &str, name: &str, arguments: Value) -> Self {
+            Item::Call {
+                call_id: call_id.to_owned(),
+                name: name.to_owned(),
+                arguments,
+            }
+        }
+    }
+
+    struct Seq(u64);
+
+    impl Seq {
+        fn event(&mut self, mut data: Value) -> String {
+            data["sequence_number"] = json!(self.0);
+            self.0 += 1;
+            let kind = data["type"].as_str().unwrap_or("unknown").to_owned();
+            format!("event: {kind}\ndata: {data}")
+        }
+    }
+
+    fn response(model: &str, status: &str, output: Value, usage: Value) -> Value {
+        json!({
+            "id": "resp_fake0001",
+            "object": "response",
+            "created_at": 1_763_700_000,
+            "status": status,
+            "model": model,
+            "output": output,
+            "parallel_tool_calls": true,
+            "tool_choice": "auto",
+            "tools": [],
+            "usage": usage,
+            "incomplete_details": if status == "incomplete" { json!({"reason": "max_output_tokens"}) } else { Value::Null },
+        })
+    }
+
+    fn done_item(index: usize, item: &Item) -> Value {
+        match item {
+            Item::Text(pieces) => json!({
+                "type": "message", "id": format!("msg_{index}"), "role": "assistant", "status": "completed",
+                "content": [{"type": "output_text", "text": pieces.concat(), "annotations": []}]
+            }),
+            Item::Reasoning(pieces) => json!({
+                "type": "reasoning", "id": format!("rs_{index}"),
+                "summary": [{"type": "summary_text", "text": pieces.concat()}]
+            }),
+            Item::Call {
+                call_id,
+                name,
+                arguments,
+            } => json!({
+                "type": "function_call", "id": format!("fc_{index}"), "call_id": call_id,
+                "name": name, "arguments": arguments.to_string(), "status": "completed"
+            }),
+        }
+    }
+
+    /// Token counts: (input (all of it), output, cache reads, cache writes).
+    pub type Tokens = (u64, u64, u64, u64);
+
+    /// Every event of a response with `items`; `status` is `completed` or
+    /// `incomplete`.
+    pub fn events(model: &str, items: &[Item], status: &str, tokens: Tokens) -> Vec<String> {
+        let mut seq = Seq(0);
+        let mut out = vec![seq.event(json!({
+            "type": "response.created",
+            "response": response(model, "in_progress", json!([]), Value::Null)
+        }))];
+        for (i, item) in items.iter().enumerate() {
+            let id = done_item(i, item)["id"].clone();
+            let added = match item {
+                Item::Text(_) => {
+                    json!({"type": "message", "id": id, "role": "assistant", "status": "in_progress", "content": []})
+                }
+                Item::Reasoning(_) => json!({"type": "reasoning", "id": id, "summary": []}),
+                Item::Call { call_id, name, .. } => json!({
+                    "type": "function_call", "id": id, "call_id": call_id, "name": name,
+                    "arguments": "", "status": "in_progress"
+                }),
+            };
+            out.push(seq.event(
+                json!({"type": "response.output_item.added", "output_index": i, "item": added}),
+            ));
+            match item {
+                Item::Text(pieces) => {
+                    let empty = json!({"type": "output_text", "text": "", "annotations": []});
+                    out.push(seq.event(json!({"type": "response.content_part.added", "item_id": id, "output_index": i, "content_index": 0, "part": empty})));
+                    for p in pieces {
+                        out.push(seq.event(json!({"type": "response.output_text.delta", "item_id": id, "output_index": i, "content_index": 0, "delta": p, "logprobs": []})));
+                    }
+                    out.push(seq.event(json!({"type": "response.output_text.done", "item_id": id, "output_index": i, "content_index": 0, "text": pieces.concat(), "logprobs": []})));
+                }
+                Item::Reasoning(pieces) => {
+                    for p in pieces {
+                        out.push(seq.event(json!({"type": "response.reasoning_summary_text.delta", "item_id": id, "output_index": i, "summary_index": 0, "delta": p})));
+                    }
+                }
+                Item::Call { arguments, .. } => {
+                    let text = arguments.to_string();
+                    let mid = (text.len() / 2..text.len())
+                        .find(|c| text.is_char_boundary(*c))
+                        .unwrap_or(text.len());
+                    for piece in [&text[..mid], &text[mid..]] {
+                        out.push(seq.event(json!({"type": "response.function_call_arguments.delta", "item_id": id, "output_index": i, "delta": piece})));
+                    }
+                    out.push(seq.event(json!({"type": "response.function_call_arguments.done", "item_id": id, "output_index": i, "name": done_item(i, item)["name"], "arguments": text})));
+                }
+            }
+            out.push(seq.event(json!({"type": "response.output_item.done", "output_index": i, "item": done_item(i, item)})));
+        }
+        let output: Vec<Value> = items
+            .iter()
+            .enumerate()
+            .map(|(i, it)| done_item(i, it))
+            .collect();
+        let usage = json!({
+            "input_tokens": tokens.0,
+            "input_tokens_details": {"cached_tokens": tokens.2, "cache_write_tokens": tokens.3},
+            "output_tokens": tokens.1,
+            "output_tokens_details": {"reasoning_tokens": 0},
+            "total_tokens": tokens.0 + tokens.1
+        });
+        let kind = if status == "incomplete" {
+            "response.incomplete"
+        } else {
+            "response.completed"
+        };
+        out.push(seq.event(
+            json!({"type": kind, "response": response(model, status, Value::Array(output), usage)}),
+        ));
+        out
+    }
+
+    /// A completed streamed response with `items`.
+    pub fn reply(model: &str, items: &[Item], tokens: Tokens) -> Reply {
+        Reply::Sse {
+            events: events(model, items, "completed", tokens),
+            cut_after: None,
+        }
+    }
+
+    /// An `error` event (the stream's last).
+    pub fn error_event(code: &str, message: &str) -> String {
+        let data = json!({"type": "error", "code": code, "message": message, "param": null, "sequence_number": 99});
+        format!("event: error\ndata: {data}")
     }
 }
