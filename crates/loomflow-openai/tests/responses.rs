@@ -67,10 +67,11 @@ async fn agent_with_reasoning_and_parallel_function_calls() {
     assert_eq!(thinking, "Two cities, two calls.");
     assert_eq!(r.output, "Both sunny.");
     assert_eq!(r.turns, 2);
-    // Cached input is its own bucket: 160 in, 64 of them cached.
+    // Cache reads and writes are their own buckets: 160 in, 64 of them read
+    // from the cache and 16 written to it.
     assert_eq!(
-        (r.tokens_in, r.cached_tokens_in, r.tokens_out),
-        (96, 64, 24)
+        (r.tokens_in, r.cached_tokens_in, r.cache_write_tokens, r.tokens_out),
+        (80, 64, 16, 24)
     );
 
     let requests = fake.requests();
