@@ -70,7 +70,12 @@ async fn agent_with_reasoning_and_parallel_function_calls() {
     // Cache reads and writes are their own buckets: 160 in, 64 of them read
     // from the cache and 16 written to it.
     assert_eq!(
-        (r.tokens_in, r.cached_tokens_in, r.cache_write_tokens, r.tokens_out),
+        (
+            r.tokens_in,
+            r.cached_tokens_in,
+            r.cache_write_tokens,
+            r.tokens_out
+        ),
         (80, 64, 16, 24)
     );
 
