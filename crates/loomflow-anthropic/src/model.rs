@@ -19,8 +19,8 @@ use crate::effort::{Regime, regime, thinking_for};
 use crate::schema::{has_json_outputs, json_output_schema};
 use crate::stream::{OUTPUT_TOOL, messages_stream};
 use crate::wire::{
-    Block, CacheControl, ImageSource, MessagesRequest, OutputConfig, System, TextBlock, Thinking,
-    ToolChoice, WireMessage, WireTool,
+    CacheControl, ImageSource, MessagesRequest, OutputConfig, ReqBlock, System, TextBlock,
+    Thinking, ToolChoice, WireMessage, WireTool,
 };
 
 /// The API version every request names.
@@ -290,15 +290,15 @@ fn to_wire_messages(messages: &[Message], replay: bool) -> (Vec<&str>, Vec<WireM
                         ContentPart::Thinking {
                             text,
                             signature: Some(signature),
-                        } if replay => blocks.push(Block::Thinking {
+                        } if replay => blocks.push(ReqBlock::Thinking {
                             thinking: text,
                             signature,
                         }),
                         ContentPart::RedactedThinking { data } if replay => {
-                            blocks.push(Block::RedactedThinking { data });
+                            blocks.push(ReqBlock::RedactedThinking { data });
                         }
                         ContentPart::Text { text } if !text.is_empty() => {
-                            blocks.push(Block::Text {
+                            blocks.push(ReqBlock::Text {
                                 text,
                                 cache_control: None,
                             });
@@ -306,7 +306,7 @@ fn to_wire_messages(messages: &[Message], replay: bool) -> (Vec<&str>, Vec<WireM
                         _ => {}
                     }
                 }
-                blocks.extend(m.tool_calls.iter().map(|c| Block::ToolUse {
+                blocks.extend(m.tool_calls.iter().map(|c| ReqBlock::ToolUse {
                     id: &c.id,
                     name: &c.tool,
                     input: &c.args,
@@ -323,7 +323,7 @@ fn to_wire_messages(messages: &[Message], replay: bool) -> (Vec<&str>, Vec<WireM
                         _ => None,
                     })
                     .unwrap_or_default();
-                let block = Block::ToolResult {
+                let block = ReqBlock::ToolResult {
                     tool_use_id: m.tool_call_id.as_deref().unwrap_or_default(),
                     content: text,
                     cache_control: None,
@@ -337,7 +337,7 @@ fn to_wire_messages(messages: &[Message], replay: bool) -> (Vec<&str>, Vec<WireM
 
 /// Appends `blocks` to the last message when it has the same role (the API
 /// wants roles to alternate), else as a new message.
-fn push<'a>(out: &mut Vec<WireMessage<'a>>, role: &'static str, blocks: Vec<Block<'a>>) {
+fn push<'a>(out: &mut Vec<WireMessage<'a>>, role: &'static str, blocks: Vec<ReqBlock<'a>>) {
     if blocks.is_empty() {
         return;
     }
@@ -350,13 +350,13 @@ fn push<'a>(out: &mut Vec<WireMessage<'a>>, role: &'static str, blocks: Vec<Bloc
     }
 }
 
-fn user_block(part: &ContentPart) -> Option<Block<'_>> {
+fn user_block(part: &ContentPart) -> Option<ReqBlock<'_>> {
     match part {
-        ContentPart::Text { text } if !text.is_empty() => Some(Block::Text {
+        ContentPart::Text { text } if !text.is_empty() => Some(ReqBlock::Text {
             text,
             cache_control: None,
         }),
-        ContentPart::Image { image } => Some(Block::Image {
+        ContentPart::Image { image } => Some(ReqBlock::Image {
             source: match image {
                 Image::Base64 { media_type, data } => ImageSource::Base64 { media_type, data },
                 Image::Url { url } => match parse_data_url(url) {

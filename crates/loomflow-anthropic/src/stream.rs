@@ -4,6 +4,7 @@
 //! emitted when their block stops, then one `Finish` with the usage (cache
 //! reads and writes included) and its cost.
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::sync::Arc;
 
@@ -15,7 +16,7 @@ use loomflow_model::sse::{ChunkResult, ReplyProtocol, SseChunkStream, SseEvent, 
 use loomflow_model::{ModelChunk, ModelError, ToolCall, Usage};
 use serde_json::Value;
 
-use crate::wire::{Delta, Event, StartBlock, WireUsage};
+use crate::wire::{Event, WireUsage};
 
 /// The synthetic tool that carries structured output on models without
 /// JSON outputs; its input is the answer, emitted as text.
@@ -148,83 +149,100 @@ impl ReplyProtocol for Reply {
                 return Step::Failed;
             }
         };
-        match parsed {
-            Event::MessageStart { message } => {
-                if let Some(u) = message.usage {
+        match &*parsed.kind {
+            "message_start" => {
+                if let Some(u) = parsed.message.and_then(|m| m.usage) {
                     merge(&mut self.usage, u);
                 }
             }
-            Event::ContentBlockStart {
-                index,
-                content_block,
-            } => match content_block {
-                StartBlock::Text { text } => {
-                    if !text.is_empty() {
-                        out.push_back(Ok(ModelChunk::Text {
-                            text: text.into_owned(),
+            "content_block_start" => {
+                let Some(block) = parsed.content_block else {
+                    return Step::More;
+                };
+                let index = parsed.index;
+                match &*block.kind {
+                    "text" => {
+                        if let Some(text) = block.text.filter(|t| !t.is_empty()) {
+                            out.push_back(Ok(ModelChunk::Text {
+                                text: text.into_owned(),
+                            }));
+                        }
+                        self.open.push((index, Open::Text));
+                    }
+                    "thinking" => {
+                        if let Some(text) = block.thinking.filter(|t| !t.is_empty()) {
+                            out.push_back(Ok(ModelChunk::Thinking {
+                                text: text.into_owned(),
+                                signature: None,
+                            }));
+                        }
+                        self.open.push((index, Open::Thinking));
+                    }
+                    "redacted_thinking" => {
+                        out.push_back(Ok(ModelChunk::RedactedThinking {
+                            data: block.data.map(Cow::into_owned).unwrap_or_default(),
                         }));
                     }
-                    self.open.push((index, Open::Text));
+                    "tool_use" => self.open.push((
+                        index,
+                        Open::Tool {
+                            id: block.id.map(Cow::into_owned).unwrap_or_default(),
+                            name: block.name.map(Cow::into_owned).unwrap_or_default(),
+                            json: String::new(),
+                        },
+                    )),
+                    // Block types added after this adapter was written.
+                    _ => {}
                 }
-                StartBlock::Thinking { thinking } => {
-                    if !thinking.is_empty() {
+            }
+            "content_block_delta" => {
+                let Some(delta) = parsed.delta else {
+                    return Step::More;
+                };
+                match delta.kind {
+                    Some("text_delta") => {
+                        if let Some(text) = delta.text.filter(|t| !t.is_empty()) {
+                            out.push_back(Ok(ModelChunk::Text {
+                                text: text.into_owned(),
+                            }));
+                        }
+                    }
+                    Some("thinking_delta") => {
+                        if let Some(text) = delta.thinking.filter(|t| !t.is_empty()) {
+                            out.push_back(Ok(ModelChunk::Thinking {
+                                text: text.into_owned(),
+                                signature: None,
+                            }));
+                        }
+                    }
+                    Some("signature_delta") => {
                         out.push_back(Ok(ModelChunk::Thinking {
-                            text: thinking.into_owned(),
-                            signature: None,
+                            text: String::new(),
+                            signature: Some(
+                                delta.signature.map(Cow::into_owned).unwrap_or_default(),
+                            ),
                         }));
                     }
-                    self.open.push((index, Open::Thinking));
-                }
-                StartBlock::RedactedThinking { data } => {
-                    out.push_back(Ok(ModelChunk::RedactedThinking {
-                        data: data.into_owned(),
-                    }));
-                }
-                StartBlock::ToolUse { id, name } => self.open.push((
-                    index,
-                    Open::Tool {
-                        id: id.into_owned(),
-                        name: name.into_owned(),
-                        json: String::new(),
-                    },
-                )),
-                StartBlock::Unknown => {}
-            },
-            Event::ContentBlockDelta { index, delta } => match delta {
-                Delta::Text { text } if !text.is_empty() => {
-                    out.push_back(Ok(ModelChunk::Text {
-                        text: text.into_owned(),
-                    }));
-                }
-                Delta::Thinking { thinking } if !thinking.is_empty() => {
-                    out.push_back(Ok(ModelChunk::Thinking {
-                        text: thinking.into_owned(),
-                        signature: None,
-                    }));
-                }
-                Delta::Signature { signature } => {
-                    out.push_back(Ok(ModelChunk::Thinking {
-                        text: String::new(),
-                        signature: Some(signature.into_owned()),
-                    }));
-                }
-                Delta::InputJson { partial_json } => {
-                    if let Some(Open::Tool { json, .. }) = self.open_mut(index) {
-                        json.push_str(&partial_json);
+                    Some("input_json_delta") => {
+                        if let (Some(Open::Tool { json, .. }), Some(part)) =
+                            (self.open_mut(parsed.index), delta.partial_json)
+                        {
+                            json.push_str(&part);
+                        }
                     }
+                    _ => {}
                 }
-                _ => {}
-            },
-            Event::ContentBlockStop { index } => {
-                if let Some(open) = self.take_open(index) {
+            }
+            "content_block_stop" => {
+                if let Some(open) = self.take_open(parsed.index) {
                     self.close(open, out);
                 }
             }
-            Event::MessageDelta { delta, usage } => {
-                if let Some(u) = usage {
+            "message_delta" => {
+                if let Some(u) = parsed.usage {
                     merge(&mut self.usage, u);
                 }
-                if let Some(reason) = delta.stop_reason {
+                if let Some(reason) = parsed.delta.and_then(|d| d.stop_reason) {
                     self.stop = Some(match &*reason {
                         "tool_use" => FinishReason::ToolUse,
                         "max_tokens" | "model_context_window_exceeded" => FinishReason::Length,
@@ -233,12 +251,14 @@ impl ReplyProtocol for Reply {
                     });
                 }
             }
-            Event::MessageStop => return Step::Complete,
-            Event::Error => {
+            "message_stop" => return Step::Complete,
+            "error" => {
                 out.push_back(Err(ModelError::from_stream_error(event.data)));
                 return Step::Failed;
             }
-            Event::Ping | Event::Unknown => {}
+            // `ping`, and event types added later, as the API's versioning
+            // policy asks.
+            _ => {}
         }
         Step::More
     }

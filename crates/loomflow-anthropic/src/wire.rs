@@ -54,13 +54,13 @@ pub(crate) struct CacheControl {
 #[derive(Serialize)]
 pub(crate) struct WireMessage<'a> {
     pub role: &'static str,
-    pub content: Vec<Block<'a>>,
+    pub content: Vec<ReqBlock<'a>>,
 }
 
 /// A content block of a request message.
 #[derive(Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
-pub(crate) enum Block<'a> {
+pub(crate) enum ReqBlock<'a> {
     Text {
         text: &'a str,
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -93,19 +93,19 @@ pub(crate) enum Block<'a> {
     },
 }
 
-impl Block<'_> {
+impl ReqBlock<'_> {
     /// Marks the block as a cache breakpoint; thinking blocks cannot be
     /// marked (false).
     pub(crate) fn mark(&mut self, cache: CacheControl) -> bool {
         match self {
-            Block::Text { cache_control, .. }
-            | Block::Image { cache_control, .. }
-            | Block::ToolUse { cache_control, .. }
-            | Block::ToolResult { cache_control, .. } => {
+            ReqBlock::Text { cache_control, .. }
+            | ReqBlock::Image { cache_control, .. }
+            | ReqBlock::ToolUse { cache_control, .. }
+            | ReqBlock::ToolResult { cache_control, .. } => {
                 *cache_control = Some(cache);
                 true
             }
-            Block::Thinking { .. } | Block::RedactedThinking { .. } => false,
+            ReqBlock::Thinking { .. } | ReqBlock::RedactedThinking { .. } => false,
         }
     }
 }
@@ -155,39 +155,27 @@ impl OutputConfig {
     }
 }
 
-/// One stream event's `data`, by its `type`.
+/// One stream event's `data`, read flat: every event type's fields are
+/// optional here, so parsing needs no buffering of the tagged content and
+/// borrows every string from the event (no allocation per event).
 #[derive(Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub(crate) enum Event<'a> {
-    MessageStart {
-        message: StartMessage,
-    },
-    ContentBlockStart {
-        index: usize,
-        #[serde(borrow)]
-        content_block: StartBlock<'a>,
-    },
-    ContentBlockDelta {
-        index: usize,
-        #[serde(borrow)]
-        delta: Delta<'a>,
-    },
-    ContentBlockStop {
-        index: usize,
-    },
-    MessageDelta {
-        #[serde(borrow)]
-        delta: MessageDeltaBody<'a>,
-        #[serde(default)]
-        usage: Option<WireUsage>,
-    },
-    MessageStop,
-    Ping,
-    Error,
-    /// Event types added after this adapter was written are skipped, as the
-    /// API's versioning policy asks.
-    #[serde(other)]
-    Unknown,
+pub(crate) struct Event<'a> {
+    #[serde(rename = "type", borrow)]
+    pub kind: Cow<'a, str>,
+    #[serde(default)]
+    pub index: usize,
+    /// `message_start`.
+    #[serde(default)]
+    pub message: Option<StartMessage>,
+    /// `content_block_start`.
+    #[serde(default, borrow)]
+    pub content_block: Option<Block<'a>>,
+    /// `content_block_delta` and `message_delta`.
+    #[serde(default, borrow)]
+    pub delta: Option<Delta<'a>>,
+    /// `message_delta`.
+    #[serde(default)]
+    pub usage: Option<WireUsage>,
 }
 
 #[derive(Deserialize)]
@@ -196,60 +184,40 @@ pub(crate) struct StartMessage {
     pub usage: Option<WireUsage>,
 }
 
+/// A started content block (`text`, `thinking`, `redacted_thinking`,
+/// `tool_use`, or a type added later, which is skipped).
 #[derive(Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub(crate) enum StartBlock<'a> {
-    Text {
-        #[serde(default, borrow)]
-        text: Cow<'a, str>,
-    },
-    Thinking {
-        #[serde(default, borrow)]
-        thinking: Cow<'a, str>,
-    },
-    RedactedThinking {
-        #[serde(borrow)]
-        data: Cow<'a, str>,
-    },
-    ToolUse {
-        #[serde(borrow)]
-        id: Cow<'a, str>,
-        #[serde(borrow)]
-        name: Cow<'a, str>,
-    },
-    #[serde(other)]
-    Unknown,
+pub(crate) struct Block<'a> {
+    #[serde(rename = "type", borrow)]
+    pub kind: Cow<'a, str>,
+    #[serde(default, borrow)]
+    pub text: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub thinking: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub data: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub id: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub name: Option<Cow<'a, str>>,
 }
 
+/// A block delta (`text_delta`, `input_json_delta`, `thinking_delta`,
+/// `signature_delta`) or a message delta (`stop_reason`, no `type`).
 #[derive(Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub(crate) enum Delta<'a> {
-    #[serde(rename = "text_delta")]
-    Text {
-        #[serde(borrow)]
-        text: Cow<'a, str>,
-    },
-    #[serde(rename = "input_json_delta")]
-    InputJson {
-        #[serde(borrow)]
-        partial_json: Cow<'a, str>,
-    },
-    #[serde(rename = "thinking_delta")]
-    Thinking {
-        #[serde(borrow)]
-        thinking: Cow<'a, str>,
-    },
-    #[serde(rename = "signature_delta")]
-    Signature {
-        #[serde(borrow)]
-        signature: Cow<'a, str>,
-    },
-    #[serde(other)]
-    Unknown,
-}
-
-#[derive(Deserialize)]
-pub(crate) struct MessageDeltaBody<'a> {
+pub(crate) struct Delta<'a> {
+    /// A type name never holds escapes, so it borrows (an `Option<Cow>`
+    /// would copy).
+    #[serde(rename = "type", default, borrow)]
+    pub kind: Option<&'a str>,
+    #[serde(default, borrow)]
+    pub text: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub partial_json: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub thinking: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub signature: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     pub stop_reason: Option<Cow<'a, str>>,
 }

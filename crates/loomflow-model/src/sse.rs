@@ -219,20 +219,22 @@ where
         }
     }
 
-    fn drain_events(&mut self) {
-        while !self.ended {
-            let Some(event) = self.sse.next_event() else {
-                break;
-            };
-            match self.protocol.event(event, &mut self.out) {
-                Step::More => {}
-                Step::Complete => {
-                    self.ended = true;
-                    self.protocol.finish(&mut self.out);
-                }
-                Step::Failed => self.ended = true,
+    /// Hands the protocol the next event already in the buffer, if any.
+    /// One at a time, so a body that arrives in one piece is still parsed
+    /// as the caller reads it, not all at once into memory.
+    fn step_buffered(&mut self) -> bool {
+        let Some(event) = self.sse.next_event() else {
+            return false;
+        };
+        match self.protocol.event(event, &mut self.out) {
+            Step::More => {}
+            Step::Complete => {
+                self.ended = true;
+                self.protocol.finish(&mut self.out);
             }
+            Step::Failed => self.ended = true,
         }
+        true
     }
 
     fn end_of_body(&mut self) {
@@ -268,11 +270,11 @@ where
             if this.ended {
                 return Poll::Ready(None);
             }
+            if this.step_buffered() {
+                continue;
+            }
             match this.body.as_mut().poll_next(cx) {
-                Poll::Ready(Some(Ok(bytes))) => {
-                    this.sse.push(bytes.as_ref());
-                    this.drain_events();
-                }
+                Poll::Ready(Some(Ok(bytes))) => this.sse.push(bytes.as_ref()),
                 Poll::Ready(Some(Err(e))) => {
                     this.ended = true;
                     this.out.push_back(Err(ModelError::Transient {
@@ -283,7 +285,7 @@ where
                 Poll::Ready(None) => {
                     // A final event may lack its blank line.
                     this.sse.push(b"\n\n");
-                    this.drain_events();
+                    while !this.ended && this.step_buffered() {}
                     this.end_of_body();
                 }
                 Poll::Pending => return Poll::Pending,
