@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use loomflow_model::effort::effort_unsupported;
-use loomflow_model::http::open_stream;
+use loomflow_model::http::{client_or_default, open_stream};
 use loomflow_model::model::{ChunkStream, ModelCapabilities, ModelRequest};
 use loomflow_model::pricing::{CacheTtl, Rates, canonical_model_name};
 use loomflow_model::secrets::{Endpoint, Secrets};
@@ -442,13 +442,7 @@ impl AnthropicBuilder {
             self.base_url,
             self.secrets.as_deref(),
         )?;
-        let client = match self.client {
-            Some(c) => c,
-            None => reqwest::Client::builder()
-                .connect_timeout(Duration::from_secs(30))
-                .build()
-                .map_err(|e| ConfigError::invalid("http client", e.to_string()))?,
-        };
+        let client = client_or_default(self.client)?;
         let canonical = canonical_model_name(&self.model).to_ascii_lowercase();
         Ok(AnthropicModel {
             inner: Arc::new(Inner {

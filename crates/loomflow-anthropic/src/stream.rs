@@ -108,16 +108,10 @@ impl Reply {
         let Open::Tool { id, name, json } = open else {
             return;
         };
-        let args = if json.trim().is_empty() {
-            Value::Object(Default::default())
-        } else {
-            // Unparseable input goes to the tool as a string; its argument
-            // check tells the model what was wrong.
-            serde_json::from_str(&json).unwrap_or(Value::String(json))
-        };
-        if name == OUTPUT_TOOL {
+        let call = ToolCall::streamed(id, name, json);
+        if call.tool == OUTPUT_TOOL {
             self.output_via_tool = true;
-            let text = match args {
+            let text = match call.args {
                 Value::String(s) => s,
                 other => other.to_string(),
             };
@@ -125,14 +119,7 @@ impl Reply {
             return;
         }
         self.calls += 1;
-        out.push_back(Ok(ModelChunk::ToolCall {
-            tool_call: ToolCall {
-                id,
-                tool: name,
-                args,
-                destructive: false,
-            },
-        }));
+        out.push_back(Ok(ModelChunk::ToolCall { tool_call: call }));
     }
 }
 

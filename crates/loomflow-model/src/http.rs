@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 
-use crate::error::{ModelError, parse_retry_after};
+use crate::error::{ConfigError, ModelError, parse_retry_after};
 use crate::sse::ByteBody;
 
 /// A provider's response body, as the bytes arrive.
@@ -47,4 +47,17 @@ pub async fn send(
         return Err(ModelError::from_http(status, retry_after, &text));
     }
     Ok(response)
+}
+
+/// The HTTP client adapters build when none is given: `client` if set,
+/// else a fresh one with a 30 s connect timeout (request timeouts are set
+/// per request).
+pub fn client_or_default(client: Option<reqwest::Client>) -> Result<reqwest::Client, ConfigError> {
+    match client {
+        Some(c) => Ok(c),
+        None => reqwest::Client::builder()
+            .connect_timeout(std::time::Duration::from_secs(30))
+            .build()
+            .map_err(|e| ConfigError::invalid("http client", e.to_string())),
+    }
 }

@@ -84,6 +84,37 @@ pub struct ToolCall {
 }
 
 impl ToolCall {
+    /// A call assembled from a stream: `args` is the JSON text the provider
+    /// streamed. Empty text is `{}`; text that does not parse reaches the
+    /// tool as a string, whose argument check then tells the model what was
+    /// wrong (never a failed stream). An empty `id` gets a fresh `call_…` one.
+    ///
+    /// ```
+    /// use loomflow_model::ToolCall;
+    /// let c = ToolCall::streamed("call_1".into(), "add".into(), "{\"a\": 1}".into());
+    /// assert_eq!(c.args["a"], 1);
+    /// let bad = ToolCall::streamed(String::new(), "add".into(), "{\"a\": ".into());
+    /// assert_eq!(bad.args, "{\"a\": ");
+    /// assert!(bad.id.starts_with("call_"));
+    /// ```
+    pub fn streamed(id: String, tool: String, args: String) -> Self {
+        let args = if args.trim().is_empty() {
+            serde_json::Value::Object(Default::default())
+        } else {
+            serde_json::from_str(&args).unwrap_or(serde_json::Value::String(args))
+        };
+        Self {
+            id: if id.is_empty() {
+                crate::new_id("call")
+            } else {
+                id
+            },
+            tool,
+            args,
+            destructive: false,
+        }
+    }
+
     /// A call with a fresh `tcall_…` id.
     pub fn new(tool: impl Into<String>, args: serde_json::Value) -> Self {
         Self {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use loomflow_model::http::send;
+use loomflow_model::http::{client_or_default, send};
 use loomflow_model::model::retry::RetryPolicy;
 use loomflow_model::secrets::{Endpoint, Secrets};
 use loomflow_model::{ConfigError, Embedder, ModelError};
@@ -263,13 +263,7 @@ impl OpenAiEmbedderBuilder {
                 ));
             }
         };
-        let client = match self.client {
-            Some(c) => c,
-            None => reqwest::Client::builder()
-                .connect_timeout(Duration::from_secs(30))
-                .build()
-                .map_err(|e| ConfigError::invalid("http client", e.to_string()))?,
-        };
+        let client = client_or_default(self.client)?;
         Ok(OpenAiEmbedder {
             inner: Arc::new(Inner {
                 request_dimensions: (native != Some(dimensions)).then_some(dimensions),

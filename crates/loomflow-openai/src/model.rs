@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use loomflow_model::effort::effort_unsupported;
-use loomflow_model::http::open_stream;
+use loomflow_model::http::{client_or_default, open_stream};
 use loomflow_model::model::{ChunkStream, ModelCapabilities, ModelRequest};
 use loomflow_model::pricing::{Rates, canonical_model_name};
 use loomflow_model::secrets::{Endpoint, Secrets};
@@ -392,13 +392,7 @@ impl OpenAiBuilder {
             self.base_url,
             self.secrets.as_deref(),
         )?;
-        let client = match self.client {
-            Some(c) => c,
-            None => reqwest::Client::builder()
-                .connect_timeout(Duration::from_secs(30))
-                .build()
-                .map_err(|e| ConfigError::invalid("http client", e.to_string()))?,
-        };
+        let client = client_or_default(self.client)?;
         let capabilities = self.capabilities.unwrap_or(spec.capabilities);
         Ok(OpenAiModel {
             inner: Arc::new(Inner {

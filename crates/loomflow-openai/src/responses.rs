@@ -319,19 +319,9 @@ pub(crate) fn responses_stream(
 
 impl ResponseReply {
     fn emit_call(&mut self, call: PendingCall, out: &mut VecDeque<ChunkResult>) {
-        let args = if call.arguments.trim().is_empty() {
-            Value::Object(Default::default())
-        } else {
-            serde_json::from_str(&call.arguments).unwrap_or(Value::String(call.arguments))
-        };
         self.calls += 1;
         out.push_back(Ok(ModelChunk::ToolCall {
-            tool_call: ToolCall {
-                id: call.call_id,
-                tool: call.name,
-                args,
-                destructive: false,
-            },
+            tool_call: ToolCall::streamed(call.call_id, call.name, call.arguments),
         }));
     }
 }

@@ -114,25 +114,8 @@ impl Turn {
         let calls = std::mem::take(&mut self.calls);
         let any_calls = calls.iter().any(|c| !c.name.is_empty());
         for call in calls.into_iter().filter(|c| !c.name.is_empty()) {
-            let args = if call.args.trim().is_empty() {
-                serde_json::Value::Object(Default::default())
-            } else {
-                // Unparseable arguments go to the tool as a string; its
-                // argument check tells the model what was wrong.
-                serde_json::from_str(&call.args).unwrap_or(serde_json::Value::String(call.args))
-            };
-            let id = if call.id.is_empty() {
-                loomflow_model::new_id("call")
-            } else {
-                call.id
-            };
             out.push_back(Ok(ModelChunk::ToolCall {
-                tool_call: ToolCall {
-                    id,
-                    tool: call.name,
-                    args,
-                    destructive: false,
-                },
+                tool_call: ToolCall::streamed(call.id, call.name, call.args),
             }));
         }
         let mut usage = self.usage;
