@@ -6,6 +6,8 @@
 //! max_turns = 10
 //! timeout = 30            # seconds
 //! response_tone = "professional"
+//! effort = "high"         # minimal, low, medium, high, xhigh, max
+//! prompt_caching = true   # or { ttl = "1h", key = "tenant-7" }
 //!
 //! [model]                 # or: model = "echo"
 //! name = "scripted"
@@ -26,8 +28,10 @@ use serde::Deserialize;
 
 use crate::agent::{Agent, AgentBuilder};
 use crate::architecture::ReAct;
+use crate::effort::PromptCache;
 use crate::error::{ConfigError, closest};
 use crate::model::{EchoModel, Model, ScriptedModel, ScriptedTurn, resolve_model};
+use crate::pricing::CacheTtl;
 
 const TOP_KEYS: &[&str] = &[
     "instructions",
@@ -40,7 +44,11 @@ const TOP_KEYS: &[&str] = &[
     "output_validation_retries",
     "tool_timeout",
     "tool_result_max_chars",
+    "effort",
+    "strict_effort",
+    "prompt_caching",
 ];
+const PROMPT_CACHING_KEYS: &[&str] = &["ttl", "key"];
 const MODEL_KEYS: &[&str] = &["name", "model", "turns", "prefix"];
 const TURN_KEYS: &[&str] = &["text", "tool_calls", "usage"];
 const CALL_KEYS: &[&str] = &["name", "args"];
@@ -125,6 +133,28 @@ pub struct AgentConfig {
     pub tool_timeout: Option<f64>,
     /// Tool result cap in characters.
     pub tool_result_max_chars: Option<usize>,
+    /// Reasoning effort (`"minimal"` … `"max"`).
+    pub effort: Option<String>,
+    /// Fail calls whose model cannot honour the effort.
+    pub strict_effort: Option<bool>,
+    /// `true`, or `{ ttl = "5m" | "1h", key = "…" }`.
+    pub prompt_caching: Option<PromptCachingConfig>,
+}
+
+/// The `prompt_caching` key: on/off, or a table with the cache lifetime and
+/// routing key.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum PromptCachingConfig {
+    /// `prompt_caching = true` (five-minute entries, no key).
+    On(bool),
+    /// `prompt_caching = { ttl = "1h", key = "tenant-7" }`.
+    Table {
+        /// `"5m"` (default) or `"1h"`.
+        ttl: Option<String>,
+        /// A routing key for providers that take one.
+        key: Option<String>,
+    },
 }
 
 fn check_keys(
@@ -147,6 +177,14 @@ fn check_keys(
 
 fn check_all_keys(file: &str, prefix: &str, root: &toml::Table) -> Result<(), ConfigError> {
     check_keys(file, prefix, root, TOP_KEYS)?;
+    if let Some(toml::Value::Table(cache)) = root.get("prompt_caching") {
+        check_keys(
+            file,
+            &format!("{prefix}prompt_caching."),
+            cache,
+            PROMPT_CACHING_KEYS,
+        )?;
+    }
     let Some(toml::Value::Table(model)) = root.get("model") else {
         return Ok(());
     };
@@ -296,6 +334,35 @@ impl AgentConfig {
         if let Some(n) = self.tool_result_max_chars {
             b = b.tool_result_max_chars(n);
         }
+        if let Some(e) = self.effort {
+            b = b.effort(e.parse()?);
+        }
+        if let Some(strict) = self.strict_effort {
+            b = b.strict_effort(strict);
+        }
+        match self.prompt_caching {
+            None | Some(PromptCachingConfig::On(false)) => {}
+            Some(PromptCachingConfig::On(true)) => b = b.prompt_caching(PromptCache::new()),
+            Some(PromptCachingConfig::Table { ttl, key }) => {
+                let mut cache = PromptCache::new();
+                cache = match ttl.as_deref() {
+                    None | Some("5m") => cache,
+                    Some("1h") => cache.ttl(CacheTtl::OneHour),
+                    Some(other) => {
+                        return Err(ConfigError::invalid(
+                            "prompt_caching.ttl",
+                            format!(
+                                "unknown cache lifetime {other:?}; valid choices are \"5m\", \"1h\""
+                            ),
+                        ));
+                    }
+                };
+                if let Some(key) = key {
+                    cache = cache.key(key);
+                }
+                b = b.prompt_caching(cache);
+            }
+        }
         Ok(b)
     }
 }
@@ -328,6 +395,38 @@ impl Agent {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn effort_and_prompt_caching_keys() {
+        let cfg = AgentConfig::from_toml(
+            "model = \"echo\"\neffort = \"high\"\nprompt_caching = { ttl = \"1h\", key = \"t7\" }\n",
+            "a.toml",
+        )
+        .unwrap();
+        assert_eq!(cfg.effort.as_deref(), Some("high"));
+        assert!(cfg.clone().into_builder().is_ok());
+        let typo = AgentConfig::from_toml("effort = \"hgih\"", "b.toml")
+            .unwrap()
+            .into_builder()
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(typo.contains("did you mean \"high\""), "{typo}");
+        let ttl = AgentConfig::from_toml("prompt_caching = { ttl = \"2h\" }", "c.toml")
+            .unwrap()
+            .into_builder()
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(ttl.contains("unknown cache lifetime \"2h\""), "{ttl}");
+        let key = AgentConfig::from_toml("prompt_caching = { tll = \"1h\" }", "d.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            key.ends_with("d.toml: unknown key `prompt_caching.tll` (did you mean `ttl`?)"),
+            "{key}"
+        );
+    }
     use super::*;
 
     #[test]
