@@ -12,7 +12,9 @@ use bytes::Bytes;
 use loomflow_model::http::HttpBody;
 use loomflow_model::model::FinishReason;
 use loomflow_model::pricing::{CacheTtl, Rates, cost_usd_with_ttl};
-use loomflow_model::sse::{ChunkResult, ReplyProtocol, SseChunkStream, SseEvent, Step};
+use loomflow_model::sse::{
+    ChunkResult, ReplyProtocol, SseChunkStream, SseEvent, Step, malformed_event,
+};
 use loomflow_model::{ModelChunk, ModelError, ToolCall, Usage};
 use serde_json::Value;
 
@@ -83,14 +85,6 @@ fn merge(into: &mut WireUsage, from: WireUsage) {
         .or(into.cache_creation_input_tokens);
 }
 
-fn malformed(data: &str, e: &serde_json::Error) -> ModelError {
-    let cut = data.char_indices().nth(120).map_or(data.len(), |(i, _)| i);
-    ModelError::Transient {
-        message: format!("malformed stream event ({e}): {}", &data[..cut]),
-        retry_after: None,
-    }
-}
-
 impl Reply {
     fn take_open(&mut self, index: usize) -> Option<Open> {
         let at = self.open.iter().position(|(i, _)| *i == index)?;
@@ -132,7 +126,7 @@ impl ReplyProtocol for Reply {
         let parsed: Event<'_> = match serde_json::from_str(event.data) {
             Ok(e) => e,
             Err(e) => {
-                out.push_back(Err(malformed(event.data, &e)));
+                out.push_back(Err(malformed_event("event", event.data, &e)));
                 return Step::Failed;
             }
         };
@@ -265,15 +259,8 @@ impl ReplyProtocol for Reply {
             cost_usd: 0.0,
         };
         usage.cost_usd = cost_usd_with_ttl(&self.model, &usage, self.rates, self.ttl);
-        let finish_reason = match self.stop.take() {
-            // The forced output tool is the answer, not a call to run.
-            Some(FinishReason::ToolUse) if self.calls == 0 && self.output_via_tool => {
-                FinishReason::Stop
-            }
-            Some(FinishReason::Stop) | None if self.calls > 0 => FinishReason::ToolUse,
-            Some(r) => r,
-            None => FinishReason::Stop,
-        };
+        // The forced output tool is the answer, not a call to run.
+        let finish_reason = FinishReason::settle(self.stop.take(), self.calls > 0);
         out.push_back(Ok(ModelChunk::Finish {
             finish_reason,
             usage,

@@ -395,6 +395,7 @@ impl Agent {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
 
     #[test]
     fn effort_and_prompt_caching_keys() {
@@ -427,7 +428,6 @@ mod tests {
             "{key}"
         );
     }
-    use super::*;
 
     #[test]
     fn unknown_keys_name_file_key_and_closest_key() {

@@ -8,10 +8,9 @@
 //! or fails the call when the request says
 //! [`strict_effort`](crate::ModelRequest::strict_effort).
 
-use std::collections::HashSet;
 use std::fmt;
 use std::str::FromStr;
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
@@ -129,11 +128,18 @@ pub fn effort_unsupported(
             ),
         });
     }
-    static WARNED: OnceLock<Mutex<HashSet<(String, Effort)>>> = OnceLock::new();
-    let warned = WARNED.get_or_init(Default::default);
-    let first = warned
+    // A handful of (model, level) pairs per process: a linear scan, and no
+    // allocation on the calls after the first.
+    static WARNED: Mutex<Vec<(String, Effort)>> = Mutex::new(Vec::new());
+    let first = WARNED
         .lock()
-        .map(|mut w| w.insert((model.to_owned(), effort)))
+        .map(|mut warned| {
+            let seen = warned.iter().any(|(m, e)| m == model && *e == effort);
+            if !seen {
+                warned.push((model.to_owned(), effort));
+            }
+            !seen
+        })
         .unwrap_or(false);
     if first {
         tracing::warn!(

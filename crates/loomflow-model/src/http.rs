@@ -1,5 +1,5 @@
-//! Sending a streaming request to a provider (feature `http`): the one place
-//! HTTP failures become classified [`ModelError`]s.
+//! Sending requests to a provider (feature `http`): the one place HTTP
+//! failures become classified [`ModelError`]s, and the default client.
 
 use bytes::Bytes;
 

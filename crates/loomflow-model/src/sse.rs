@@ -184,6 +184,17 @@ pub trait ReplyProtocol: Send + Unpin {
     fn can_end(&self) -> bool;
 }
 
+/// The error for an event whose data does not parse (`what` names it in the
+/// provider's terms: `"chunk"`, `"event"`): transient (a retry before the
+/// first chunk may get a clean stream), quoting the start of the data.
+pub fn malformed_event(what: &str, data: &str, error: &dyn std::fmt::Display) -> ModelError {
+    let cut = data.char_indices().nth(120).map_or(data.len(), |(i, _)| i);
+    ModelError::Transient {
+        message: format!("malformed stream {what} ({error}): {}", &data[..cut]),
+        retry_after: None,
+    }
+}
+
 /// One item of a chunk stream.
 pub type ChunkResult = Result<ModelChunk, ModelError>;
 

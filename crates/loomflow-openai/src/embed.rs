@@ -109,6 +109,7 @@ impl OpenAiEmbedder {
             encoding_format: "float",
             dimensions: inner.request_dimensions,
         })
+        .map(bytes::Bytes::from)
         .map_err(|e| ModelError::other(format!("could not encode the request: {e}")))?;
         let bytes = inner
             .retry
@@ -118,6 +119,7 @@ impl OpenAiEmbedder {
                     .post(&inner.url)
                     .timeout(inner.timeout)
                     .header("content-type", "application/json")
+                    // A reference count, not a copy, per attempt.
                     .body(body.clone());
                 if let Some(key) = &inner.api_key {
                     http = http.bearer_auth(key);

@@ -1,5 +1,5 @@
-//! [`OpenAiModel`]: the Chat Completions adapter, for OpenAI itself and any
-//! OpenAI-compatible gateway.
+//! [`OpenAiModel`]: the Chat Completions (and Responses) adapter, for OpenAI
+//! itself and any OpenAI-compatible gateway.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -86,7 +86,8 @@ struct Inner {
     url: String,
 }
 
-/// A model served over the Chat Completions API.
+/// A model served over the Chat Completions API, or over the Responses API
+/// with [`responses_api`](OpenAiBuilder::responses_api).
 ///
 /// Cheap to clone (one `Arc`). The key comes from
 /// [`api_key`](OpenAiBuilder::api_key), else the [`Secrets`] store, else the

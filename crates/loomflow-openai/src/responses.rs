@@ -15,7 +15,9 @@ use bytes::Bytes;
 use loomflow_model::http::HttpBody;
 use loomflow_model::model::FinishReason;
 use loomflow_model::pricing::{Rates, cost_usd};
-use loomflow_model::sse::{ChunkResult, ReplyProtocol, SseChunkStream, SseEvent, Step};
+use loomflow_model::sse::{
+    ChunkResult, ReplyProtocol, SseChunkStream, SseEvent, Step, malformed_event,
+};
 use loomflow_model::{
     ContentPart, Image, Message, ModelChunk, ModelError, Role, ToolCall, ToolDef, Usage,
 };
@@ -331,12 +333,7 @@ impl ReplyProtocol for ResponseReply {
         let parsed: Event<'_> = match serde_json::from_str(event.data) {
             Ok(e) => e,
             Err(e) => {
-                let data = event.data;
-                let cut = data.char_indices().nth(120).map_or(data.len(), |(i, _)| i);
-                out.push_back(Err(ModelError::Transient {
-                    message: format!("malformed stream event ({e}): {}", &data[..cut]),
-                    retry_after: None,
-                }));
+                out.push_back(Err(malformed_event("event", event.data, &e)));
                 return Step::Failed;
             }
         };
@@ -429,11 +426,7 @@ impl ReplyProtocol for ResponseReply {
         }
         let mut usage = self.usage;
         usage.cost_usd = cost_usd(&self.model, &usage, self.rates);
-        let finish_reason = match self.finish.take() {
-            Some(FinishReason::Stop) | None if self.calls > 0 => FinishReason::ToolUse,
-            Some(r) => r,
-            None => FinishReason::Stop,
-        };
+        let finish_reason = FinishReason::settle(self.finish.take(), self.calls > 0);
         out.push_back(Ok(ModelChunk::Finish {
             finish_reason,
             usage,

@@ -10,7 +10,9 @@ use bytes::Bytes;
 use loomflow_model::http::HttpBody;
 use loomflow_model::model::FinishReason;
 use loomflow_model::pricing::{Rates, cost_usd};
-use loomflow_model::sse::{ChunkResult, ReplyProtocol, SseChunkStream, SseEvent, Step};
+use loomflow_model::sse::{
+    ChunkResult, ReplyProtocol, SseChunkStream, SseEvent, Step, malformed_event,
+};
 use loomflow_model::{ModelChunk, ModelError, ToolCall, Usage};
 
 use crate::wire::Chunk;
@@ -41,11 +43,7 @@ impl Turn {
         let chunk: Chunk<'_> = match serde_json::from_str(data) {
             Ok(c) => c,
             Err(e) => {
-                let cut = data.char_indices().nth(120).map_or(data.len(), |(i, _)| i);
-                out.push_back(Err(ModelError::Transient {
-                    message: format!("malformed stream chunk ({e}): {}", &data[..cut]),
-                    retry_after: None,
-                }));
+                out.push_back(Err(malformed_event("chunk", data, &e)));
                 return Step::Failed;
             }
         };
@@ -120,11 +118,7 @@ impl Turn {
         }
         let mut usage = self.usage;
         usage.cost_usd = cost_usd(&self.model, &usage, self.rates);
-        let finish_reason = match self.finish.take() {
-            Some(FinishReason::Stop) | None if any_calls => FinishReason::ToolUse,
-            Some(r) => r,
-            None => FinishReason::Stop,
-        };
+        let finish_reason = FinishReason::settle(self.finish.take(), any_calls);
         out.push_back(Ok(ModelChunk::Finish {
             finish_reason,
             usage,

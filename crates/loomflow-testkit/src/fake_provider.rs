@@ -1,10 +1,12 @@
 //! A fake LLM provider on a loopback port: it answers each request with the
 //! next queued [`Reply`] and records what it was sent. Only the provider HTTP
-//! APIs are faked in loomflow's tests; the fixture builders in [`openai`]
-//! and [`anthropic`] follow the official wire formats (Chat Completions:
-//! `chat.completion.chunk` objects, the `include_usage` usage chunk, `[DONE]`,
-//! `{"error": …}` bodies; Messages: named events from `message_start` to
-//! `message_stop`, `{"type": "error", …}` bodies).
+//! APIs are faked in loomflow's tests; the fixture builders in [`openai`],
+//! [`openai_responses`] and [`anthropic`] follow the official wire formats
+//! (Chat Completions: `chat.completion.chunk` objects, the `include_usage`
+//! usage chunk, `[DONE]`, `{"error": …}` bodies; Responses: sequenced
+//! `response.*` events; Messages: named events from `message_start` to
+//! `message_stop`, `{"type": "error", …}` bodies). With [`DUMP_VAR`] set,
+//! every reply served is written out for `scripts/check_wire.py`.
 
 use std::collections::VecDeque;
 

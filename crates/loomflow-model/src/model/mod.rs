@@ -41,6 +41,30 @@ pub enum FinishReason {
     ContentFilter,
 }
 
+impl FinishReason {
+    /// The reason to report for a reply, from what the provider said and
+    /// whether the reply carried tool calls: calls make it
+    /// [`ToolUse`](Self::ToolUse) even when the provider said `stop` (some
+    /// gateways do), and a `tool_use` with no call left to run (Anthropic's
+    /// output tool, calls without a name) is a [`Stop`](Self::Stop).
+    ///
+    /// ```
+    /// use loomflow_model::FinishReason;
+    /// assert_eq!(FinishReason::settle(Some(FinishReason::Stop), true), FinishReason::ToolUse);
+    /// assert_eq!(FinishReason::settle(Some(FinishReason::ToolUse), false), FinishReason::Stop);
+    /// assert_eq!(FinishReason::settle(Some(FinishReason::Length), true), FinishReason::Length);
+    /// assert_eq!(FinishReason::settle(None, false), FinishReason::Stop);
+    /// ```
+    pub fn settle(reported: Option<FinishReason>, made_calls: bool) -> FinishReason {
+        match reported {
+            Some(FinishReason::Stop) | None if made_calls => FinishReason::ToolUse,
+            Some(FinishReason::ToolUse) if !made_calls => FinishReason::Stop,
+            Some(r) => r,
+            None => FinishReason::Stop,
+        }
+    }
+}
+
 /// One piece of a streamed reply. Serialises with a `kind` tag
 /// (`{"kind": "text", "text": "…"}`), like the reference.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
