@@ -5,7 +5,8 @@ Nothing here was written against our own types: every stream event the fake
 provider served during the test run (dumped by the testkit when
 LOOMFLOW_FIXTURE_DUMP is set) is parsed with the `openai` / `anthropic` Python
 SDKs' models and fed through their own stream accumulators, every error body
-through their error models, and every request body we snapshot (insta
+through their error models, every token-count reply through their count
+types, and every request body we snapshot (insta
 `.snap` files) through their request-parameter types.
 
 Usage: check_wire.py DUMP_DIR SNAPSHOT_DIR...
@@ -22,13 +23,16 @@ import anthropic  # noqa: F401  (version printed below)
 import openai
 from anthropic.lib.streaming._messages import accumulate_event
 from anthropic.types import ErrorResponse, RawMessageStreamEvent
+from anthropic.types import MessageTokensCount
+from anthropic.types.message_count_tokens_params import MessageCountTokensParams
 from anthropic.types.message_create_params import MessageCreateParamsStreaming
 from openai.lib.streaming.chat import ChatCompletionStreamState
 from openai.types.chat import ChatCompletionChunk
 from openai.types.chat.completion_create_params import CompletionCreateParamsStreaming
 from openai.lib.streaming.responses._responses import ResponseStreamState
 from openai.types import CreateEmbeddingResponse
-from openai.types.responses import ResponseStreamEvent
+from openai.types.responses import InputTokenCountResponse, ResponseStreamEvent
+from openai.types.responses.input_token_count_params import InputTokenCountParams
 from openai.types.responses.response_create_params import ResponseCreateParamsStreaming
 from openai.types.embedding_create_params import EmbeddingCreateParams
 from openai.types.shared import ErrorObject
@@ -39,6 +43,8 @@ REQUEST_ADAPTERS = {
     "openai": TypeAdapter(CompletionCreateParamsStreaming),
     "openai embeddings": TypeAdapter(EmbeddingCreateParams),
     "openai responses": TypeAdapter(ResponseCreateParamsStreaming),
+    "anthropic count_tokens": TypeAdapter(MessageCountTokensParams),
+    "openai responses input_tokens": TypeAdapter(InputTokenCountParams),
 }
 RESPONSE_EVENT_ADAPTER = TypeAdapter(ResponseStreamEvent)
 EVENT_ADAPTER = TypeAdapter(RawMessageStreamEvent)
@@ -178,8 +184,32 @@ def check_anthropic(where: str, record: dict) -> None:
     count("anthropic streams accumulated")
 
 
+def check_count(where: str, record: dict) -> None:
+    """A token-count reply (JSON) or an error body."""
+    anthropic_side = record["dialect"] == "anthropic-count"
+    body = record["body"]
+    if record["status"] >= 400:
+        if anthropic_side:
+            ErrorResponse.model_validate(body)
+        else:
+            ErrorObject.model_validate(body["error"])
+        count("token-count error bodies")
+        return
+    if anthropic_side:
+        MessageTokensCount.model_validate(body)
+    else:
+        InputTokenCountResponse.model_validate(body)
+    count("token-count replies")
+
+
 def check_request(where: str, body: dict) -> None:
-    if "input" in body and "store" in body:
+    if "count_tokens" in where:
+        # Snapshots of count requests say so in their name.
+        if "messages" in body:
+            params, provider = MessageCountTokensParams, "anthropic count_tokens"
+        else:
+            params, provider = InputTokenCountParams, "openai responses input_tokens"
+    elif "input" in body and "store" in body:
         params, provider = ResponseCreateParamsStreaming, "openai responses"
     elif "input" in body and "messages" not in body:
         params, provider = EmbeddingCreateParams, "openai embeddings"
@@ -225,6 +255,8 @@ def main() -> int:
                 check_openai_embeddings(where, record)
             elif record["dialect"] == "anthropic":
                 check_anthropic(where, record)
+            elif record["dialect"] in ("anthropic-count", "openai-responses-count"):
+                check_count(where, record)
             else:
                 fail(where, "unknown dialect")
         except Exception as e:  # an SDK model rejected it

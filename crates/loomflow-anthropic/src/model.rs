@@ -5,10 +5,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use loomflow_model::effort::effort_unsupported;
-use loomflow_model::http::{client_or_default, open_stream};
+use loomflow_model::http::{client_or_default, open_stream, receive_json};
 use loomflow_model::model::{ChunkStream, ModelCapabilities, ModelRequest};
 use loomflow_model::pricing::{CacheTtl, Rates, canonical_model_name};
 use loomflow_model::secrets::{Endpoint, Secrets};
+use loomflow_model::tokens::{CountMethod, TokenCount};
 use loomflow_model::{
     ConfigError, ContentPart, Effort, Image, Message, Model, ModelError, OutputSchema, PromptCache,
     Role,
@@ -19,8 +20,8 @@ use crate::effort::{Regime, regime, thinking_for};
 use crate::schema::{has_json_outputs, json_output_schema};
 use crate::stream::{OUTPUT_TOOL, messages_stream};
 use crate::wire::{
-    CacheControl, ImageSource, MessagesRequest, OutputConfig, ReqBlock, System, TextBlock,
-    Thinking, ToolChoice, WireMessage, WireTool,
+    CacheControl, CountTokensRequest, ImageSource, MessagesRequest, OutputConfig, ReqBlock, System,
+    TextBlock, Thinking, TokensCount, ToolChoice, WireMessage, WireTool,
 };
 
 /// The API version every request names.
@@ -56,6 +57,7 @@ struct Inner {
     timeout: Duration,
     client: reqwest::Client,
     url: String,
+    count_url: String,
 }
 
 /// A Claude model over the Messages API.
@@ -118,6 +120,18 @@ pub struct AnthropicBuilder {
 }
 
 impl AnthropicModel {
+    /// A POST to `url` with the key, version and content type set.
+    fn post(&self, url: &str) -> reqwest::RequestBuilder {
+        let inner = &*self.inner;
+        inner
+            .client
+            .post(url)
+            .timeout(inner.timeout)
+            .header("x-api-key", &inner.api_key)
+            .header("anthropic-version", API_VERSION)
+            .header("content-type", "application/json")
+    }
+
     /// A builder for `model`.
     pub fn builder(model: impl Into<String>) -> AnthropicBuilder {
         AnthropicBuilder {
@@ -449,6 +463,7 @@ impl AnthropicBuilder {
                 regime: regime(&canonical),
                 json_outputs: has_json_outputs(&canonical),
                 url: format!("{base_url}/v1/messages"),
+                count_url: format!("{base_url}/v1/messages/count_tokens"),
                 model: Arc::from(self.model),
                 base_url,
                 api_key: api_key.unwrap_or_default(),
@@ -490,15 +505,9 @@ impl Model for AnthropicModel {
 
     async fn stream(&self, request: ModelRequest<'_>) -> Result<ChunkStream, ModelError> {
         let inner = &*self.inner;
-        let body = serde_json::to_vec(&self.body(&request)?)
-            .map_err(|e| ModelError::other(format!("could not encode the request: {e}")))?;
-        let http = inner
-            .client
+        let body = encode(&self.body(&request)?)?;
+        let http = self
             .post(&inner.url)
-            .timeout(inner.timeout)
-            .header("x-api-key", &inner.api_key)
-            .header("anthropic-version", API_VERSION)
-            .header("content-type", "application/json")
             .header("accept", "text/event-stream")
             .body(body);
         let body = open_stream(http, &inner.base_url).await?;
@@ -513,4 +522,20 @@ impl Model for AnthropicModel {
             ttl,
         )))
     }
+
+    /// The provider's count (`POST /v1/messages/count_tokens`) of the
+    /// request as it would be sent: system, tools, thinking and the output
+    /// tool or format included.
+    async fn count_tokens(&self, request: ModelRequest<'_>) -> Result<TokenCount, ModelError> {
+        let inner = &*self.inner;
+        let body = encode(&CountTokensRequest::from(self.body(&request)?))?;
+        let http = self.post(&inner.count_url).body(body);
+        let count: TokensCount = receive_json(http, &inner.base_url, "the token count").await?;
+        Ok(TokenCount::new(count.input_tokens, CountMethod::Provider))
+    }
+}
+
+fn encode(body: &impl serde::Serialize) -> Result<Vec<u8>, ModelError> {
+    serde_json::to_vec(body)
+        .map_err(|e| ModelError::other(format!("could not encode the request: {e}")))
 }

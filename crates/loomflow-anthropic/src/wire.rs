@@ -27,6 +27,44 @@ pub(crate) struct MessagesRequest<'a> {
     pub stream: bool,
 }
 
+/// `POST /v1/messages/count_tokens` body: what a message request sends
+/// that costs input tokens (no output cap, sampling or streaming).
+#[derive(Serialize)]
+pub(crate) struct CountTokensRequest<'a> {
+    model: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    system: Option<System<'a>>,
+    messages: Vec<WireMessage<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tools: Vec<WireTool<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_choice: Option<ToolChoice<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    thinking: Option<Thinking>,
+    #[serde(skip_serializing_if = "OutputConfig::is_empty")]
+    output_config: OutputConfig,
+}
+
+impl<'a> From<MessagesRequest<'a>> for CountTokensRequest<'a> {
+    fn from(request: MessagesRequest<'a>) -> Self {
+        Self {
+            model: request.model,
+            system: request.system,
+            messages: request.messages,
+            tools: request.tools,
+            tool_choice: request.tool_choice,
+            thinking: request.thinking,
+            output_config: request.output_config,
+        }
+    }
+}
+
+/// The `count_tokens` reply.
+#[derive(Deserialize)]
+pub(crate) struct TokensCount {
+    pub input_tokens: u64,
+}
+
 /// The system prompt: one string, or blocks when caching marks them.
 #[derive(Serialize)]
 #[serde(untagged)]

@@ -543,3 +543,51 @@ fn missing_key_names_the_variable() {
         assert!(err.contains("set ANTHROPIC_API_KEY"), "{err}");
     }
 }
+
+#[tokio::test]
+async fn count_tokens_asks_the_provider_with_the_request_as_it_would_be_sent() {
+    let fake = FakeProvider::start().await.unwrap();
+    fake.push(anthropic::error(529, "overloaded_error", "Overloaded"))
+        .push(anthropic::token_count(1234));
+    let model = Retrying::new(model_named(&fake, HAIKU), quick_retries(2));
+    let messages = [
+        Message::system("Be brief."),
+        Message::user("Weather in Paris?"),
+    ];
+    let tools = [weather_def()];
+    let cache = PromptCache::new();
+    let count = model
+        .count_tokens(
+            ModelRequest::new(&messages)
+                .with_tools(&tools)
+                .with_prompt_cache(Some(&cache))
+                .with_max_tokens(Some(100)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(count.input_tokens, 1234);
+    assert!(count.is_exact(), "{count}");
+
+    let requests = fake.requests();
+    assert_eq!(requests.len(), 2, "the overload was retried once");
+    let req = &requests[1];
+    assert_eq!(req.path, "/v1/messages/count_tokens");
+    assert_eq!(req.header("x-api-key"), Some("sk-ant-test-key"));
+    assert_eq!(req.header("anthropic-version"), Some("2023-06-01"));
+    // No max_tokens, stream or temperature: the count endpoint takes none.
+    insta::assert_json_snapshot!("count_tokens_request", req.body);
+
+    fake.push(anthropic::error(
+        400,
+        "invalid_request_error",
+        "messages: at least one message is required",
+    ));
+    let err = model
+        .count_tokens(ModelRequest::new(&[]))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, ModelError::InvalidRequest { message } if message.contains("at least one message")),
+        "{err:?}"
+    );
+}

@@ -34,6 +34,10 @@ pub mod secrets {
 pub mod output {
     pub use loomflow_model::output::*;
 }
+/// Counting a request's input tokens (from `loomflow-model`).
+pub mod tokens {
+    pub use loomflow_model::tokens::*;
+}
 pub mod tone;
 pub mod tool;
 

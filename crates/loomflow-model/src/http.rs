@@ -49,6 +49,28 @@ pub async fn send(
     Ok(response)
 }
 
+/// Sends `request` and parses its JSON reply as `T` (`what` names the
+/// reply in errors: "the embeddings response"). Failures as in [`send`]; a
+/// connection lost while reading is transient; a body that does not parse
+/// is [`ModelError::Other`] quoting the parser.
+pub async fn receive_json<T: serde::de::DeserializeOwned>(
+    request: reqwest::RequestBuilder,
+    endpoint: &str,
+    what: &str,
+) -> Result<T, ModelError> {
+    let bytes =
+        send(request, endpoint)
+            .await?
+            .bytes()
+            .await
+            .map_err(|e| ModelError::Transient {
+                message: format!("the connection to {endpoint} failed while reading {what}: {e}"),
+                retry_after: None,
+            })?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| ModelError::other(format!("{what} from {endpoint} did not parse: {e}")))
+}
+
 /// The HTTP client adapters build when none is given: `client` if set,
 /// else a fresh one with a 30 s connect timeout (request timeouts are set
 /// per request).

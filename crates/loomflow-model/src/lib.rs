@@ -19,6 +19,7 @@ pub mod output;
 pub mod pricing;
 pub mod secrets;
 pub mod sse;
+pub mod tokens;
 
 pub use effort::{Effort, PromptCache};
 pub use embed::Embedder;
@@ -29,6 +30,7 @@ pub use model::{
     ModelRequest, ScriptedModel, ScriptedTurn,
 };
 pub use output::OutputSchema;
+pub use tokens::{CountMethod, TokenCount};
 
 /// A fresh id: `prefix`, an underscore and a ULID (`tcall_01J…`).
 ///

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use loomflow_model::http::{client_or_default, send};
+use loomflow_model::http::{client_or_default, receive_json};
 use loomflow_model::model::retry::RetryPolicy;
 use loomflow_model::secrets::{Endpoint, Secrets};
 use loomflow_model::{ConfigError, Embedder, ModelError};
@@ -111,7 +111,7 @@ impl OpenAiEmbedder {
         })
         .map(bytes::Bytes::from)
         .map_err(|e| ModelError::other(format!("could not encode the request: {e}")))?;
-        let bytes = inner
+        let mut reply: EmbeddingResponse = inner
             .retry
             .run(&inner.model, || {
                 let mut http = inner
@@ -124,21 +124,9 @@ impl OpenAiEmbedder {
                 if let Some(key) = &inner.api_key {
                     http = http.bearer_auth(key);
                 }
-                async move {
-                    send(http, &inner.base_url)
-                        .await?
-                        .bytes()
-                        .await
-                        .map_err(|e| ModelError::Transient {
-                            message: format!("the connection failed reading embeddings: {e}"),
-                            retry_after: None,
-                        })
-                }
+                receive_json(http, &inner.base_url, "the embeddings response")
             })
             .await?;
-        let mut reply: EmbeddingResponse = serde_json::from_slice(&bytes).map_err(|e| {
-            ModelError::other(format!("the embeddings response did not parse: {e}"))
-        })?;
         if reply.data.len() != texts.len() {
             return Err(ModelError::other(format!(
                 "asked for {} embeddings, got {}",

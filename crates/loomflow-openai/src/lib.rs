@@ -25,6 +25,7 @@
 //! OpenAI key). Each resolved model retries transient failures with the
 //! default [`RetryPolicy`](loomflow_model::model::retry::RetryPolicy).
 
+mod count;
 mod embed;
 mod gateway;
 mod model;

@@ -6,16 +6,19 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use loomflow_model::effort::effort_unsupported;
-use loomflow_model::http::{client_or_default, open_stream};
+use loomflow_model::http::{client_or_default, open_stream, receive_json};
 use loomflow_model::model::{ChunkStream, ModelCapabilities, ModelRequest};
 use loomflow_model::pricing::{Rates, canonical_model_name};
 use loomflow_model::secrets::{Endpoint, Secrets};
+use loomflow_model::tokens::{CountMethod, TokenCount, estimate};
 use loomflow_model::{ConfigError, Effort, Model, ModelError, OutputSchema};
 use serde_json::json;
 
+use crate::count::{InputTokens, with_tokenizer};
 use crate::gateway::Gateway;
 use crate::responses::{
-    FunctionTool, Reasoning, ResponsesRequest, TextConfig, responses_stream, to_input,
+    FunctionTool, InputTokensRequest, Reasoning, ResponsesRequest, TextConfig, responses_stream,
+    to_input,
 };
 use crate::stream::chat_stream;
 use crate::strict::{strict_compatible, to_strict};
@@ -456,5 +459,32 @@ impl Model for OpenAiModel {
             Api::ChatCompletions => Box::pin(chat_stream(body, model, inner.rates)),
             Api::Responses => Box::pin(responses_stream(body, model, inner.rates)),
         })
+    }
+
+    /// On the Responses API at OpenAI: the provider's count
+    /// (`POST /responses/input_tokens`, the request as it would be sent).
+    /// Otherwise the model's tiktoken encoding with Chat Completions framing
+    /// (feature `tiktoken`, on by default), else the `chars / 4` estimate
+    /// (gateway models whose tokenizer is not OpenAI's).
+    async fn count_tokens(&self, request: ModelRequest<'_>) -> Result<TokenCount, ModelError> {
+        let inner = &*self.inner;
+        if inner.api == Api::Responses && inner.gateway == Gateway::OpenAi {
+            let body =
+                serde_json::to_vec(&InputTokensRequest::from(self.responses_body(&request)?))
+                    .map_err(|e| ModelError::other(format!("could not encode the request: {e}")))?;
+            let mut http = inner
+                .client
+                .post(format!("{}/responses/input_tokens", inner.base_url))
+                .timeout(inner.timeout)
+                .header("content-type", "application/json")
+                .body(body);
+            if let Some(key) = &inner.api_key {
+                http = http.bearer_auth(key);
+            }
+            let count: InputTokens =
+                receive_json(http, &inner.base_url, "the input-token count").await?;
+            return Ok(TokenCount::new(count.input_tokens, CountMethod::Provider));
+        }
+        Ok(with_tokenizer(&inner.model, &request).unwrap_or_else(|| estimate(&request)))
     }
 }

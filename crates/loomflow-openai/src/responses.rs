@@ -47,6 +47,35 @@ pub(crate) struct ResponsesRequest<'a> {
     pub prompt_cache_key: Option<&'a str>,
 }
 
+/// `POST /responses/input_tokens` body: what a response request sends that
+/// costs input tokens (no sampling, output or storage settings).
+#[derive(Serialize)]
+pub(crate) struct InputTokensRequest<'a> {
+    model: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    instructions: Option<String>,
+    input: Vec<InputItem<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tools: Vec<FunctionTool<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reasoning: Option<Reasoning>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    text: Option<TextConfig>,
+}
+
+impl<'a> From<ResponsesRequest<'a>> for InputTokensRequest<'a> {
+    fn from(request: ResponsesRequest<'a>) -> Self {
+        Self {
+            model: request.model,
+            instructions: request.instructions,
+            input: request.input,
+            tools: request.tools,
+            reasoning: request.reasoning,
+            text: request.text,
+        }
+    }
+}
+
 #[derive(Serialize)]
 pub(crate) struct Reasoning {
     pub effort: &'static str,

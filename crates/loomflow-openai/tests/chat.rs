@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use loomflow_core::model::{ModelChunk, ModelRequest};
+use loomflow_core::tokens::CountMethod;
 use loomflow_core::{Agent, Effort, Message, Model, ModelError, PromptCache, ToolCall};
 use loomflow_model::model::retry::{Jitter, RetryPolicy, Retrying};
 use loomflow_openai::{Gateway, OpenAiModel};
@@ -520,4 +521,37 @@ fn keys_come_from_secrets_then_the_environment() {
         .secrets(StaticSecrets::from([("LITELLM_API_KEY", "sk-from-vault")]))
         .build();
     assert!(ok.is_ok());
+}
+
+#[tokio::test]
+async fn count_tokens_is_local_with_tiktoken_and_an_estimate_on_other_gateways() {
+    let fake = FakeProvider::start().await.unwrap();
+    // "hello world" is two o200k tokens; Chat framing adds 3 per message and
+    // 3 priming the reply.
+    let messages = [Message::user("hello world")];
+    let count = model(&fake)
+        .count_tokens(ModelRequest::new(&messages))
+        .await
+        .unwrap();
+    assert_eq!(count.input_tokens, 3 + 2 + 3);
+    assert_eq!(count.to_string(), "8 tokens (tokenizer o200k_base)");
+    assert!(!count.is_exact());
+
+    // DeepSeek's tokenizer is not OpenAI's: a labelled estimate.
+    let deepseek = OpenAiModel::builder("deepseek-chat")
+        .gateway(Gateway::DeepSeek)
+        .api_key("ds-key")
+        .base_url(fake.url())
+        .build()
+        .unwrap();
+    let count = deepseek
+        .count_tokens(ModelRequest::new(&messages))
+        .await
+        .unwrap();
+    assert_eq!(count.method, CountMethod::Estimate);
+    assert_eq!(count.input_tokens, 3, "11 chars / 4, rounded up");
+    assert!(
+        fake.requests().is_empty(),
+        "neither count calls the network"
+    );
 }

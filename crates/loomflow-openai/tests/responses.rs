@@ -208,3 +208,37 @@ async fn an_error_event_mid_stream_and_a_cut_are_transient() {
         "{got:?}"
     );
 }
+
+#[tokio::test]
+async fn count_tokens_uses_the_input_tokens_endpoint() {
+    let fake = FakeProvider::start().await.unwrap();
+    fake.push(openai_responses::input_tokens(321));
+    let messages = [
+        Message::system("Be brief."),
+        Message::user("Weather in Paris?"),
+    ];
+    let tools = [loomflow_core::ToolDef {
+        name: "weather".into(),
+        description: "Look up the weather.".into(),
+        input_schema: json!({"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}),
+        server: None,
+        destructive: false,
+        ends_turn: false,
+    }];
+    let count = model(&fake)
+        .count_tokens(
+            ModelRequest::new(&messages)
+                .with_tools(&tools)
+                .with_effort(Some(Effort::Low))
+                .with_max_tokens(Some(50)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(count.input_tokens, 321);
+    assert!(count.is_exact());
+    let req = &fake.requests()[0];
+    assert_eq!(req.path, "/v1/responses/input_tokens");
+    assert_eq!(req.authorization.as_deref(), Some("Bearer sk-test-key"));
+    // No stream, store, max_output_tokens: the endpoint takes none of them.
+    insta::assert_json_snapshot!("responses_count_tokens_request", req.body);
+}

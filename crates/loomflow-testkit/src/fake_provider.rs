@@ -224,7 +224,11 @@ pub const DUMP_VAR: &str = "LOOMFLOW_FIXTURE_DUMP";
 
 /// The provider dialect a request path speaks.
 fn dialect(path: &str) -> &'static str {
-    if path.ends_with("/messages") {
+    if path.ends_with("/messages/count_tokens") {
+        "anthropic-count"
+    } else if path.ends_with("/responses/input_tokens") {
+        "openai-responses-count"
+    } else if path.ends_with("/messages") {
         "anthropic"
     } else if path.ends_with("/responses") {
         "openai-responses"
@@ -622,6 +626,15 @@ pub mod anthropic {
         }
     }
 
+    /// A `count_tokens` reply: `{"input_tokens": n}`.
+    pub fn token_count(input_tokens: u64) -> Reply {
+        Reply::Json {
+            status: 200,
+            headers: vec![("request-id".into(), "req_fake01".into())],
+            body: json!({"input_tokens": input_tokens}),
+        }
+    }
+
     /// An error response with a `retry-after` header (seconds).
     pub fn error_with_retry_after(status: u16, kind: &str, message: &str, secs: u64) -> Reply {
         match error(status, kind, message) {
@@ -814,6 +827,15 @@ pub mod openai_responses {
         Reply::Sse {
             events: events(model, items, "completed", tokens),
             cut_after: None,
+        }
+    }
+
+    /// A `POST /responses/input_tokens` reply.
+    pub fn input_tokens(input_tokens: u64) -> Reply {
+        Reply::Json {
+            status: 200,
+            headers: Vec::new(),
+            body: json!({"object": "response.input_tokens", "input_tokens": input_tokens}),
         }
     }
 

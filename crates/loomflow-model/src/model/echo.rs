@@ -2,7 +2,8 @@ use async_trait::async_trait;
 
 use super::{ChunkStream, Completion, FinishReason, Model, ModelChunk, ModelRequest, word_chunks};
 use crate::error::ModelError;
-use crate::message::{Message, Role, Usage};
+use crate::message::{ContentPart, Message, Role, Usage};
+use crate::tokens::{CountMethod, TokenCount};
 
 /// A model that answers with a prefix plus the last user message. For trying
 /// the full loop without a key or a network.
@@ -62,10 +63,7 @@ impl EchoModel {
             .map(Message::text_content)
             .unwrap_or_default();
         let text = format!("{}{}", self.prefix, last_user);
-        let input_tokens: u64 = messages
-            .iter()
-            .map(|m| m.text_content().split_whitespace().count() as u64)
-            .sum();
+        let input_tokens = input_tokens(messages);
         let output_tokens = (text.split_whitespace().count() as u64).max(1);
         let usage = Usage {
             input_tokens,
@@ -75,6 +73,18 @@ impl EchoModel {
         };
         (text, usage)
     }
+}
+
+/// The echo model's synthetic input usage: whitespace-separated words.
+fn input_tokens(messages: &[Message]) -> u64 {
+    messages
+        .iter()
+        .flat_map(|m| &m.content)
+        .map(|part| match part {
+            ContentPart::Text { text } => text.split_whitespace().count() as u64,
+            _ => 0,
+        })
+        .sum()
 }
 
 #[async_trait]
@@ -104,5 +114,14 @@ impl Model for EchoModel {
             finish_reason: FinishReason::Stop,
             reasoning: Vec::new(),
         })
+    }
+
+    /// Exactly the input usage a call would report (its synthetic word
+    /// count), so it is the echo model's own count.
+    async fn count_tokens(&self, request: ModelRequest<'_>) -> Result<TokenCount, ModelError> {
+        Ok(TokenCount::new(
+            input_tokens(request.messages),
+            CountMethod::Provider,
+        ))
     }
 }

@@ -10,6 +10,7 @@ use super::retry::open_stream;
 use super::{ChunkStream, Completion, Model, ModelCapabilities, ModelRequest};
 use crate::error::ModelError;
 use crate::output::OutputSchema;
+use crate::tokens::TokenCount;
 
 /// Decides whether an error moves the call to the next model.
 pub type FallOn = Arc<dyn Fn(&ModelError) -> bool + Send + Sync>;
@@ -158,6 +159,19 @@ impl Model for Fallback {
                     self.last.store(i, Ordering::Relaxed);
                     return Ok(c);
                 }
+                Err(err) if self.give_up(i, &err) => return Err(err),
+                Err(_) => {}
+            }
+        }
+        Err(no_models())
+    }
+
+    /// The count of the first model that can answer (the one that would
+    /// serve the request), failing over on the same errors as a call.
+    async fn count_tokens(&self, request: ModelRequest<'_>) -> Result<TokenCount, ModelError> {
+        for (i, model) in self.models.iter().enumerate() {
+            match model.count_tokens(request).await {
+                Ok(count) => return Ok(count),
                 Err(err) if self.give_up(i, &err) => return Err(err),
                 Err(_) => {}
             }

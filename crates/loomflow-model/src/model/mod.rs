@@ -25,6 +25,7 @@ use crate::effort::{Effort, PromptCache};
 use crate::error::ModelError;
 use crate::message::{ContentPart, Message, ToolCall, ToolDef, Usage};
 use crate::output::OutputSchema;
+use crate::tokens::TokenCount;
 
 /// Why the model stopped.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -341,6 +342,14 @@ pub trait Model: Send + Sync + 'static {
     /// The whole reply to `request`. Defaults to folding [`Model::stream`].
     async fn complete(&self, request: ModelRequest<'_>) -> Result<Completion, ModelError> {
         Completion::collect(self.stream(request).await?).await
+    }
+
+    /// How many input tokens `request` would use, and how that was counted.
+    /// Defaults to the labelled `chars / 4` [`estimate`](crate::tokens::estimate);
+    /// adapters answer with the provider's count endpoint or the model's
+    /// tokenizer where there is one.
+    async fn count_tokens(&self, request: ModelRequest<'_>) -> Result<TokenCount, ModelError> {
+        Ok(crate::tokens::estimate(&request))
     }
 }
 

@@ -10,6 +10,7 @@ use futures_util::StreamExt;
 use super::{ChunkStream, Completion, Model, ModelCapabilities, ModelRequest};
 use crate::error::ModelError;
 use crate::output::OutputSchema;
+use crate::tokens::TokenCount;
 
 /// How the backoff delay is randomised.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -241,6 +242,13 @@ impl Model for Retrying {
         let model = &*self.inner;
         self.policy
             .run(model.name(), || model.complete(request))
+            .await
+    }
+
+    async fn count_tokens(&self, request: ModelRequest<'_>) -> Result<TokenCount, ModelError> {
+        let model = &*self.inner;
+        self.policy
+            .run(model.name(), || model.count_tokens(request))
             .await
     }
 }
