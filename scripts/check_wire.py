@@ -9,6 +9,9 @@ through their error models, every token-count reply through their count
 types, and every request body we snapshot (insta
 `.snap` files) through their request-parameter types.
 
+Gemini's stream events and request bodies go through the `google-genai`
+SDK's types (which forbid unknown fields).
+
 Usage: check_wire.py DUMP_DIR SNAPSHOT_DIR...
 """
 
@@ -36,6 +39,8 @@ from openai.types.responses.input_token_count_params import InputTokenCountParam
 from openai.types.responses.response_create_params import ResponseCreateParamsStreaming
 from openai.types.embedding_create_params import EmbeddingCreateParams
 from openai.types.shared import ErrorObject
+import google.genai
+from google.genai import types as gtypes
 
 # Kept alive: pydantic's lazy iterators refer back to their adapter.
 REQUEST_ADAPTERS = {
@@ -184,6 +189,54 @@ def check_anthropic(where: str, record: dict) -> None:
     count("anthropic streams accumulated")
 
 
+GEMINI_REQUEST_FIELDS = {
+    "contents": lambda v: [gtypes.Content.model_validate(c) for c in v],
+    "systemInstruction": gtypes.Content.model_validate,
+    "tools": lambda v: [gtypes.Tool.model_validate(t) for t in v],
+    "toolConfig": gtypes.ToolConfig.model_validate,
+    "generationConfig": gtypes.GenerationConfig.model_validate,
+    "safetySettings": lambda v: [gtypes.SafetySetting.model_validate(x) for x in v],
+    "cachedContent": str,
+}
+
+
+def check_gemini(where: str, record: dict) -> None:
+    """Every event a GenerateContentResponse; the stream ends with a
+    finishReason; error bodies are Google's {code, message, status}."""
+    if record["kind"] == "json":
+        err = record["body"]["error"]
+        if not (isinstance(err["code"], int) and isinstance(err["message"], str) and isinstance(err["status"], str)):
+            fail(where, f"not a Google error body: {err!r}")
+        count("gemini error bodies")
+        return
+    finish = None
+    for data in record["events"]:
+        obj = json.loads(data)
+        if "error" in obj and "candidates" not in obj:
+            count("gemini in-stream errors")
+            return
+        reply = gtypes.GenerateContentResponse.model_validate(obj)
+        count("gemini events")
+        for candidate in reply.candidates or []:
+            finish = candidate.finish_reason or finish
+    if record["cut"]:
+        return
+    if finish is None:
+        fail(where, "stream has no finishReason")
+        return
+    count("gemini streams")
+
+
+def check_gemini_request(where: str, body: dict) -> None:
+    unknown = set(body) - set(GEMINI_REQUEST_FIELDS)
+    if unknown:
+        fail(where, f"fields the Gemini API does not know: {sorted(unknown)}")
+    for key, check in GEMINI_REQUEST_FIELDS.items():
+        if key in body:
+            check(body[key])
+    count("gemini requests")
+
+
 def check_count(where: str, record: dict) -> None:
     """A token-count reply (JSON) or an error body."""
     anthropic_side = record["dialect"] == "anthropic-count"
@@ -203,6 +256,9 @@ def check_count(where: str, record: dict) -> None:
 
 
 def check_request(where: str, body: dict) -> None:
+    if "contents" in body:
+        check_gemini_request(where, body)
+        return
     if "count_tokens" in where:
         # Snapshots of count requests say so in their name.
         if "messages" in body:
@@ -255,6 +311,8 @@ def main() -> int:
                 check_openai_embeddings(where, record)
             elif record["dialect"] == "anthropic":
                 check_anthropic(where, record)
+            elif record["dialect"] == "gemini":
+                check_gemini(where, record)
             elif record["dialect"] in ("anthropic-count", "openai-responses-count"):
                 check_count(where, record)
             else:
@@ -268,7 +326,7 @@ def main() -> int:
                 check_request(path.name, body)
             except Exception as e:
                 fail(path.name, f"{type(e).__name__}: {str(e)[:600]}")
-    print(f"check_wire: openai {openai.__version__}, anthropic {anthropic.__version__}")
+    print(f"check_wire: openai {openai.__version__}, anthropic {anthropic.__version__}, google-genai {google.genai.__version__}")
     for kind, n in sorted(counts.items()):
         print(f"  {n:4} {kind}")
     if failures:

@@ -56,8 +56,8 @@ impl ToolError {
 pub struct OutputValidationError {
     /// The model's last raw text.
     pub raw: String,
-    /// The JSON Schema it had to match.
-    pub schema: serde_json::Value,
+    /// The JSON Schema it had to match (shared with the agent's schema).
+    pub schema: std::sync::Arc<serde_json::Value>,
     /// The last validation error.
     pub cause: String,
     /// How many attempts were made.

@@ -226,11 +226,17 @@ const TRANSIENT_TYPES: &[&str] = &[
     "server_error",
     "timeout_error",
     "service_unavailable",
+    // Google's status names (Gemini, Vertex).
+    "UNAVAILABLE",
+    "INTERNAL",
+    "DEADLINE_EXCEEDED",
 ];
 
-/// The `type`, `code` and `message` of a provider error body, in either the
-/// OpenAI shape (`{"error": {"message", "type", "code"}}`) or the Anthropic
-/// one (`{"type": "error", "error": {"type", "message"}}`).
+/// The `type`, `code` and `message` of a provider error body, in the OpenAI
+/// shape (`{"error": {"message", "type", "code"}}`), the Anthropic one
+/// (`{"type": "error", "error": {"type", "message"}}`) or Google's
+/// (`{"error": {"code": 503, "message", "status": "UNAVAILABLE"}}`, whose
+/// `status` stands in for the type).
 fn error_fields(body: &str) -> (String, String, String) {
     let value: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
     let err = value.get("error").unwrap_or(&value);
@@ -251,7 +257,11 @@ fn error_fields(body: &str) -> (String, String, String) {
         }
         m => m,
     };
-    (field("type"), field("code"), message)
+    let kind = match field("type") {
+        t if t.is_empty() => field("status"),
+        t => t,
+    };
+    (kind, field("code"), message)
 }
 
 impl ModelError {
@@ -314,7 +324,10 @@ impl ModelError {
             Self::Permanent { message }
         } else if has(FILTER_CODES) {
             Self::ContentFilter { message }
-        } else if kind == "rate_limit_error" || code == "rate_limit_exceeded" {
+        } else if kind == "rate_limit_error"
+            || kind == "RESOURCE_EXHAUSTED"
+            || code == "rate_limit_exceeded"
+        {
             Self::RateLimited {
                 message,
                 retry_after: None,
@@ -324,9 +337,12 @@ impl ModelError {
                 message,
                 retry_after: None,
             }
-        } else if kind == "authentication_error" || kind == "permission_error" {
+        } else if matches!(
+            kind.as_str(),
+            "authentication_error" | "permission_error" | "UNAUTHENTICATED" | "PERMISSION_DENIED"
+        ) {
             Self::Authentication { message }
-        } else if kind == "invalid_request_error" {
+        } else if kind == "invalid_request_error" || kind == "INVALID_ARGUMENT" {
             Self::InvalidRequest { message }
         } else {
             Self::Other { message }

@@ -62,6 +62,11 @@ impl OutputSchema {
         &self.schema
     }
 
+    /// The JSON Schema, shared (a reference count, not a copy).
+    pub fn shared_schema(&self) -> Arc<serde_json::Value> {
+        Arc::clone(&self.schema)
+    }
+
     /// Parses and validates a model's answer, tolerating code fences around
     /// the JSON. Returns the JSON value, or a message saying what was wrong.
     pub fn validate(&self, raw: &str) -> Result<serde_json::Value, String> {

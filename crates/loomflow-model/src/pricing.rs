@@ -735,6 +735,46 @@ pub static PRICES: &[(&str, Rates)] = &[
             cached_input: None,
         },
     ),
+    (
+        "gemini-2.5-pro",
+        Rates {
+            input: 1.25,
+            output: 10.0,
+            cached_input: Some(0.125),
+        },
+    ),
+    (
+        "gemini-2.5-flash",
+        Rates {
+            input: 0.3,
+            output: 2.5,
+            cached_input: Some(0.03),
+        },
+    ),
+    (
+        "gemini-2.5-flash-lite",
+        Rates {
+            input: 0.1,
+            output: 0.4,
+            cached_input: Some(0.01),
+        },
+    ),
+    (
+        "gemini-3-pro",
+        Rates {
+            input: 2.0,
+            output: 12.0,
+            cached_input: Some(0.2),
+        },
+    ),
+    (
+        "gemini-3-flash",
+        Rates {
+            input: 0.5,
+            output: 3.0,
+            cached_input: Some(0.05),
+        },
+    ),
 ];
 
 /// Long-context tiers: above this many prompt tokens, the whole request bills

@@ -110,15 +110,25 @@ impl<'a> Endpoint<'a> {
         base_url: Option<String>,
         secrets: Option<&dyn Secrets>,
     ) -> Result<(Option<String>, String), ConfigError> {
-        let lookup = |var: &str| {
-            secrets
-                .and_then(|s| s.lookup(var))
-                .or_else(|| EnvSecrets.lookup(var))
-        };
-        let key = match (key, self.key_var) {
-            (Some(k), _) => Some(k),
-            (None, None) => None,
-            (None, Some(var)) => Some(lookup(var).ok_or_else(|| {
+        let key = self.resolve_key(model, key, secrets)?;
+        let url = self
+            .resolve_base_url(base_url, secrets)?
+            .unwrap_or_else(|| self.default_base_url.to_owned());
+        Ok((key, checked_base_url(&url)?))
+    }
+
+    /// The key alone: `key`, else the store, else the environment; `None`
+    /// only when the provider takes none.
+    pub fn resolve_key(
+        &self,
+        model: &str,
+        key: Option<String>,
+        secrets: Option<&dyn Secrets>,
+    ) -> Result<Option<String>, ConfigError> {
+        match (key, self.key_var) {
+            (Some(k), _) => Ok(Some(k)),
+            (None, None) => Ok(None),
+            (None, Some(var)) => lookup(var, secrets).map(Some).ok_or_else(|| {
                 ConfigError::invalid(
                     "api key",
                     format!(
@@ -126,13 +136,30 @@ impl<'a> Endpoint<'a> {
                         self.provider
                     ),
                 )
-            })?),
-        };
-        let url = base_url
-            .or_else(|| self.base_url_var.and_then(lookup))
-            .unwrap_or_else(|| self.default_base_url.to_owned());
-        Ok((key, checked_base_url(&url)?))
+            }),
+        }
     }
+
+    /// The base URL given or configured (builder, store, environment),
+    /// checked and without its trailing `/`; `None` when nothing sets one
+    /// and the provider's default applies.
+    pub fn resolve_base_url(
+        &self,
+        base_url: Option<String>,
+        secrets: Option<&dyn Secrets>,
+    ) -> Result<Option<String>, ConfigError> {
+        base_url
+            .or_else(|| self.base_url_var.and_then(|var| lookup(var, secrets)))
+            .map(|url| checked_base_url(&url))
+            .transpose()
+    }
+}
+
+/// `var` from the store, else the environment.
+fn lookup(var: &str, secrets: Option<&dyn Secrets>) -> Option<String> {
+    secrets
+        .and_then(|s| s.lookup(var))
+        .or_else(|| EnvSecrets.lookup(var))
 }
 
 /// `url` without its trailing `/`, or a [`ConfigError`] when it is not an

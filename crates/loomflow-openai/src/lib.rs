@@ -22,7 +22,8 @@
 //! With the `openai` feature of `loomflow`, model strings resolve with no
 //! setup: `gpt-*`, `o1`, `o1-*`, `o3`, `o3-*`, `o4-*`, `chat-latest` (OpenAI,
 //! `OPENAI_API_KEY`) and `deepseek-*` (DeepSeek, `DEEPSEEK_API_KEY`, never the
-//! OpenAI key). Each resolved model retries transient failures with the
+//! OpenAI key) and `litellm/<model>` (a LiteLLM proxy at `LITELLM_BASE_URL`,
+//! `LITELLM_API_KEY`, the prefix stripped). Each resolved model retries transient failures with the
 //! default [`RetryPolicy`](loomflow_model::model::retry::RetryPolicy).
 
 mod count;
@@ -68,6 +69,17 @@ pub fn registrations() -> Vec<Registration> {
     all.push(Registration::new(
         ModelPattern::Prefix("deepseek-".into()),
         deepseek,
+    ));
+    // `litellm/<model>`: a LiteLLM proxy, the prefix stripped.
+    all.push(Registration::new(
+        ModelPattern::Prefix("litellm/".into()),
+        |spec: &str| {
+            let model = spec.strip_prefix("litellm/").unwrap_or(spec);
+            OpenAiModel::builder(model)
+                .gateway(Gateway::LiteLlm)
+                .build()
+                .map(resolved)
+        },
     ));
     all
 }

@@ -215,7 +215,7 @@ async fn structured_output_goes_native_on_openai() {
                 "temp_c": {"type": "number"},
                 "note": {"type": ["string", "null"]}
             },
-            "required": ["city", "note", "temp_c"],
+            "required": ["city", "temp_c", "note"],
             "additionalProperties": false
         }}})
     );

@@ -228,6 +228,8 @@ fn dialect(path: &str) -> &'static str {
         "anthropic-count"
     } else if path.ends_with("/responses/input_tokens") {
         "openai-responses-count"
+    } else if path.contains(":streamGenerateContent") || path.contains(":generateContent") {
+        "gemini"
     } else if path.ends_with("/messages") {
         "anthropic"
     } else if path.ends_with("/responses") {
@@ -843,5 +845,140 @@ pub mod openai_responses {
     pub fn error_event(code: &str, message: &str) -> String {
         let data = json!({"type": "error", "code": code, "message": message, "param": null, "sequence_number": 99});
         format!("event: error\ndata: {data}")
+    }
+}
+
+/// Fixture builders for Gemini's `streamGenerateContent?alt=sse` stream, in
+/// the official wire format: every event a whole `GenerateContentResponse`
+/// (`candidates[0].content.parts`, `usageMetadata`, `modelVersion`,
+/// `responseId`), the last with its `finishReason`.
+pub mod gemini {
+    use super::Reply;
+    use serde_json::{Value, json};
+
+    /// Token counts: prompt (cached included), output, cached, thoughts.
+    pub type Tokens = (u64, u64, u64, u64);
+
+    /// One piece of a reply.
+    #[derive(Debug, Clone)]
+    pub enum Part {
+        /// Text, streamed one event per piece.
+        Text(Vec<String>),
+        /// A thought summary (`thought: true`).
+        Thought(String),
+        /// Function calls, all in one event (Gemini sends parallel calls
+        /// together); the first carries `signature` as its
+        /// `thoughtSignature`.
+        Calls {
+            /// `(name, args)` per call.
+            calls: Vec<(String, Value)>,
+            /// The turn's thought signature.
+            signature: Option<String>,
+        },
+    }
+
+    impl Part {
+        /// Text from pieces.
+        pub fn text(pieces: &[&str]) -> Self {
+            Self::Text(pieces.iter().map(|p| (*p).to_owned()).collect())
+        }
+
+        /// Function calls with an optional signature on the first.
+        pub fn calls(calls: &[(&str, Value)], signature: Option<&str>) -> Self {
+            Self::Calls {
+                calls: calls
+                    .iter()
+                    .map(|(n, a)| ((*n).to_owned(), a.clone()))
+                    .collect(),
+                signature: signature.map(str::to_owned),
+            }
+        }
+    }
+
+    fn usage(tokens: Tokens) -> Value {
+        let (prompt, output, cached, thoughts) = tokens;
+        let mut usage = json!({
+            "promptTokenCount": prompt,
+            "candidatesTokenCount": output,
+            "totalTokenCount": prompt + output + thoughts,
+            "promptTokensDetails": [{"modality": "TEXT", "tokenCount": prompt}]
+        });
+        if cached > 0 {
+            usage["cachedContentTokenCount"] = json!(cached);
+        }
+        if thoughts > 0 {
+            usage["thoughtsTokenCount"] = json!(thoughts);
+        }
+        usage
+    }
+
+    /// One event: `parts`, and the finish reason and usage when given.
+    pub fn event(model: &str, parts: Value, finish: Option<&str>, tokens: Tokens) -> String {
+        let mut candidate = json!({"content": {"parts": parts, "role": "model"}, "index": 0});
+        if let Some(reason) = finish {
+            candidate["finishReason"] = json!(reason);
+        }
+        json!({
+            "candidates": [candidate],
+            "usageMetadata": usage(tokens),
+            "modelVersion": model,
+            "responseId": "fake-response-01"
+        })
+        .to_string()
+    }
+
+    /// The events of a reply: each part in turn, the finish reason and
+    /// final usage on the last event.
+    pub fn events(model: &str, parts: &[Part], finish: &str, tokens: Tokens) -> Vec<String> {
+        let mut values: Vec<Value> = Vec::new();
+        for part in parts {
+            match part {
+                Part::Text(pieces) => values.extend(pieces.iter().map(|p| json!([{"text": p}]))),
+                Part::Thought(text) => values.push(json!([{"text": text, "thought": true}])),
+                Part::Calls { calls, signature } => values.push(Value::Array(
+                    calls
+                        .iter()
+                        .enumerate()
+                        .map(|(i, (name, args))| {
+                            let mut part = json!({"functionCall": {"name": name, "args": args}});
+                            if let (0, Some(sig)) = (i, signature) {
+                                part["thoughtSignature"] = json!(sig);
+                            }
+                            part
+                        })
+                        .collect(),
+                )),
+            }
+        }
+        let last = values.len().saturating_sub(1);
+        let partial = (tokens.0, 0, tokens.2, 0);
+        values
+            .into_iter()
+            .enumerate()
+            .map(|(i, parts)| {
+                if i == last {
+                    event(model, parts, Some(finish), tokens)
+                } else {
+                    event(model, parts, None, partial)
+                }
+            })
+            .collect()
+    }
+
+    /// A streamed reply ending with `STOP`.
+    pub fn reply(model: &str, parts: &[Part], tokens: Tokens) -> Reply {
+        Reply::Sse {
+            events: events(model, parts, "STOP", tokens),
+            cut_after: None,
+        }
+    }
+
+    /// Google's error body: `{"error": {"code", "message", "status"}}`.
+    pub fn error(code: u16, status: &str, message: &str) -> Reply {
+        Reply::Json {
+            status: code,
+            headers: Vec::new(),
+            body: json!({"error": {"code": code, "message": message, "status": status}}),
+        }
     }
 }

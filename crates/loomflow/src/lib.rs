@@ -58,6 +58,12 @@ pub mod openai {
 pub mod anthropic {
     pub use loomflow_anthropic::*;
 }
+/// The long tail of providers over genai: Gemini, Vertex AI, Bedrock,
+/// Mistral, Cohere, Groq, Together AI, Ollama, Azure OpenAI (feature `genai`).
+#[cfg(feature = "genai")]
+pub mod genai {
+    pub use loomflow_genai::*;
+}
 
 /// The names most programs need.
 pub mod prelude {

@@ -470,7 +470,7 @@ async fn run_loop(
                 Err(cause) => {
                     return Err(OutputValidationError {
                         raw: session.output,
-                        schema: schema.schema().clone(),
+                        schema: schema.shared_schema(),
                         cause,
                         attempts,
                     }

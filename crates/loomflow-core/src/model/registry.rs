@@ -23,6 +23,8 @@ pub(crate) fn ensure_providers() {
         all.extend(loomflow_openai::registrations());
         #[cfg(feature = "anthropic")]
         all.extend(loomflow_anthropic::registrations());
+        #[cfg(feature = "genai")]
+        all.extend(loomflow_genai::registrations());
         add_builtin(all);
     });
 }
