@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use futures_util::StreamExt;
 use loomflow::config::AgentConfig;
-use loomflow::{Agent, AgentBuilder, EventKind, ModelChunk, RunRequest};
+use loomflow::{Agent, AgentBuilder, EventKind, ModelChunk, PromptCache, RunRequest};
 
 mod workflow;
 
@@ -72,6 +72,16 @@ pub(crate) struct RunArgs {
     /// finance, executive, academic) or free text.
     #[arg(long, short)]
     tone: Option<String>,
+    /// Reasoning effort for this run: minimal, low, medium, high, xhigh or
+    /// max (clamped to what the model accepts).
+    #[arg(long)]
+    effort: Option<String>,
+    /// Fail instead of dropping an effort the model cannot honour.
+    #[arg(long)]
+    strict_effort: bool,
+    /// Turn prompt caching on, optionally with its lifetime (5m or 1h).
+    #[arg(long, value_name = "TTL", num_args = 0..=1, default_missing_value = "5m")]
+    prompt_caching: Option<String>,
     /// Print text as it arrives and tool calls as they happen.
     #[arg(long)]
     stream: bool,
@@ -92,11 +102,20 @@ fn builder(args: &RunArgs) -> Result<AgentBuilder, loomflow::ConfigError> {
     if let Some(i) = &args.instructions {
         b = b.instructions(i.clone());
     }
+    if args.strict_effort {
+        b = b.strict_effort(true);
+    }
+    if let Some(ttl) = &args.prompt_caching {
+        b = b.prompt_caching(PromptCache::new().ttl(ttl.parse()?));
+    }
     Ok(b)
 }
 
-fn request(agent: &Agent, args: &RunArgs) -> RunRequest {
+fn request(agent: &Agent, args: &RunArgs) -> Result<RunRequest, loomflow::ConfigError> {
     let mut r = agent.run(args.prompt.clone());
+    if let Some(e) = &args.effort {
+        r = r.effort(e.parse()?);
+    }
     if let Some(u) = &args.user {
         r = r.user(u.as_str());
     }
@@ -106,7 +125,7 @@ fn request(agent: &Agent, args: &RunArgs) -> RunRequest {
     if let Some(t) = &args.tone {
         r = r.tone(t.as_str());
     }
-    r
+    Ok(r)
 }
 
 /// Prints a finished run: the whole result as JSON, or its output text (and
@@ -137,7 +156,7 @@ async fn run(args: RunArgs) -> Result<(), String> {
     let agent = builder(&args)
         .and_then(AgentBuilder::build)
         .map_err(|e| e.to_string())?;
-    let request = request(&agent, &args);
+    let request = request(&agent, &args).map_err(|e| e.to_string())?;
     let mut out = std::io::stdout().lock();
     if !args.stream {
         let result = request.await.map_err(|e| e.to_string())?;

@@ -104,6 +104,42 @@ fn flags_override_the_config() {
 }
 
 #[test]
+fn effort_and_prompt_caching_flags_are_checked() {
+    let o = loomflow(&[
+        "run",
+        "Hi",
+        "--model",
+        "echo",
+        "--effort",
+        "low",
+        "--prompt-caching",
+        "1h",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "Echo: Hi\n");
+    let o = loomflow(&["run", "Hi", "--model", "echo", "--prompt-caching"]);
+    assert!(
+        o.status.success(),
+        "a bare --prompt-caching means 5m: {}",
+        stderr(&o)
+    );
+
+    let o = loomflow(&["run", "Hi", "--model", "echo", "--effort", "hgih"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stderr(&o),
+        "error: invalid effort: unknown effort \"hgih\"; expected one of minimal, low, medium, high, xhigh, max (did you mean \"high\"?)\n"
+    );
+    let o = loomflow(&["run", "Hi", "--model", "echo", "--prompt-caching", "2h"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains(r#"valid choices are "5m", "1h""#),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
 fn errors_are_reported_with_a_nonzero_exit() {
     let o = loomflow(&["run", "Hi"]);
     assert_eq!(o.status.code(), Some(1));

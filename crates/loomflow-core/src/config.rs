@@ -31,7 +31,6 @@ use crate::architecture::ReAct;
 use crate::effort::PromptCache;
 use crate::error::{ConfigError, closest};
 use crate::model::{EchoModel, Model, ScriptedModel, ScriptedTurn, resolve_model};
-use crate::pricing::CacheTtl;
 
 const TOP_KEYS: &[&str] = &[
     "instructions",
@@ -345,18 +344,9 @@ impl AgentConfig {
             Some(PromptCachingConfig::On(true)) => b = b.prompt_caching(PromptCache::new()),
             Some(PromptCachingConfig::Table { ttl, key }) => {
                 let mut cache = PromptCache::new();
-                cache = match ttl.as_deref() {
-                    None | Some("5m") => cache,
-                    Some("1h") => cache.ttl(CacheTtl::OneHour),
-                    Some(other) => {
-                        return Err(ConfigError::invalid(
-                            "prompt_caching.ttl",
-                            format!(
-                                "unknown cache lifetime {other:?}; valid choices are \"5m\", \"1h\""
-                            ),
-                        ));
-                    }
-                };
+                if let Some(ttl) = ttl {
+                    cache = cache.ttl(ttl.parse()?);
+                }
                 if let Some(key) = key {
                     cache = cache.key(key);
                 }

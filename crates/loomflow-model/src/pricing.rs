@@ -61,6 +61,30 @@ pub enum CacheTtl {
     OneHour,
 }
 
+impl std::str::FromStr for CacheTtl {
+    type Err = crate::error::ConfigError;
+
+    /// `"5m"` or `"1h"`; anything else is a [`ConfigError`](crate::ConfigError)
+    /// listing both.
+    ///
+    /// ```
+    /// use loomflow_model::pricing::CacheTtl;
+    /// assert_eq!("1h".parse::<CacheTtl>().unwrap(), CacheTtl::OneHour);
+    /// let err = "2h".parse::<CacheTtl>().unwrap_err().to_string();
+    /// assert!(err.contains(r#"valid choices are "5m", "1h""#), "{err}");
+    /// ```
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "5m" => Ok(Self::FiveMinutes),
+            "1h" => Ok(Self::OneHour),
+            other => Err(crate::error::ConfigError::invalid(
+                "prompt_caching.ttl",
+                format!("unknown cache lifetime {other:?}; valid choices are \"5m\", \"1h\""),
+            )),
+        }
+    }
+}
+
 /// The list prices, by model id; lookups fall back to the longest prefix.
 pub static PRICES: &[(&str, Rates)] = &[
     (
