@@ -23,7 +23,7 @@ struct Cli {
 enum Command {
     /// Run an agent on a prompt (`run PROMPT`), or a workflow file on an
     /// input (`run FILE.toml INPUT`).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Print a workflow file's graph.
     Graph(GraphArgs),
     /// Print the version.
@@ -238,7 +238,7 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            match runtime.block_on(run(args)) {
+            match runtime.block_on(run(*args)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(message) => {
                     eprintln!("error: {message}");
