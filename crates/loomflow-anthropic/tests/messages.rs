@@ -7,16 +7,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::time::Duration;
-
 use futures_util::StreamExt;
 use loomflow_anthropic::AnthropicModel;
 use loomflow_core::model::{FinishReason, ModelChunk, ModelRequest};
 use loomflow_core::{Agent, ContentPart, Effort, Message, Model, ModelError, PromptCache};
-use loomflow_model::model::retry::{Jitter, RetryPolicy, Retrying};
+use loomflow_model::model::retry::Retrying;
 use loomflow_model::pricing::CacheTtl;
 use loomflow_testkit::fake_provider::anthropic::{self, Block};
 use loomflow_testkit::fake_provider::{FakeProvider, Reply};
+use loomflow_testkit::{quick_retries, stream_chunks};
 use serde_json::json;
 
 const HAIKU: &str = "claude-haiku-4-5";
@@ -27,26 +26,6 @@ fn model_named(fake: &FakeProvider, name: &str) -> AnthropicModel {
         .base_url(fake.url())
         .build()
         .unwrap()
-}
-
-fn quick_retries(attempts: u32) -> RetryPolicy {
-    RetryPolicy {
-        max_attempts: attempts,
-        initial_delay: Duration::from_millis(1),
-        max_delay: Duration::from_secs(5),
-        multiplier: 2.0,
-        jitter: Jitter::None,
-    }
-}
-
-async fn chunks(
-    model: &dyn Model,
-    request: ModelRequest<'_>,
-) -> Vec<Result<ModelChunk, ModelError>> {
-    match model.stream(request).await {
-        Ok(s) => s.collect().await,
-        Err(e) => vec![Err(e)],
-    }
 }
 
 /// Look up the weather.
@@ -61,7 +40,7 @@ async fn streamed_text_with_cache_tokens_and_cost() {
     fake.push(anthropic::text(HAIKU, &["Hel", "lo"], (100, 12, 2000, 500)));
     let m = model_named(&fake, HAIKU);
     let messages = [Message::system("Be brief."), Message::user("hi")];
-    let got: Vec<ModelChunk> = chunks(&m, ModelRequest::new(&messages))
+    let got: Vec<ModelChunk> = stream_chunks(&m, ModelRequest::new(&messages))
         .await
         .into_iter()
         .map(Result::unwrap)
@@ -182,7 +161,7 @@ async fn thinking_is_not_replayed_when_this_request_does_not_think() {
             signature: Some("sig".into()),
         }]);
     let messages = [Message::user("a"), assistant, Message::user("b")];
-    let got = chunks(&m, ModelRequest::new(&messages)).await;
+    let got = stream_chunks(&m, ModelRequest::new(&messages)).await;
     assert!(got.iter().all(Result::is_ok), "{got:?}");
     assert_eq!(
         fake.requests()[0].body["messages"][1],
@@ -295,7 +274,7 @@ async fn effort_maps_to_adaptive_thinking_or_a_budget_or_is_refused() {
     let sonnet = model_named(&fake, "claude-sonnet-4-6");
     let mut req = ModelRequest::new(&messages).with_effort(Some(Effort::Xhigh));
     req.temperature = Some(0.2);
-    assert!(chunks(&sonnet, req).await.iter().all(Result::is_ok));
+    assert!(stream_chunks(&sonnet, req).await.iter().all(Result::is_ok));
     let body = &fake.requests()[0].body;
     assert_eq!(body["thinking"], json!({"type": "adaptive"}));
     assert_eq!(body["output_config"], json!({"effort": "high"}));
@@ -322,7 +301,7 @@ async fn effort_maps_to_adaptive_thinking_or_a_budget_or_is_refused() {
         (5, 1, 0, 0),
     ));
     let lax = ModelRequest::new(&messages).with_effort(Some(Effort::High));
-    assert!(chunks(&old, lax).await.iter().all(Result::is_ok));
+    assert!(stream_chunks(&old, lax).await.iter().all(Result::is_ok));
     let body = &fake.requests()[1].body;
     assert!(body.get("thinking").is_none() && body.get("output_config").is_none());
 }
@@ -343,7 +322,7 @@ async fn prompt_caching_places_four_breakpoints_and_prices_the_hour() {
     let req = ModelRequest::new(&messages)
         .with_tools(&tools)
         .with_prompt_cache(Some(&cache));
-    let got = chunks(&m, req).await;
+    let got = stream_chunks(&m, req).await;
     let Some(Ok(ModelChunk::Finish { usage, .. })) = got.last() else {
         panic!("{got:?}")
     };
@@ -390,7 +369,7 @@ async fn rate_limit_and_overload_are_retried_with_the_server_hint() {
     fake.push(anthropic::text(HAIKU, &["fine"], (5, 1, 0, 0)));
     let m = Retrying::new(model_named(&fake, HAIKU), quick_retries(3));
     let messages = [Message::user("hi")];
-    let got = chunks(&m, ModelRequest::new(&messages)).await;
+    let got = stream_chunks(&m, ModelRequest::new(&messages)).await;
     assert_eq!(
         got[0].as_ref().unwrap(),
         &ModelChunk::Text {
@@ -411,7 +390,7 @@ async fn auth_and_invalid_request_errors_are_not_retried() {
         "authentication_error",
         "invalid x-api-key",
     ));
-    let got = chunks(&m, ModelRequest::new(&messages)).await;
+    let got = stream_chunks(&m, ModelRequest::new(&messages)).await;
     let err = got[0].as_ref().unwrap_err();
     assert!(matches!(err, ModelError::Authentication { .. }), "{err}");
     assert_eq!(
@@ -424,7 +403,7 @@ async fn auth_and_invalid_request_errors_are_not_retried() {
         "invalid_request_error",
         "max_tokens: field required",
     ));
-    let got = chunks(&m, ModelRequest::new(&messages)).await;
+    let got = stream_chunks(&m, ModelRequest::new(&messages)).await;
     assert!(
         matches!(got[0], Err(ModelError::InvalidRequest { .. })),
         "{got:?}"
@@ -449,7 +428,7 @@ async fn overload_mid_stream_after_output_surfaces_as_transient() {
     });
     let m = Retrying::new(model_named(&fake, HAIKU), quick_retries(3));
     let messages = [Message::user("hi")];
-    let got = chunks(&m, ModelRequest::new(&messages)).await;
+    let got = stream_chunks(&m, ModelRequest::new(&messages)).await;
     assert_eq!(
         got[0].as_ref().unwrap(),
         &ModelChunk::Text {
@@ -480,7 +459,7 @@ async fn malformed_event_and_a_cut_connection_are_transient() {
         "{}\n\nevent: content_block_start\ndata: {{\"type\": \"content_block_start\", \"index\": \n\n",
         anthropic::message_start(HAIKU, (1, 1, 0, 0))
     )));
-    let got = chunks(&m, ModelRequest::new(&messages)).await;
+    let got = stream_chunks(&m, ModelRequest::new(&messages)).await;
     let err = got[0].as_ref().unwrap_err();
     assert!(
         err.is_retryable() && err.to_string().contains("malformed stream event"),
@@ -492,7 +471,7 @@ async fn malformed_event_and_a_cut_connection_are_transient() {
         events,
         cut_after: Some(5),
     });
-    let got = chunks(&m, ModelRequest::new(&messages)).await;
+    let got = stream_chunks(&m, ModelRequest::new(&messages)).await;
     assert_eq!(
         got[0].as_ref().unwrap(),
         &ModelChunk::Text { text: "a".into() }
@@ -514,7 +493,7 @@ async fn images_go_as_base64_or_url_sources() {
             url: "https://example.com/cat.jpg".into(),
         })];
     assert!(
-        chunks(&m, ModelRequest::new(&messages))
+        stream_chunks(&m, ModelRequest::new(&messages))
             .await
             .iter()
             .all(Result::is_ok)

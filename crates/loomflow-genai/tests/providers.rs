@@ -6,15 +6,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::time::Duration;
-
-use futures_util::StreamExt;
 use loomflow_core::model::{FinishReason, ModelChunk, ModelRequest};
 use loomflow_core::{Agent, Effort, Message, Model, ModelError};
 use loomflow_genai::GenaiModel;
-use loomflow_model::model::retry::{Jitter, RetryPolicy, Retrying};
+use loomflow_model::model::retry::Retrying;
 use loomflow_testkit::fake_provider::gemini::{self, Part};
 use loomflow_testkit::fake_provider::{FakeProvider, Reply, openai};
+use loomflow_testkit::{quick_retries, stream_chunks};
 use serde_json::json;
 
 const FLASH: &str = "gemini-2.5-flash";
@@ -25,23 +23,6 @@ fn gemini_model(fake: &FakeProvider) -> GenaiModel {
         .base_url(format!("{}/v1beta", fake.url()))
         .build()
         .unwrap()
-}
-
-fn quick_retries(attempts: u32) -> RetryPolicy {
-    RetryPolicy {
-        max_attempts: attempts,
-        initial_delay: Duration::from_millis(1),
-        max_delay: Duration::from_secs(5),
-        multiplier: 2.0,
-        jitter: Jitter::None,
-    }
-}
-
-async fn chunks(model: &dyn Model, messages: &[Message]) -> Vec<Result<ModelChunk, ModelError>> {
-    match model.stream(ModelRequest::new(messages)).await {
-        Ok(s) => s.collect().await,
-        Err(e) => vec![Err(e)],
-    }
 }
 
 /// Look up the weather.
@@ -59,7 +40,11 @@ async fn gemini_streams_text_with_cached_tokens_and_cost() {
         (1000, 3, 400, 0),
     ));
     let model = gemini_model(&fake);
-    let out = chunks(&model, &[Message::system("Be brief."), Message::user("hi")]).await;
+    let out = stream_chunks(
+        &model,
+        ModelRequest::new(&[Message::system("Be brief."), Message::user("hi")]),
+    )
+    .await;
     let texts: Vec<&str> = out
         .iter()
         .filter_map(|c| match c {
@@ -213,7 +198,7 @@ async fn gemini_rate_limit_is_retried_with_the_hint_and_auth_errors_are_not() {
     fake.push(limited);
     fake.push(gemini::reply(FLASH, &[Part::text(&["ok"])], (5, 1, 0, 0)));
     let model = Retrying::new(gemini_model(&fake), quick_retries(3));
-    let out = chunks(&model, &[Message::user("hi")]).await;
+    let out = stream_chunks(&model, ModelRequest::new(&[Message::user("hi")])).await;
     assert!(out.iter().all(Result::is_ok), "{out:?}");
     assert_eq!(fake.requests().len(), 2);
 
@@ -223,7 +208,11 @@ async fn gemini_rate_limit_is_retried_with_the_hint_and_auth_errors_are_not() {
         "RESOURCE_EXHAUSTED",
         "Quota exceeded for requests per minute.",
     ));
-    let out = chunks(&gemini_model(&fake), &[Message::user("hi")]).await;
+    let out = stream_chunks(
+        &gemini_model(&fake),
+        ModelRequest::new(&[Message::user("hi")]),
+    )
+    .await;
     assert!(
         matches!(&out[..], [Err(ModelError::RateLimited { message, .. })] if message.contains("Quota exceeded")),
         "{out:?}"
@@ -236,7 +225,7 @@ async fn gemini_rate_limit_is_retried_with_the_hint_and_auth_errors_are_not() {
             "API key not valid. Please pass a valid API key.",
         ));
         let before = fake.requests().len();
-        let out = chunks(&model, &[Message::user("hi")]).await;
+        let out = stream_chunks(&model, ModelRequest::new(&[Message::user("hi")])).await;
         assert!(
             matches!(&out[..], [Err(ModelError::Authentication { message })] if message.contains("API key not valid")),
             "{out:?}"
@@ -253,7 +242,7 @@ async fn gemini_rate_limit_is_retried_with_the_hint_and_auth_errors_are_not() {
         "INVALID_ARGUMENT",
         "Request contains an invalid argument.",
     ));
-    let out = chunks(&model, &[Message::user("hi")]).await;
+    let out = stream_chunks(&model, ModelRequest::new(&[Message::user("hi")])).await;
     assert!(
         matches!(&out[..], [Err(ModelError::InvalidRequest { .. })]),
         "{out:?}"
@@ -265,7 +254,7 @@ async fn gemini_rate_limit_is_retried_with_the_hint_and_auth_errors_are_not() {
         "The model is overloaded.",
     ));
     fake.push(gemini::reply(FLASH, &[Part::text(&["back"])], (5, 1, 0, 0)));
-    let out = chunks(&model, &[Message::user("hi")]).await;
+    let out = stream_chunks(&model, ModelRequest::new(&[Message::user("hi")])).await;
     assert!(
         matches!(&out[0], Ok(ModelChunk::Text { text }) if text == "back"),
         "a 503 is retried: {out:?}"
@@ -282,7 +271,7 @@ async fn gemini_broken_streams_are_transient_errors() {
         events: gemini::events(FLASH, &[Part::text(&["Hel", "lo"])], "STOP", (5, 2, 0, 0)),
         cut_after: Some(1),
     });
-    let out = chunks(&model, &[Message::user("hi")]).await;
+    let out = stream_chunks(&model, ModelRequest::new(&[Message::user("hi")])).await;
     assert!(
         matches!(&out[0], Ok(ModelChunk::Text { text }) if text == "Hel"),
         "{out:?}"
@@ -294,7 +283,7 @@ async fn gemini_broken_streams_are_transient_errors() {
 
     // A chunk that is not JSON.
     fake.push(Reply::RawSse("data: {\"candidates\": [\n\n".into()));
-    let out = chunks(&model, &[Message::user("hi")]).await;
+    let out = stream_chunks(&model, ModelRequest::new(&[Message::user("hi")])).await;
     assert!(
         matches!(out.last(), Some(Err(e)) if e.is_retryable()),
         "a malformed chunk is transient: {out:?}"
@@ -309,7 +298,7 @@ async fn gemini_broken_streams_are_transient_errors() {
         events,
         cut_after: None,
     });
-    let out = chunks(&model, &[Message::user("hi")]).await;
+    let out = stream_chunks(&model, ModelRequest::new(&[Message::user("hi")])).await;
     assert!(matches!(&out[0], Ok(ModelChunk::Text { .. })), "{out:?}");
     assert!(
         matches!(out.last(), Some(Err(ModelError::Transient { message, .. })) if message.contains("overloaded")),

@@ -10,9 +10,10 @@ use futures_util::StreamExt;
 use loomflow_core::model::{ModelChunk, ModelRequest};
 use loomflow_core::tokens::CountMethod;
 use loomflow_core::{Agent, Effort, Message, Model, ModelError, PromptCache, ToolCall};
-use loomflow_model::model::retry::{Jitter, RetryPolicy, Retrying};
+use loomflow_model::model::retry::Retrying;
 use loomflow_openai::{Gateway, OpenAiModel};
 use loomflow_testkit::fake_provider::{FakeProvider, Reply, openai};
+use loomflow_testkit::{quick_retries, stream_chunks};
 use serde_json::json;
 
 const MODEL: &str = "gpt-4.1-mini";
@@ -23,24 +24,6 @@ fn model(fake: &FakeProvider) -> OpenAiModel {
         .base_url(format!("{}/v1", fake.url()))
         .build()
         .unwrap()
-}
-
-fn quick_retries(attempts: u32) -> RetryPolicy {
-    RetryPolicy {
-        max_attempts: attempts,
-        initial_delay: Duration::from_millis(1),
-        max_delay: Duration::from_millis(200),
-        multiplier: 2.0,
-        jitter: Jitter::None,
-    }
-}
-
-/// Posts one request and collects every chunk (errors included).
-async fn chunks(model: &dyn Model, messages: &[Message]) -> Vec<Result<ModelChunk, ModelError>> {
-    match model.stream(ModelRequest::new(messages)).await {
-        Ok(s) => s.collect().await,
-        Err(e) => vec![Err(e)],
-    }
 }
 
 /// Look up the weather.
@@ -58,7 +41,11 @@ async fn streamed_text_with_usage_and_cost() {
         (1000, 20, 200),
     ));
     let m = model(&fake);
-    let got = chunks(&m, &[Message::system("Be brief."), Message::user("hi")]).await;
+    let got = stream_chunks(
+        &m,
+        ModelRequest::new(&[Message::system("Be brief."), Message::user("hi")]),
+    )
+    .await;
     let got: Vec<ModelChunk> = got.into_iter().map(Result::unwrap).collect();
     let texts: Vec<&str> = got
         .iter()
@@ -310,7 +297,7 @@ async fn rate_limit_honours_retry_after_then_succeeds() {
     ));
     fake.push(openai::text(MODEL, &["ok"], (1, 1, 0)));
     let m = Retrying::new(model(&fake), quick_retries(3));
-    let got = chunks(&m, &[Message::user("hi")]).await;
+    let got = stream_chunks(&m, ModelRequest::new(&[Message::user("hi")])).await;
     assert!(got.iter().all(Result::is_ok), "{got:?}");
     assert_eq!(fake.requests().len(), 2);
 
@@ -321,7 +308,7 @@ async fn rate_limit_honours_retry_after_then_succeeds() {
         "Slow down",
         5_000,
     ));
-    let got = chunks(&m, &[Message::user("hi")]).await;
+    let got = stream_chunks(&m, ModelRequest::new(&[Message::user("hi")])).await;
     match &got[..] {
         [
             Err(ModelError::RateLimited {
@@ -348,7 +335,7 @@ async fn server_error_then_success_is_retried() {
     ));
     fake.push(openai::text(MODEL, &["recovered"], (1, 1, 0)));
     let m = Retrying::new(model(&fake), quick_retries(3));
-    let got = chunks(&m, &[Message::user("hi")]).await;
+    let got = stream_chunks(&m, ModelRequest::new(&[Message::user("hi")])).await;
     assert!(
         matches!(&got[0], Ok(ModelChunk::Text { text }) if text == "recovered"),
         "{got:?}"
@@ -367,7 +354,7 @@ async fn permanent_failures_are_not_retried() {
         Some("invalid_api_key"),
         "Incorrect API key provided",
     ));
-    let got = chunks(&m, &[Message::user("hi")]).await;
+    let got = stream_chunks(&m, ModelRequest::new(&[Message::user("hi")])).await;
     assert!(
         matches!(&got[..], [Err(ModelError::Authentication { message })] if message == "HTTP 401: Incorrect API key provided"),
         "{got:?}"
@@ -380,7 +367,7 @@ async fn permanent_failures_are_not_retried() {
         Some("insufficient_quota"),
         "You exceeded your current quota",
     ));
-    let got = chunks(&m, &[Message::user("hi")]).await;
+    let got = stream_chunks(&m, ModelRequest::new(&[Message::user("hi")])).await;
     assert!(
         matches!(&got[..], [Err(ModelError::Permanent { .. })]),
         "{got:?}"
@@ -393,7 +380,7 @@ async fn permanent_failures_are_not_retried() {
         None,
         "Invalid 'messages'",
     ));
-    let got = chunks(&m, &[Message::user("hi")]).await;
+    let got = stream_chunks(&m, ModelRequest::new(&[Message::user("hi")])).await;
     assert!(
         matches!(&got[..], [Err(ModelError::InvalidRequest { .. })]),
         "{got:?}"
@@ -412,7 +399,7 @@ async fn in_stream_error_after_text_surfaces_and_is_not_retried() {
         cut_after: None,
     });
     let m = Retrying::new(model(&fake), quick_retries(3));
-    let got = chunks(&m, &[Message::user("hi")]).await;
+    let got = stream_chunks(&m, ModelRequest::new(&[Message::user("hi")])).await;
     assert!(
         matches!(&got[0], Ok(ModelChunk::Text { text }) if text == "partial "),
         "{got:?}"
@@ -440,7 +427,7 @@ async fn malformed_chunk_and_cut_connection_are_transient_errors() {
     fake.push(Reply::RawSse(
         "data: {\"id\": \"chatcmpl-1\", \"choices\": [{\"delta\": {\"content\": \"x\"\n\n".into(),
     ));
-    let got = chunks(&m, &[Message::user("hi")]).await;
+    let got = stream_chunks(&m, ModelRequest::new(&[Message::user("hi")])).await;
     match &got[..] {
         [Err(ModelError::Transient { message, .. })] => {
             assert!(message.starts_with("malformed stream chunk"), "{message}")
@@ -453,7 +440,7 @@ async fn malformed_chunk_and_cut_connection_are_transient_errors() {
         events,
         cut_after: Some(3),
     });
-    let got = chunks(&m, &[Message::user("hi")]).await;
+    let got = stream_chunks(&m, ModelRequest::new(&[Message::user("hi")])).await;
     let texts: Vec<_> = got
         .iter()
         .filter_map(|c| match c {
@@ -477,7 +464,11 @@ async fn malformed_chunk_and_cut_connection_are_transient_errors() {
         events,
         cut_after: None,
     });
-    let got = chunks(&Retrying::new(m, quick_retries(2)), &[Message::user("hi")]).await;
+    let got = stream_chunks(
+        &Retrying::new(m, quick_retries(2)),
+        ModelRequest::new(&[Message::user("hi")]),
+    )
+    .await;
     assert!(
         matches!(&got[0], Ok(ModelChunk::Text { text }) if text == "whole"),
         "{got:?}"
@@ -493,7 +484,7 @@ async fn unparseable_tool_arguments_reach_the_tool_check_not_a_crash() {
         (1, 1, 0),
     ));
     let m = model(&fake);
-    let got = chunks(&m, &[Message::user("hi")]).await;
+    let got = stream_chunks(&m, ModelRequest::new(&[Message::user("hi")])).await;
     let call: Vec<&ToolCall> = got
         .iter()
         .filter_map(|c| match c {

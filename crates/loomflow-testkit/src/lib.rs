@@ -95,6 +95,30 @@ impl Model for RecordingModel {
     }
 }
 
+/// A retry policy for tests: `attempts` tries, 1 ms apart, no jitter, a 1 s
+/// cap (a server hint above it ends the retries, as in production).
+pub fn quick_retries(attempts: u32) -> loomflow::model::retry::RetryPolicy {
+    loomflow::model::retry::RetryPolicy {
+        max_attempts: attempts,
+        initial_delay: std::time::Duration::from_millis(1),
+        max_delay: std::time::Duration::from_secs(1),
+        multiplier: 2.0,
+        jitter: loomflow::model::retry::Jitter::None,
+    }
+}
+
+/// Streams `request` from `model` and collects every chunk, errors
+/// included; failing to open the stream is the one error.
+pub async fn stream_chunks(
+    model: &dyn Model,
+    request: ModelRequest<'_>,
+) -> Vec<Result<loomflow::ModelChunk, ModelError>> {
+    match model.stream(request).await {
+        Ok(s) => s.collect().await,
+        Err(e) => vec![Err(e)],
+    }
+}
+
 /// Drains an event stream (an agent's or a workflow's) into a vector.
 pub async fn collect_events(
     mut stream: impl futures_util::Stream<Item = Event> + Unpin,
