@@ -1,6 +1,6 @@
 //! (b) N concurrent runs of one agent whose model sleeps per call.
 //!
-//! cargo run --release -p loomflow-bench --bin concurrent_runs -- [N] [LATENCY_MS]
+//! `cargo run --release -p loomflow-bench --bin concurrent_runs -- [N] [LATENCY_MS]`
 //!
 //! Runs on mimalloc unless built with `--no-default-features` (system
 //! allocator). `RAW_FLOOR=1` measures bare tokio tasks sleeping the same way.

@@ -14,7 +14,7 @@
 //!
 //! With the `anthropic` feature of `loomflow`, `claude-*` model strings
 //! resolve with no setup (key from `ANTHROPIC_API_KEY`), each wrapped in the
-//! default [`RetryPolicy`](loomflow_model::model::retry::RetryPolicy).
+//! default [`RetryPolicy`].
 
 mod effort;
 mod model;

@@ -393,23 +393,10 @@ fn parse_data_url(url: &str) -> Option<(&str, &str)> {
 }
 
 impl AnthropicBuilder {
-    /// The API key (else the secrets store, else `ANTHROPIC_API_KEY`).
-    pub fn api_key(mut self, key: impl Into<String>) -> Self {
-        self.api_key = Some(key.into());
-        self
-    }
-
-    /// The base URL, without `/v1` (default `https://api.anthropic.com`).
-    pub fn base_url(mut self, url: impl Into<String>) -> Self {
-        self.base_url = Some(url.into());
-        self
-    }
-
-    /// Where to look up the key (and base URL) before the environment.
-    pub fn secrets(mut self, secrets: impl Secrets) -> Self {
-        self.secrets = Some(Arc::new(secrets));
-        self
-    }
+    loomflow_model::connection_setters!(
+        base_url: "The base URL, without `/v1` (default `https://api.anthropic.com`).",
+        timeout: "The whole-request timeout (default 600 s, the official SDK's).",
+    );
 
     /// `max_tokens` when a request sets none (default 4096).
     pub fn max_tokens(mut self, max_tokens: u32) -> Self {
@@ -432,18 +419,6 @@ impl AnthropicBuilder {
     /// Prices for this model, overriding the built-in table.
     pub fn price(mut self, rates: Rates) -> Self {
         self.rates = Some(rates);
-        self
-    }
-
-    /// The whole-request timeout (default 600 s, the official SDK's).
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self
-    }
-
-    /// A preconfigured HTTP client (proxies, custom roots, pooling).
-    pub fn client(mut self, client: reqwest::Client) -> Self {
-        self.client = Some(client);
         self
     }
 

@@ -1,8 +1,8 @@
 //! The loomflow spine.
 //!
 //! Ids and the [`RunContext`], messages and [`Event`]s, typed errors, the
-//! [`Model`](model::Model) and [`Tool`](tool::Tool) ports with in-process
-//! defaults, the [`Agent`] and its default [`ReAct`](architecture::ReAct)
+//! [`Model`] and [`Tool`] ports with in-process
+//! defaults, the [`Agent`] and its default [`ReAct`]
 //! architecture. Most users depend on the `loomflow` facade crate, which
 //! re-exports all of this plus the `#[tool]` macro.
 

@@ -25,7 +25,7 @@
 //!
 //! With the `genai` feature of `loomflow`, these strings resolve with no
 //! setup, each model wrapped in the default
-//! [`RetryPolicy`](loomflow_model::model::retry::RetryPolicy).
+//! [`RetryPolicy`].
 
 mod convert;
 mod model;

@@ -188,24 +188,10 @@ fn schema_name(name: &str) -> String {
 }
 
 impl GenaiBuilder {
-    /// The API key (else the secrets store, else the provider's variable).
-    pub fn api_key(mut self, key: impl Into<String>) -> Self {
-        self.api_key = Some(key.into());
-        self
-    }
-
-    /// The base URL (else the store or the provider's `…_BASE_URL`
-    /// variable, else the public endpoint).
-    pub fn base_url(mut self, url: impl Into<String>) -> Self {
-        self.base_url = Some(url.into());
-        self
-    }
-
-    /// Where to look up the key and base URL before the environment.
-    pub fn secrets(mut self, secrets: impl Secrets) -> Self {
-        self.secrets = Some(Arc::new(secrets));
-        self
-    }
+    loomflow_model::connection_setters!(
+        base_url: "The base URL (else the store or the provider's `…_BASE_URL` variable, else the public endpoint).",
+        timeout: "The whole-request timeout (default 600 s). Ignored when a [`client`](Self::client) is given: set it on that client.",
+    );
 
     /// The default effort, where the provider has one (a request's own
     /// effort wins).
@@ -217,19 +203,6 @@ impl GenaiBuilder {
     /// Prices for this model, overriding the built-in table.
     pub fn price(mut self, rates: Rates) -> Self {
         self.rates = Some(rates);
-        self
-    }
-
-    /// The whole-request timeout (default 600 s). Ignored when a
-    /// [`client`](Self::client) is given: set it on that client.
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self
-    }
-
-    /// A preconfigured HTTP client (proxies, custom roots, pooling).
-    pub fn client(mut self, client: reqwest::Client) -> Self {
-        self.client = Some(client);
         self
     }
 

@@ -6,6 +6,9 @@ use bytes::Bytes;
 use crate::error::{ConfigError, ModelError, parse_retry_after};
 use crate::sse::ByteBody;
 
+/// The HTTP client crate, for [`connection_setters!`](crate::connection_setters).
+pub use reqwest;
+
 /// A provider's response body, as the bytes arrive.
 pub type HttpBody = ByteBody<Bytes, reqwest::Error>;
 
@@ -82,4 +85,54 @@ pub fn client_or_default(client: Option<reqwest::Client>) -> Result<reqwest::Cli
             .build()
             .map_err(|e| ConfigError::invalid("http client", e.to_string())),
     }
+}
+
+/// The connection setters every provider builder shares: `api_key`,
+/// `base_url`, `secrets`, `timeout` and `client`, writing the builder's
+/// fields of those names (`api_key: Option<String>`, `base_url:
+/// Option<String>`, `secrets: Option<Arc<dyn Secrets>>`, `timeout:
+/// Duration`, `client: Option<reqwest::Client>`). The two provider-specific
+/// doc lines are the arguments.
+///
+/// ```ignore
+/// impl AcmeBuilder {
+///     loomflow_model::connection_setters!(
+///         base_url: "The base URL, up to and including `/v1`.",
+///         timeout: "The whole-request timeout (default 600 s).",
+///     );
+/// }
+/// ```
+#[macro_export]
+macro_rules! connection_setters {
+    (base_url: $base_url_doc:literal, timeout: $timeout_doc:literal $(,)?) => {
+        /// The API key (else the secrets store, else the provider's variable).
+        pub fn api_key(mut self, key: impl Into<String>) -> Self {
+            self.api_key = Some(key.into());
+            self
+        }
+
+        #[doc = $base_url_doc]
+        pub fn base_url(mut self, url: impl Into<String>) -> Self {
+            self.base_url = Some(url.into());
+            self
+        }
+
+        /// Where to look up the key (and base URL) before the environment.
+        pub fn secrets(mut self, secrets: impl $crate::secrets::Secrets) -> Self {
+            self.secrets = Some(::std::sync::Arc::new(secrets));
+            self
+        }
+
+        #[doc = $timeout_doc]
+        pub fn timeout(mut self, timeout: ::std::time::Duration) -> Self {
+            self.timeout = timeout;
+            self
+        }
+
+        /// A preconfigured HTTP client (proxies, custom roots, pooling).
+        pub fn client(mut self, client: $crate::http::reqwest::Client) -> Self {
+            self.client = Some(client);
+            self
+        }
+    };
 }

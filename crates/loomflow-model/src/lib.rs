@@ -1,7 +1,7 @@
 //! The model port of loomflow and the vocabulary it speaks.
 //!
 //! Messages, tool calls and definitions, usage, output schemas, the
-//! [`Model`](model::Model) trait with its chunks and capabilities, the echo
+//! [`Model`] trait with its chunks and capabilities, the echo
 //! and scripted models, and the errors all of these return. Provider crates
 //! (`loomflow-openai`, `loomflow-anthropic`, …) depend on this crate alone;
 //! `loomflow-core` re-exports everything here under the same paths and

@@ -172,6 +172,11 @@ impl Embedder for OpenAiEmbedder {
 }
 
 impl OpenAiEmbedderBuilder {
+    loomflow_model::connection_setters!(
+        base_url: "The base URL, up to and including `/v1`.",
+        timeout: "The per-request timeout (default 60 s).",
+    );
+
     /// The vector size. Needed for models this crate does not know; for
     /// `text-embedding-3-*` a smaller size is sent as `dimensions` and the
     /// server shortens the vectors.
@@ -186,39 +191,9 @@ impl OpenAiEmbedderBuilder {
         self
     }
 
-    /// The API key (else the secrets store, else the environment).
-    pub fn api_key(mut self, key: impl Into<String>) -> Self {
-        self.api_key = Some(key.into());
-        self
-    }
-
-    /// The base URL, up to and including `/v1`.
-    pub fn base_url(mut self, url: impl Into<String>) -> Self {
-        self.base_url = Some(url.into());
-        self
-    }
-
-    /// Where to look up the key (and base URL) before the environment.
-    pub fn secrets(mut self, secrets: impl Secrets) -> Self {
-        self.secrets = Some(Arc::new(secrets));
-        self
-    }
-
     /// How transient failures are retried (default [`RetryPolicy::default`]).
     pub fn retry(mut self, policy: RetryPolicy) -> Self {
         self.retry = policy;
-        self
-    }
-
-    /// The per-request timeout (default 60 s).
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self
-    }
-
-    /// A preconfigured HTTP client.
-    pub fn client(mut self, client: reqwest::Client) -> Self {
-        self.client = Some(client);
         self
     }
 

@@ -7,7 +7,7 @@
 //! structured output (`response_format` json_schema, strict, with the schema
 //! rewritten to what strict mode accepts). HTTP failures come back as
 //! classified [`ModelError`](loomflow_model::ModelError)s, so
-//! [`Retrying`](loomflow_model::model::retry::Retrying) and
+//! [`Retrying`] and
 //! [`Fallback`](loomflow_model::model::fallback::Fallback) know what to do.
 //!
 //! [`OpenAiBuilder::responses_api`] switches a model to the Responses API
@@ -24,7 +24,7 @@
 //! `OPENAI_API_KEY`) and `deepseek-*` (DeepSeek, `DEEPSEEK_API_KEY`, never the
 //! OpenAI key) and `litellm/<model>` (a LiteLLM proxy at `LITELLM_BASE_URL`,
 //! `LITELLM_API_KEY`, the prefix stripped). Each resolved model retries transient failures with the
-//! default [`RetryPolicy`](loomflow_model::model::retry::RetryPolicy).
+//! default [`RetryPolicy`].
 
 mod count;
 mod embed;

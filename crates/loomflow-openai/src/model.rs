@@ -312,6 +312,11 @@ fn schema_name(schema: &OutputSchema) -> String {
 }
 
 impl OpenAiBuilder {
+    loomflow_model::connection_setters!(
+        base_url: "The base URL, up to and including `/v1`.",
+        timeout: "The whole-request timeout (default 600 s, the official SDK's).",
+    );
+
     /// Speaks the Responses API (`POST /responses`: input items, function
     /// calls by `call_id`, reasoning summaries streamed as thinking,
     /// `store: false`) instead of Chat Completions.
@@ -324,24 +329,6 @@ impl OpenAiBuilder {
     /// capabilities.
     pub fn gateway(mut self, gateway: Gateway) -> Self {
         self.gateway = gateway;
-        self
-    }
-
-    /// The API key (else the secrets store, else the environment).
-    pub fn api_key(mut self, key: impl Into<String>) -> Self {
-        self.api_key = Some(key.into());
-        self
-    }
-
-    /// The base URL, up to and including `/v1`.
-    pub fn base_url(mut self, url: impl Into<String>) -> Self {
-        self.base_url = Some(url.into());
-        self
-    }
-
-    /// Where to look up the key (and base URL) before the environment.
-    pub fn secrets(mut self, secrets: impl Secrets) -> Self {
-        self.secrets = Some(Arc::new(secrets));
         self
     }
 
@@ -364,18 +351,6 @@ impl OpenAiBuilder {
     /// rates, models the table does not know).
     pub fn price(mut self, rates: Rates) -> Self {
         self.rates = Some(rates);
-        self
-    }
-
-    /// The whole-request timeout (default 600 s, the official SDK's).
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self
-    }
-
-    /// A preconfigured HTTP client (proxies, custom roots, pooling).
-    pub fn client(mut self, client: reqwest::Client) -> Self {
-        self.client = Some(client);
         self
     }
 
