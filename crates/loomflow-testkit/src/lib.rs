@@ -3,6 +3,7 @@
 //! services on loopback ports.
 
 pub mod fake_provider;
+pub mod live;
 
 use std::sync::{Arc, Mutex};
 
