@@ -16,6 +16,7 @@ use loomflow_model::pricing::CacheTtl;
 use loomflow_testkit::fake_provider::anthropic::{self, Block};
 use loomflow_testkit::fake_provider::{FakeProvider, Reply};
 use loomflow_testkit::{quick_retries, stream_chunks};
+use loomflow_testkit::{weather, weather_def};
 use serde_json::json;
 
 const HAIKU: &str = "claude-haiku-4-5";
@@ -26,12 +27,6 @@ fn model_named(fake: &FakeProvider, name: &str) -> AnthropicModel {
         .base_url(fake.url())
         .build()
         .unwrap()
-}
-
-/// Look up the weather.
-#[loomflow_macros::tool(crate = "loomflow_core")]
-async fn weather(city: String) -> String {
-    format!("sunny in {city}")
 }
 
 #[tokio::test]
@@ -343,17 +338,6 @@ async fn prompt_caching_places_four_breakpoints_and_prices_the_hour() {
         body["system"][2]["cache_control"],
         json!({"type": "ephemeral", "ttl": "1h"})
     );
-}
-
-fn weather_def() -> loomflow_core::ToolDef {
-    loomflow_core::ToolDef {
-        name: "weather".into(),
-        description: "Look up the weather.".into(),
-        input_schema: json!({"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}),
-        server: None,
-        destructive: false,
-        ends_turn: false,
-    }
 }
 
 #[tokio::test]

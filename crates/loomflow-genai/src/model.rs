@@ -135,7 +135,7 @@ impl GenaiModel {
             .filter(|_| inner.capabilities.native_structured_output)
         {
             options = options.with_response_format(ChatResponseFormat::JsonSpec(JsonSpec::new(
-                schema_name(schema.name()),
+                schema.wire_name(),
                 schema.schema().clone(),
             )));
         }
@@ -164,26 +164,6 @@ fn reasoning_effort(effort: Effort) -> ReasoningEffort {
         Effort::High => ReasoningEffort::High,
         Effort::Xhigh => ReasoningEffort::XHigh,
         Effort::Max => ReasoningEffort::Max,
-    }
-}
-
-/// Schema names: letters, digits, `_` and `-` (what every provider takes).
-fn schema_name(name: &str) -> String {
-    let name: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .take(64)
-        .collect();
-    if name.is_empty() {
-        "output".into()
-    } else {
-        name
     }
 }
 

@@ -12,6 +12,7 @@ use loomflow_genai::GenaiModel;
 use loomflow_model::model::retry::Retrying;
 use loomflow_testkit::fake_provider::gemini::{self, Part};
 use loomflow_testkit::fake_provider::{FakeProvider, Reply, openai};
+use loomflow_testkit::weather;
 use loomflow_testkit::{quick_retries, stream_chunks};
 use serde_json::json;
 
@@ -23,12 +24,6 @@ fn gemini_model(fake: &FakeProvider) -> GenaiModel {
         .base_url(format!("{}/v1beta", fake.url()))
         .build()
         .unwrap()
-}
-
-/// Look up the weather.
-#[loomflow_macros::tool(crate = "loomflow_core")]
-async fn weather(city: String) -> String {
-    format!("sunny in {city}")
 }
 
 #[tokio::test]

@@ -57,6 +57,34 @@ impl OutputSchema {
         &self.name
     }
 
+    /// The name as providers accept it for a response format (`[A-Za-z0-9_-]`,
+    /// at most 64 characters, `"output"` when nothing is left).
+    ///
+    /// ```
+    /// # #[derive(serde::Deserialize, schemars::JsonSchema)] struct Weather { c: f64 }
+    /// assert_eq!(loomflow_model::OutputSchema::of::<Weather>().wire_name(), "Weather");
+    /// assert_eq!(loomflow_model::OutputSchema::of::<Vec<u8>>().wire_name(), "Array_of_uint8");
+    /// ```
+    pub fn wire_name(&self) -> String {
+        let name: String = self
+            .name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .take(64)
+            .collect();
+        if name.is_empty() {
+            "output".into()
+        } else {
+            name
+        }
+    }
+
     /// The JSON Schema.
     pub fn schema(&self) -> &serde_json::Value {
         &self.schema

@@ -213,7 +213,7 @@ impl OpenAiModel {
                 json!({
                     "type": "json_schema",
                     "json_schema": {
-                        "name": schema_name(schema),
+                        "name": schema.wire_name(),
                         "schema": to_strict(schema.schema()),
                         "strict": true,
                     }
@@ -254,7 +254,7 @@ impl OpenAiModel {
             self.native_output_for(schema).then(|| TextConfig {
                 format: json!({
                     "type": "json_schema",
-                    "name": schema_name(schema),
+                    "name": schema.wire_name(),
                     "schema": to_strict(schema.schema()),
                     "strict": true,
                 }),
@@ -287,27 +287,6 @@ impl OpenAiModel {
             .and_then(|c| c.key.as_deref())
             .or(inner.prompt_cache_key.as_deref())
             .filter(|_| inner.capabilities.prompt_caching)
-    }
-}
-
-/// OpenAI wants `^[a-zA-Z0-9_-]{1,64}$` for the schema name.
-fn schema_name(schema: &OutputSchema) -> String {
-    let name: String = schema
-        .name()
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .take(64)
-        .collect();
-    if name.is_empty() {
-        "output".into()
-    } else {
-        name
     }
 }
 

@@ -13,6 +13,7 @@ use loomflow_core::{Agent, Effort, Message, Model, ModelError, PromptCache, Tool
 use loomflow_model::model::retry::Retrying;
 use loomflow_openai::{Gateway, OpenAiModel};
 use loomflow_testkit::fake_provider::{FakeProvider, Reply, openai};
+use loomflow_testkit::weather;
 use loomflow_testkit::{quick_retries, stream_chunks};
 use serde_json::json;
 
@@ -24,12 +25,6 @@ fn model(fake: &FakeProvider) -> OpenAiModel {
         .base_url(format!("{}/v1", fake.url()))
         .build()
         .unwrap()
-}
-
-/// Look up the weather.
-#[loomflow_macros::tool(crate = "loomflow_core")]
-async fn weather(city: String) -> String {
-    format!("sunny in {city}")
 }
 
 #[tokio::test]

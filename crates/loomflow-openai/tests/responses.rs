@@ -10,6 +10,7 @@ use loomflow_core::{Agent, Effort, Message, Model, ModelError};
 use loomflow_openai::OpenAiModel;
 use loomflow_testkit::fake_provider::openai_responses::{self, Item};
 use loomflow_testkit::fake_provider::{FakeProvider, Reply};
+use loomflow_testkit::{weather, weather_def};
 use serde_json::json;
 
 const MODEL: &str = "gpt-5-mini";
@@ -21,12 +22,6 @@ fn model(fake: &FakeProvider) -> OpenAiModel {
         .base_url(format!("{}/v1", fake.url()))
         .build()
         .unwrap()
-}
-
-/// Look up the weather.
-#[loomflow_macros::tool(crate = "loomflow_core")]
-async fn weather(city: String) -> String {
-    format!("sunny in {city}")
 }
 
 #[tokio::test]
@@ -217,14 +212,7 @@ async fn count_tokens_uses_the_input_tokens_endpoint() {
         Message::system("Be brief."),
         Message::user("Weather in Paris?"),
     ];
-    let tools = [loomflow_core::ToolDef {
-        name: "weather".into(),
-        description: "Look up the weather.".into(),
-        input_schema: json!({"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}),
-        server: None,
-        destructive: false,
-        ends_turn: false,
-    }];
+    let tools = [weather_def()];
     let count = model(&fake)
         .count_tokens(
             ModelRequest::new(&messages)

@@ -96,6 +96,27 @@ impl Model for RecordingModel {
     }
 }
 
+// The tool the provider tests offer the model. Its doc comment is the
+// description the model reads (and the request snapshots record).
+/// Look up the weather.
+#[loomflow::tool]
+pub async fn weather(city: String) -> String {
+    format!("sunny in {city}")
+}
+
+/// The weather tool's definition written out by hand (`{"city": string}`,
+/// required), for tests that send tool definitions without running them.
+pub fn weather_def() -> ToolDef {
+    ToolDef {
+        name: "weather".into(),
+        description: "Look up the weather.".into(),
+        input_schema: serde_json::json!({"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}),
+        server: None,
+        destructive: false,
+        ends_turn: false,
+    }
+}
+
 /// A retry policy for tests: `attempts` tries, 1 ms apart, no jitter, a 1 s
 /// cap (a server hint above it ends the retries, as in production).
 pub fn quick_retries(attempts: u32) -> loomflow::model::retry::RetryPolicy {
