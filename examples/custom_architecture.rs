@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use async_trait::async_trait;
+use loomflow::architecture::StepName;
 use loomflow::model::ModelRequest;
 use loomflow::prelude::*;
 use loomflow::{AgentSession, RunDeps};
@@ -31,7 +32,11 @@ impl Architecture for DraftThenRevise {
         for _ in 0..2 {
             session.turns += 1;
             let reply = deps
-                .call_model(ModelRequest::new(&session.messages))
+                // The step name journals the call when the agent has a journal.
+                .call_model(
+                    StepName::ModelCall(session.turns),
+                    ModelRequest::new(&session.messages),
+                )
                 .await?;
             session.usage += reply.usage;
             session.output = reply.text.clone();

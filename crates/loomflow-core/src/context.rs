@@ -99,6 +99,42 @@ impl RunContext {
     }
 }
 
+/// Runs the blocking closure `f` on tokio's blocking pool with the current
+/// [`RunContext`] and [`CallContext`](crate::journal::CallContext) visible to
+/// it (task-locals do not cross to blocking threads by themselves). Sync tools
+/// and sync workflow nodes run this way.
+///
+/// ```
+/// use loomflow_core::{RunContext, UserId, context};
+///
+/// # tokio::runtime::Builder::new_multi_thread().build().unwrap().block_on(async {
+/// let ctx = RunContext::new(UserId::new("alice").unwrap());
+/// let user = ctx
+///     .scope(async { context::spawn_blocking(|| RunContext::current().map(|c| c.user_id)).await })
+///     .await
+///     .unwrap();
+/// assert_eq!(user.unwrap().as_str(), Some("alice"));
+/// # });
+/// ```
+pub fn spawn_blocking<R, F>(f: F) -> tokio::task::JoinHandle<R>
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    let run = RunContext::current();
+    let call = crate::journal::CallContext::current();
+    tokio::task::spawn_blocking(move || {
+        let with_call = move || match call {
+            Some(call) => call.sync_scope(f),
+            None => f(),
+        };
+        match run {
+            Some(run) => run.sync_scope(with_call),
+            None => with_call(),
+        }
+    })
+}
+
 /// Defaults a surrounding run (a workflow) offers the agents inside it that
 /// did not set their own. Explicit always wins: a per-call setting, then the
 /// agent's own, then the ambient one.

@@ -86,6 +86,9 @@ pub enum Error {
     /// A tool host failed outside any single call (listing its tools, …).
     #[error(transparent)]
     Tool(#[from] ToolError),
+    /// The journal failed, or an entry in it does not decode.
+    #[error(transparent)]
+    Journal(#[from] crate::journal::JournalError),
     /// The run was cancelled.
     #[error("run cancelled")]
     Cancelled,
@@ -104,6 +107,7 @@ impl Error {
             Self::RunTimeout(_) => "RunTimeout",
             Self::Id(_) => "IdError",
             Self::Tool(_) => "ToolError",
+            Self::Journal(_) => "RuntimeJournalError",
             Self::Cancelled => "Cancelled",
             Self::Internal(_) => "InternalError",
         }
@@ -114,6 +118,11 @@ impl Error {
         match self {
             Self::Model(e) => e.is_retryable(),
             Self::RunTimeout(_) => true,
+            Self::Journal(e) => matches!(
+                e,
+                crate::journal::JournalError::Backend { .. }
+                    | crate::journal::JournalError::Busy { .. }
+            ),
             _ => false,
         }
     }

@@ -17,6 +17,7 @@ pub mod effort {
 }
 pub mod event;
 pub mod id;
+pub mod journal;
 /// Messages, tool calls and definitions, usage (from `loomflow-model`).
 pub mod message {
     pub use loomflow_model::message::*;
@@ -50,6 +51,7 @@ pub use error::{
 };
 pub use event::{Event, EventKind, EventSink};
 pub use id::{RunId, SessionId, UserId};
+pub use journal::{InMemoryJournal, Journal, JournalError};
 pub use loomflow_model::Embedder;
 pub use message::{ContentPart, Image, Message, Role, ToolCall, ToolDef, ToolResult, Usage};
 pub use model::{EchoModel, Model, ModelChunk, ScriptedModel, ScriptedTurn};
@@ -66,7 +68,7 @@ pub mod __private {
     pub use serde_json;
     pub use tokio;
 
-    pub use crate::context::RunContext;
+    pub use crate::context::{RunContext, spawn_blocking};
     pub use crate::error::ToolError;
     pub use crate::message::ToolDef;
     pub use crate::tool::{Tool, parse_args, tool_schema};

@@ -200,11 +200,7 @@ fn expand(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
         quote!(#call_inner.await)
     } else {
         quote! {{
-            let __ctx = #krate::__private::RunContext::current();
-            let __task = #krate::__private::tokio::task::spawn_blocking(move || match __ctx {
-                Some(ctx) => ctx.sync_scope(move || #call_inner),
-                None => #call_inner,
-            });
+            let __task = #krate::__private::spawn_blocking(move || #call_inner);
             __task.await.map_err(|e| #krate::__private::ToolError::failed(
                 format!("tool `{}` panicked: {}", #tool_name, e)
             ))?

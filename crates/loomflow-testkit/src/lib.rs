@@ -3,6 +3,7 @@
 //! services on loopback ports.
 
 pub mod fake_provider;
+pub mod journal_contract;
 pub mod live;
 
 use std::sync::{Arc, Mutex};
@@ -186,4 +187,89 @@ pub fn event_trace(events: &[Event]) -> Vec<String> {
             }
         })
         .collect()
+}
+
+/// A deterministic tool-calling model that keeps no state: with `k` tool
+/// results in the transcript it calls `tool` with `{"n": k}`, until `calls`
+/// results are in; then it answers `done: <result 0> | <result 1> | …`. Every
+/// process gives the same reply to the same transcript, which is what a
+/// crash-and-resume test needs (the Python peer bench uses the same shape).
+/// Each reply costs 10 input and 5 output tokens.
+#[derive(Debug, Clone)]
+pub struct ToolLoopModel {
+    tool: String,
+    calls: usize,
+    /// Model calls made (replayed ones are not counted).
+    pub made: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl ToolLoopModel {
+    /// Calls `tool` `calls` times, one call per turn, then answers.
+    pub fn new(tool: impl Into<String>, calls: usize) -> Self {
+        Self {
+            tool: tool.into(),
+            calls,
+            made: Arc::default(),
+        }
+    }
+
+    fn reply(&self, request: &ModelRequest<'_>) -> Completion {
+        self.made.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let results: Vec<String> = request
+            .messages
+            .iter()
+            .filter(|m| m.role == loomflow::Role::Tool)
+            .map(Message::text_content)
+            .collect();
+        let usage = loomflow::Usage {
+            input_tokens: 10,
+            output_tokens: 5,
+            ..Default::default()
+        };
+        if results.len() < self.calls {
+            let call = loomflow::ToolCall::new(
+                self.tool.clone(),
+                serde_json::json!({ "n": results.len() }),
+            );
+            Completion {
+                tool_calls: vec![call],
+                usage,
+                finish_reason: loomflow::model::FinishReason::ToolUse,
+                ..Completion::default()
+            }
+        } else {
+            Completion {
+                text: format!("done: {}", results.join(" | ")),
+                usage,
+                ..Completion::default()
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Model for ToolLoopModel {
+    fn name(&self) -> &str {
+        "tool-loop"
+    }
+
+    async fn stream(&self, request: ModelRequest<'_>) -> Result<ChunkStream, ModelError> {
+        let c = self.reply(&request);
+        let mut chunks = Vec::new();
+        if !c.text.is_empty() {
+            chunks.push(Ok(loomflow::ModelChunk::Text { text: c.text }));
+        }
+        for tool_call in c.tool_calls {
+            chunks.push(Ok(loomflow::ModelChunk::ToolCall { tool_call }));
+        }
+        chunks.push(Ok(loomflow::ModelChunk::Finish {
+            finish_reason: c.finish_reason,
+            usage: c.usage,
+        }));
+        Ok(Box::pin(futures_util::stream::iter(chunks)))
+    }
+
+    async fn complete(&self, request: ModelRequest<'_>) -> Result<Completion, ModelError> {
+        Ok(self.reply(&request))
+    }
 }

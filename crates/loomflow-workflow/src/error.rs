@@ -9,6 +9,14 @@ use crate::node::BoxError;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum WorkflowError {
+    /// The run's journal failed (opening or closing the run).
+    #[error("workflow `{workflow}`: {source}")]
+    Journal {
+        /// The workflow.
+        workflow: String,
+        /// What the journal said.
+        source: loomflow_core::JournalError,
+    },
     /// Two nodes share a name.
     #[error(
         "workflow `{workflow}`: node `{node}` is already registered; node names must be unique"
@@ -203,6 +211,7 @@ impl WorkflowError {
             Self::Classifier { .. } => "RouterError",
             Self::InputMismatch { .. } => "InputError",
             Self::Id(_) => "IdError",
+            Self::Journal { .. } => "RuntimeJournalError",
             Self::Cancelled => "Cancelled",
             Self::Internal(_) => "InternalError",
             _ => "ConfigError",

@@ -20,6 +20,7 @@ pub(crate) struct Settings {
     pub response_tone: Option<Tone>,
     pub event_buffer: usize,
     pub needs_input: bool,
+    pub journal: Option<std::sync::Arc<dyn loomflow_core::Journal>>,
 }
 
 impl Default for Settings {
@@ -31,6 +32,7 @@ impl Default for Settings {
             response_tone: None,
             event_buffer: 64,
             needs_input: false,
+            journal: None,
         }
     }
 }
@@ -239,6 +241,16 @@ impl WorkflowBuilder {
     /// included) that did not set their own.
     pub fn response_tone(mut self, tone: impl Into<Tone>) -> Self {
         self.settings.response_tone = Some(tone.into());
+        self
+    }
+
+    /// Journals every run: each node is a step (`node:<name>#<visit>`)
+    /// recorded under the run's user and session, and the Agents inside are
+    /// journaled under their node. Running the same session and input again
+    /// after a crash replays the finished nodes and continues from the
+    /// first unfinished one (see [`loomflow_core::journal`]).
+    pub fn journal(mut self, journal: std::sync::Arc<dyn loomflow_core::Journal>) -> Self {
+        self.settings.journal = Some(journal);
         self
     }
 

@@ -16,8 +16,10 @@ use serde_json::Value;
 /// Any error a node can return.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
-/// What a node produced.
-#[derive(Debug, Clone, PartialEq)]
+/// What a node produced. Serialisable: a journaled workflow records it as
+/// the node's step.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "outcome", content = "value", rename_all = "snake_case")]
 pub enum NodeOutcome {
     /// A value, passed along the node's out-edges.
     Done(Value),
@@ -275,12 +277,7 @@ where
     async fn run(&self, input: Value, _cx: NodeContext<'_>) -> Result<NodeOutcome, BoxError> {
         let input = input_as::<I>(input)?;
         let f = self.f.clone();
-        let ctx = RunContext::current();
-        let out = tokio::task::spawn_blocking(move || match ctx {
-            Some(ctx) => ctx.sync_scope(|| f(input)),
-            None => f(input),
-        })
-        .await;
+        let out = loomflow_core::context::spawn_blocking(move || f(input)).await;
         match out {
             Ok(out) => out.into_node_result(),
             Err(e) if e.is_panic() => Err("the blocking node panicked".into()),

@@ -12,6 +12,7 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 use loomflow_core::context::{Ambient, Metadata};
 use loomflow_core::error::IdError;
 use loomflow_core::id::new_id;
+use loomflow_core::journal::{self, Durable, OpenMode, Scope};
 use loomflow_core::{EventKind, EventSink, RunContext, RunId, SessionId, UserId};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -277,6 +278,30 @@ impl WorkflowRequest {
             run_id: RunId::generate(),
             metadata: Arc::new(self.metadata),
         };
+        let durable = Durable::enter(
+            inner.settings.journal.as_ref(),
+            || Scope::new(ctx.user_id.clone(), ctx.session_id.clone()),
+            Some(&input.to_string()),
+            OpenMode::Run,
+        )
+        .await
+        .map_err(|source| WorkflowError::Journal {
+            workflow: inner.name.clone(),
+            source,
+        });
+        let durable = match durable {
+            Ok(d) => d,
+            Err(e) => {
+                if let Some(sink) = &sink {
+                    sink.send(&ctx.session_id, || EventKind::Error {
+                        error_type: e.type_name().to_owned(),
+                        message: e.to_string(),
+                    })
+                    .await;
+                }
+                return Err(e);
+            }
+        };
         if let Some(sink) = &sink {
             sink.send(&ctx.session_id, || EventKind::WorkflowStarted {
                 workflow: inner.name.clone(),
@@ -294,7 +319,13 @@ impl WorkflowRequest {
         )
         .run(input);
         let body = ctx.clone().scope(body);
-        let outcome = match &inner.settings.response_tone {
+        let body = async {
+            match &durable {
+                Some(d) => d.run_in(body).await,
+                None => body.await,
+            }
+        };
+        let mut outcome = match &inner.settings.response_tone {
             Some(tone) => {
                 Ambient::with_response_tone(Some(tone.clone()))
                     .scope(body)
@@ -302,6 +333,15 @@ impl WorkflowRequest {
             }
             None => body.await,
         };
+        if outcome.is_ok()
+            && let Some(d) = durable
+            && let Err(source) = d.finish().await
+        {
+            outcome = Err(WorkflowError::Journal {
+                workflow: inner.name.clone(),
+                source,
+            });
+        }
         match outcome {
             Ok(done) => {
                 if let Some(sink) = &sink {
@@ -350,6 +390,23 @@ impl IntoFuture for WorkflowRequest {
     }
 }
 
+/// Runs a node; in a journaled run, as step `node:<name>#<visit>` (a
+/// recorded node returns its recorded outcome without running).
+async fn run_node(
+    node: &dyn Node,
+    name: &str,
+    visit: u32,
+    input: Value,
+    cx: NodeContext<'_>,
+) -> Result<NodeOutcome, BoxError> {
+    if !journal::active() {
+        return node.run(input, cx).await;
+    }
+    let step = format!("node:{name}#{visit}");
+    let fingerprinted = input.clone();
+    journal::step(&step, &fingerprinted, || node.run(input, cx)).await
+}
+
 /// Who delivered a node's input (`None` is the workflow's input).
 enum Sources {
     One(Option<usize>),
@@ -392,7 +449,7 @@ struct Scheduler<'a> {
     visited: Vec<NodeName>,
     ended: Vec<usize>,
     last: Option<usize>,
-    queue: VecDeque<(usize, Value, Sources)>,
+    queue: VecDeque<(usize, u32, Value, Sources)>,
     scratch: Vec<usize>,
 }
 
@@ -467,12 +524,18 @@ impl<'a> Scheduler<'a> {
             // Start what has a slot; run a lone node inline (no task node).
             let mut inline = None;
             while running.len() < max {
-                let Some((node, input, sources)) = self.queue.pop_front() else {
+                let Some((node, visit, input, sources)) = self.queue.pop_front() else {
                     break;
                 };
                 self.step_started(node).await;
                 let cx = self.context(node);
-                let fut = graph.nodes[node].run(input, cx);
+                let fut = run_node(
+                    graph.nodes[node].as_ref(),
+                    self.name(node),
+                    visit,
+                    input,
+                    cx,
+                );
                 if running.is_empty() && self.queue.is_empty() {
                     inline = Some((node, sources, fut));
                     break;
@@ -615,7 +678,8 @@ impl<'a> Scheduler<'a> {
         self.pending[node] = buf;
         self.active[node] += 1;
         self.active_bits.set(node);
-        self.queue.push_back((node, input, sources));
+        self.queue
+            .push_back((node, self.visits[node], input, sources));
         Ok(())
     }
 

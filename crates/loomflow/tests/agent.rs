@@ -561,12 +561,14 @@ async fn stream_result_returns_the_typed_outcome() {
 }
 
 #[tokio::test]
-async fn resume_continues_a_named_session() {
+async fn resume_without_a_journal_says_what_is_missing() {
     let agent = Agent::builder().model("echo").build().unwrap();
     let first = agent.run("one").await.unwrap();
-    let second = agent.resume(first.session_id.clone(), "two").await.unwrap();
-    assert_eq!(second.session_id, first.session_id);
-    assert_ne!(second.run_id, first.run_id);
+    let err = agent.resume(first.session_id.clone()).await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "resume needs a journal: build the agent or workflow with .journal(…)"
+    );
 }
 
 #[tokio::test]

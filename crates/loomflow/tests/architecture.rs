@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use async_trait::async_trait;
+use loomflow::architecture::StepName;
 use loomflow::model::ModelRequest;
 use loomflow::prelude::*;
 use loomflow::{AgentSession, Message, RunDeps};
@@ -27,7 +28,7 @@ impl Architecture for DraftThenRevise {
         for step in ["draft", "revise"] {
             session.turns += 1;
             let c = deps
-                .call_model(ModelRequest::new(&session.messages))
+                .call_model(StepName::Named(step), ModelRequest::new(&session.messages))
                 .await?;
             session.usage += c.usage;
             deps.emitter

@@ -8,6 +8,7 @@ use super::{Agent, AgentInner};
 use crate::architecture::{Architecture, ReAct};
 use crate::effort::{Effort, PromptCache};
 use crate::error::ConfigError;
+use crate::journal::Journal;
 use crate::model::Model;
 pub use crate::model::registry::IntoModel;
 use crate::model::registry::{ensure_providers, known_models};
@@ -56,6 +57,8 @@ pub struct AgentBuilder {
     tone: Option<Tone>,
     event_buffer: usize,
     settings: ModelSettings,
+    journal: Option<Arc<dyn Journal>>,
+    checkpoints: Option<usize>,
 }
 
 impl Default for AgentBuilder {
@@ -76,6 +79,8 @@ impl Default for AgentBuilder {
             tone: None,
             event_buffer: 128,
             settings: ModelSettings::default(),
+            journal: None,
+            checkpoints: None,
         }
     }
 }
@@ -247,6 +252,26 @@ impl AgentBuilder {
         self
     }
 
+    /// Journals every run: each model call and tool dispatch is a step
+    /// recorded under the run's user and session, so a run that crashed
+    /// resumes where it stopped (see [`journal`](crate::journal)).
+    /// `loomflow-sqlite` is the embedded default; [`InMemoryJournal`](crate::InMemoryJournal)
+    /// resumes within one process.
+    pub fn journal(mut self, journal: Arc<dyn Journal>) -> Self {
+        self.journal = Some(journal);
+        self
+    }
+
+    /// Takes a checkpoint (messages, turn, usage) after every turn, keeping
+    /// the newest `keep` per session (20 is a good default), so a run can
+    /// be resumed or forked from any of them with
+    /// [`RunRequest::from_checkpoint`](super::RunRequest::from_checkpoint).
+    /// Needs a [`journal`](Self::journal).
+    pub fn checkpoints(mut self, keep: usize) -> Self {
+        self.checkpoints = Some(keep);
+        self
+    }
+
     /// Checks the configuration and builds the agent.
     pub fn build(self) -> Result<Agent, ConfigError> {
         let model = match self.model {
@@ -277,6 +302,21 @@ impl AgentBuilder {
         }
         if self.event_buffer == 0 {
             return Err(ConfigError::invalid("event_buffer", "must be at least 1"));
+        }
+        match self.checkpoints {
+            Some(0) => {
+                return Err(ConfigError::invalid(
+                    "checkpoints",
+                    "must keep at least 1 checkpoint per session",
+                ));
+            }
+            Some(_) if self.journal.is_none() => {
+                return Err(ConfigError::invalid(
+                    "checkpoints",
+                    "checkpoints are stored in the journal: add .journal(...) (InMemoryJournal, SQLite or Postgres)",
+                ));
+            }
+            _ => {}
         }
         if let Some(name) = &self.name
             && name.trim().is_empty()
@@ -315,6 +355,8 @@ impl AgentBuilder {
                 tone: self.tone,
                 event_buffer: self.event_buffer,
                 settings: self.settings,
+                journal: self.journal,
+                checkpoints: self.checkpoints,
             }),
         })
     }

@@ -28,7 +28,8 @@ pub use stream::EventStream;
 use crate::architecture::Architecture;
 use crate::effort::{Effort, PromptCache};
 use crate::error::ConfigError;
-use crate::id::SessionId;
+use crate::id::{SessionId, UserId};
+use crate::journal::{CheckpointRecord, Journal, JournalError, Scope};
 use crate::model::Model;
 use crate::output::OutputSchema;
 use crate::tone::Tone;
@@ -49,6 +50,8 @@ pub(crate) struct AgentInner {
     pub(crate) tone: Option<Tone>,
     pub(crate) event_buffer: usize,
     pub(crate) settings: ModelSettings,
+    pub(crate) journal: Option<Arc<dyn Journal>>,
+    pub(crate) checkpoints: Option<usize>,
 }
 
 /// Per-call model settings an agent applies to every request.
@@ -99,10 +102,75 @@ impl Agent {
         self.run(input).stream()
     }
 
-    /// Continues `session` with `input` (sugar for
-    /// `agent.run(input).session(session)`).
-    pub fn resume(&self, session: SessionId, input: impl Into<String>) -> RunRequest {
-        self.run(input).session(session)
+    /// Resumes `session`'s last run from the journal: the recorded input
+    /// runs again and every recorded step returns its result without
+    /// executing, so a run that crashed finishes where it stopped (one that
+    /// finished returns the same result). Set the user with `.user(…)`.
+    ///
+    /// With [`from_checkpoint`](RunRequest::from_checkpoint) it continues
+    /// from a checkpoint instead, with [`input`](RunRequest::input) or
+    /// `"Continue the interrupted task."`.
+    ///
+    /// Fails with [`JournalError::NothingToResume`] when the session has no
+    /// run, and [`JournalError::NoJournal`] without a journal.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use loomflow_core::{Agent, InMemoryJournal};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+    /// let agent = Agent::builder().model("echo").journal(Arc::new(InMemoryJournal::new())).build().unwrap();
+    /// let first = agent.run("hello").user("alice").session("s1").await.unwrap();
+    /// let again = agent.resume("s1").user("alice").await.unwrap();
+    /// assert_eq!(again.output, first.output);
+    /// # });
+    /// ```
+    pub fn resume<S>(&self, session: S) -> RunRequest
+    where
+        S: TryInto<SessionId>,
+        S::Error: Into<crate::error::IdError>,
+    {
+        self.run(String::new()).session(session).resume_last()
+    }
+
+    /// Leaves signal `name` with `payload` for `user`'s `session`: a run
+    /// parked in [`wait_for_signal`](crate::journal::wait_for_signal) on it
+    /// (in this process or, through a shared journal, in another) continues.
+    pub async fn signal(
+        &self,
+        user: &UserId,
+        session: &SessionId,
+        name: &str,
+        payload: serde_json::Value,
+    ) -> Result<(), JournalError> {
+        let journal = self.journal_or("signal")?;
+        let scope = Scope::new(user.clone(), session.clone());
+        crate::journal::send_signal(journal.as_ref(), &scope, name, &payload).await
+    }
+
+    /// `user`'s checkpoints of `session`, newest first (ids, turns and
+    /// times; payloads are loaded when resuming).
+    pub async fn checkpoints(
+        &self,
+        user: &UserId,
+        session: &SessionId,
+        limit: usize,
+    ) -> Result<Vec<CheckpointRecord>, JournalError> {
+        let journal = self.journal_or("checkpoints")?;
+        let scope = Scope::new(user.clone(), session.clone());
+        journal.checkpoints(&scope, limit).await
+    }
+
+    /// The agent's journal, if it has one.
+    pub fn journal(&self) -> Option<&Arc<dyn Journal>> {
+        self.inner.journal.as_ref()
+    }
+
+    fn journal_or(&self, what: &'static str) -> Result<&Arc<dyn Journal>, JournalError> {
+        self.inner
+            .journal
+            .as_ref()
+            .ok_or(JournalError::NoJournal { what })
     }
 
     /// The agent's name, if it has one.

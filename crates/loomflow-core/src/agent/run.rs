@@ -10,13 +10,17 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::{Agent, EventStream};
-use crate::architecture::{AgentSession, Emitter, RunDeps};
+use crate::architecture::{AgentSession, Emitter, RunDeps, StepName};
 use crate::context::Ambient;
 use crate::context::{Metadata, RunContext};
 use crate::effort::Effort;
 use crate::error::{Error, IdError, OutputValidationError, Result};
 use crate::event::{EventKind, EventSink};
 use crate::id::{RunId, SessionId, UserId};
+use crate::journal::{
+    Checkpoint, CheckpointRef, Durable, Frame, JournalError, OpenMode, Scope, load_checkpoint,
+    store_checkpoint,
+};
 use crate::message::{Image, Message};
 use crate::output::{OutputSchema, strip_json_fences};
 use crate::tone::Tone;
@@ -129,7 +133,16 @@ pub struct RunRequest<T = serde_json::Value> {
     output: Option<OutputSchema>,
     retries: Option<u32>,
     sink: Option<EventSink>,
+    durable: DurableChoice,
     _out: PhantomData<fn() -> T>,
+}
+
+/// How a run meets the journal: a plain run, a resume of the last run, or a
+/// resume from a checkpoint.
+#[derive(Debug, Clone, Default)]
+struct DurableChoice {
+    resume_last: bool,
+    checkpoint: Option<CheckpointRef>,
 }
 
 impl RunRequest {
@@ -146,6 +159,7 @@ impl RunRequest {
             output: None,
             retries: None,
             sink: None,
+            durable: DurableChoice::default(),
             _out: PhantomData,
         }
     }
@@ -204,6 +218,30 @@ impl<T> RunRequest<T> {
         self
     }
 
+    /// The input text (for [`Agent::resume`] from a checkpoint; a plain run
+    /// takes it in [`Agent::run`]).
+    pub fn input(mut self, input: impl Into<String>) -> Self {
+        self.input = input.into();
+        self
+    }
+
+    /// Continues from a checkpoint of the session (see
+    /// [`AgentBuilder::checkpoints`](super::AgentBuilder::checkpoints)): its
+    /// messages, turn count and usage are restored and the run goes on with
+    /// [`input`](Self::input), or `"Continue the interrupted task."`.
+    /// [`CheckpointRef::Latest`] continues the session; an older checkpoint
+    /// forks into a new session (the result's `session_id`), leaving the
+    /// original untouched.
+    pub fn from_checkpoint(mut self, checkpoint: CheckpointRef) -> Self {
+        self.durable.checkpoint = Some(checkpoint);
+        self
+    }
+
+    pub(crate) fn resume_last(mut self) -> Self {
+        self.durable.resume_last = true;
+        self
+    }
+
     /// Sends this run's events into `sink` (another run's stream, attributed
     /// to the sink's node) while it runs to completion. This is how a
     /// workflow streams the events of an Agent node; [`stream`](Self::stream)
@@ -227,6 +265,7 @@ impl<T> RunRequest<T> {
             output: Some(OutputSchema::of::<U>()),
             retries: self.retries,
             sink: self.sink,
+            durable: self.durable,
             _out: PhantomData,
         }
     }
@@ -253,6 +292,7 @@ impl<T> RunRequest<T> {
             output: self.output,
             retries: self.retries,
             sink: self.sink,
+            durable: self.durable,
             _out: PhantomData,
         }
     }
@@ -281,7 +321,7 @@ impl RunRequest {
     pub(crate) async fn execute(self, sink: Option<EventSink>) -> Result<RunResult> {
         let started_at = Utc::now();
         let inner = self.agent.inner.clone();
-        let session_id = match self.session {
+        let mut session_id = match self.session {
             Some(Ok(s)) => s,
             Some(Err(e)) => return fail(sink, SessionId::generate(), e.into()).await,
             None => SessionId::generate(),
@@ -291,6 +331,67 @@ impl RunRequest {
             Some(Err(e)) => return fail(sink, session_id, e.into()).await,
             None => RunContext::current().map(|c| c.user_id).unwrap_or_default(),
         };
+        let mut message = Message::user(self.input);
+        for image in self.images {
+            message = message.with_image(image);
+        }
+
+        // Meet the journal: restore a checkpoint (forking when it is not
+        // the newest), then join or open the session's run epoch.
+        let mut restore = None;
+        if let Some(which) = self.durable.checkpoint {
+            match restore_checkpoint(&inner, &user_id, &session_id, which).await {
+                Ok((checkpoint, session)) => {
+                    session_id = session;
+                    restore = Some(checkpoint);
+                }
+                Err(e) => return fail(sink, session_id, e.into()).await,
+            }
+            if message.text_content().is_empty() {
+                message = Message::user("Continue the interrupted task.");
+            }
+        }
+        let mode = if self.durable.resume_last && restore.is_none() {
+            if inner.journal.is_none() && crate::journal::Frame::current().is_none() {
+                let e = JournalError::NoJournal { what: "resume" };
+                return fail(sink, session_id, e.into()).await;
+            }
+            OpenMode::ResumeLast
+        } else {
+            OpenMode::Run
+        };
+        let input_json = match inner.journal.is_some() || mode == OpenMode::ResumeLast {
+            true => serde_json::to_string(&message).ok(),
+            false => None,
+        };
+        let entered = Durable::enter(
+            inner.journal.as_ref(),
+            || Scope::new(user_id.clone(), session_id.clone()),
+            input_json.as_deref(),
+            mode,
+        )
+        .await;
+        let durable = match entered {
+            Ok(d) => d,
+            Err(e) => return fail(sink, session_id, e.into()).await,
+        };
+        if mode == OpenMode::ResumeLast
+            && let Some(recorded) = durable.as_ref().and_then(|d| d.input.as_deref())
+        {
+            message = match serde_json::from_str(recorded) {
+                Ok(m) => m,
+                Err(e) => {
+                    let e = JournalError::Corrupt {
+                        user: user_id,
+                        session: session_id.clone(),
+                        step: "run input".into(),
+                        message: e.to_string(),
+                    };
+                    return fail(sink, session_id, e.into()).await;
+                }
+            };
+        }
+
         let ctx = RunContext {
             user_id,
             session_id: session_id.clone(),
@@ -298,10 +399,9 @@ impl RunRequest {
             metadata: Arc::new(self.metadata),
         };
         let emitter = Emitter::new(session_id, sink);
-        let input = self.input;
         emitter
             .emit(|| EventKind::Started {
-                prompt: input.clone(),
+                prompt: message.text_content(),
             })
             .await;
 
@@ -311,26 +411,39 @@ impl RunRequest {
             .or_else(|| inner.tone.clone())
             .or_else(Ambient::response_tone);
         let retries = self.retries.unwrap_or(inner.output_retries);
-        let mut message = Message::user(input);
-        for image in self.images {
-            message = message.with_image(image);
-        }
-
+        let frame = durable.as_ref().map(|d| d.frame().clone());
         let choices = RunChoices {
             schema: schema.as_ref(),
             tone: tone.as_ref(),
             effort: self.effort.or(inner.settings.effort),
             retries,
+            frame: frame.clone(),
+            checkpoints: inner
+                .checkpoints
+                .filter(|_| durable.as_ref().is_some_and(Durable::owns_epoch)),
+            restore,
         };
         let body = ctx
             .clone()
             .scope(run_loop(&inner, &ctx, &emitter, message, choices));
-        let outcome = match inner.timeout {
+        let body = async move {
+            match frame {
+                Some(frame) => frame.scope(body).await,
+                None => body.await,
+            }
+        };
+        let mut outcome = match inner.timeout {
             Some(limit) => tokio::time::timeout(limit, body)
                 .await
                 .unwrap_or(Err(Error::RunTimeout(limit))),
             None => body.await,
         };
+        if outcome.is_ok()
+            && let Some(durable) = durable
+            && let Err(e) = durable.finish().await
+        {
+            outcome = Err(e.into());
+        }
         match outcome {
             Ok(session) => {
                 let result = RunResult {
@@ -366,6 +479,42 @@ impl RunRequest {
     }
 }
 
+/// Loads the checkpoint to continue from, and the session to continue in:
+/// the same one for the newest checkpoint, a fresh one (holding a copy of the
+/// checkpoint) for an older one.
+async fn restore_checkpoint(
+    inner: &super::AgentInner,
+    user: &UserId,
+    session: &SessionId,
+    which: CheckpointRef,
+) -> std::result::Result<(Checkpoint, SessionId), JournalError> {
+    let journal = inner.journal.as_ref().ok_or(JournalError::NoJournal {
+        what: "resume from a checkpoint",
+    })?;
+    let scope = Scope::new(user.clone(), session.clone());
+    let id = match &which {
+        CheckpointRef::Latest => None,
+        CheckpointRef::Id(id) => Some(id.as_str()),
+    };
+    let mut checkpoint = load_checkpoint(journal.as_ref(), &scope, id).await?;
+    let newest = match id {
+        None => true,
+        Some(id) => journal
+            .checkpoint(&scope, None)
+            .await?
+            .is_some_and(|latest| latest.id == id),
+    };
+    if newest {
+        return Ok((checkpoint, session.clone()));
+    }
+    let fork = SessionId::generate();
+    checkpoint.session_id = fork.clone();
+    let keep = inner.checkpoints.unwrap_or(20);
+    let fork_scope = Scope::new(user.clone(), fork.clone());
+    store_checkpoint(journal.as_ref(), &fork_scope, &checkpoint, keep).await?;
+    Ok((checkpoint, fork))
+}
+
 async fn emit_error(emitter: &Emitter, e: &Error) {
     emitter
         .emit(|| EventKind::Error {
@@ -395,6 +544,9 @@ struct RunChoices<'a> {
     tone: Option<&'a Tone>,
     effort: Option<Effort>,
     retries: u32,
+    frame: Option<Frame>,
+    checkpoints: Option<usize>,
+    restore: Option<Checkpoint>,
 }
 
 async fn run_loop(
@@ -409,6 +561,9 @@ async fn run_loop(
         tone,
         effort,
         retries,
+        frame,
+        checkpoints,
+        restore,
     } = choices;
     let native = schema.is_some_and(|s| inner.model.native_output_for(s));
     let mut instructions = inner.instructions.clone();
@@ -421,6 +576,11 @@ async fn run_loop(
         instructions.push_str(&suffix);
     }
     let mut session = AgentSession::new(ctx.session_id.clone(), instructions);
+    if let Some(checkpoint) = restore {
+        session.messages = checkpoint.messages;
+        session.turns = checkpoint.turn;
+        session.usage = checkpoint.usage;
+    }
     let native_output = if native { schema } else { None };
     let deps = RunDeps {
         model: &inner.model,
@@ -435,6 +595,8 @@ async fn run_loop(
         prompt_cache: inner.settings.prompt_cache.as_ref(),
         temperature: inner.settings.temperature,
         max_tokens: inner.settings.max_tokens,
+        frame,
+        checkpoints,
     };
     inner.architecture.run(&mut session, &deps, input).await?;
 
@@ -460,7 +622,8 @@ async fn run_loop(
                         .messages
                         .push(Message::user(schema.retry_prompt(&cause)));
                     let request = deps.request(&session.messages);
-                    let completion = deps.call_model(request).await?;
+                    let step = format!("output_retry_{attempts}");
+                    let completion = deps.call_model(StepName::Named(&step), request).await?;
                     session.usage += completion.usage;
                     session.output = completion.text;
                     session

@@ -12,15 +12,82 @@ use async_trait::async_trait;
 
 pub use react::ReAct;
 
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+
 use crate::context::RunContext;
 use crate::effort::{Effort, PromptCache};
 use crate::error::Result;
 use crate::event::{EventKind, EventSink};
 use crate::id::SessionId;
-use crate::message::{Message, Usage};
+use crate::journal::{CallContext, Checkpoint, Frame, fingerprint};
+use crate::message::{ContentPart, Message, ToolCall, ToolDef, ToolResult, Usage};
 use crate::model::{Completion, Model, ModelChunk, ModelRequest};
 use crate::output::OutputSchema;
 use crate::tool::{ToolGate, ToolHost};
+
+/// The name of a journaled step, built only when the run is journaled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StepName<'a> {
+    /// `model_call_{turn}`.
+    ModelCall(u32),
+    /// `tool_call_{turn}_{slot}`.
+    ToolCall(u32, usize),
+    /// An architecture's own step (`plan_planner`, `rewoo_step_3`, …).
+    Named(&'a str),
+}
+
+impl std::fmt::Display for StepName<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::ModelCall(turn) => write!(f, "model_call_{turn}"),
+            Self::ToolCall(turn, slot) => write!(f, "tool_call_{turn}_{slot}"),
+            Self::Named(name) => f.write_str(name),
+        }
+    }
+}
+
+/// What a journaled tool step records: the result, and the arguments when
+/// an approver edited them (so a replayed transcript is the one that ran).
+#[derive(Serialize, Deserialize)]
+struct ToolStep {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    args: Option<serde_json::Value>,
+    result: ToolResult,
+}
+
+/// The chunks a replayed completion is streamed as.
+fn replay_chunks(c: &Completion) -> Vec<ModelChunk> {
+    let mut chunks = Vec::with_capacity(c.reasoning.len() + c.tool_calls.len() + 2);
+    for part in &c.reasoning {
+        match part {
+            ContentPart::Thinking { text, signature } => chunks.push(ModelChunk::Thinking {
+                text: text.clone(),
+                signature: signature.clone(),
+            }),
+            ContentPart::RedactedThinking { data } => {
+                chunks.push(ModelChunk::RedactedThinking { data: data.clone() })
+            }
+            _ => {}
+        }
+    }
+    if !c.text.is_empty() {
+        chunks.push(ModelChunk::Text {
+            text: c.text.clone(),
+        });
+    }
+    for call in &c.tool_calls {
+        chunks.push(ModelChunk::ToolCall {
+            tool_call: call.clone(),
+        });
+    }
+    chunks.push(ModelChunk::Finish {
+        finish_reason: c.finish_reason.clone(),
+        usage: c.usage,
+    });
+    chunks
+}
 
 /// The mutable state of one agent run.
 #[derive(Debug, Clone)]
@@ -142,6 +209,10 @@ pub struct RunDeps<'a> {
     pub temperature: Option<f32>,
     /// Output-token cap per model call.
     pub max_tokens: Option<u32>,
+    /// The journaled run this is part of.
+    pub(crate) frame: Option<Frame>,
+    /// Checkpoints to keep per session, when the agent takes them.
+    pub(crate) checkpoints: Option<usize>,
 }
 
 impl<'a> RunDeps<'a> {
@@ -162,9 +233,124 @@ impl<'a> RunDeps<'a> {
         request
     }
 
-    /// One model call: streamed (one `model_chunk` event per chunk) when
-    /// someone listens, a plain `complete()` otherwise.
-    pub async fn call_model(&self, request: ModelRequest<'_>) -> Result<Completion> {
+    /// One model call, journaled as step `step` when the run is: a replayed
+    /// step returns its recorded completion (streamed as chunks to a
+    /// listener) without calling the model. Streamed (one `model_chunk`
+    /// event per chunk) when someone listens, a plain `complete()` otherwise.
+    pub async fn call_model(
+        &self,
+        step: StepName<'_>,
+        request: ModelRequest<'_>,
+    ) -> Result<Completion> {
+        let Some(frame) = &self.frame else {
+            return self.call_model_now(request).await;
+        };
+        let key = frame.key(
+            &step.to_string(),
+            &fingerprint(&(request.messages, request.tools)),
+        );
+        if let Some(recorded) = frame.replay::<Completion>(&key) {
+            let completion = recorded?;
+            if self.emitter.is_active() {
+                for chunk in replay_chunks(&completion) {
+                    self.emitter.emit(|| EventKind::ModelChunk { chunk }).await;
+                }
+            }
+            return Ok(completion);
+        }
+        let completion = self.call_model_now(request).await?;
+        frame.record(&key, &completion).await?;
+        Ok(completion)
+    }
+
+    /// Runs one tool call through the gate, as step `tool_call_{turn}_{slot}`
+    /// of a journaled run: stamps it, emits `tool_call`, executes it (or
+    /// replays its recorded result; an approver's edit of the arguments is
+    /// replayed too), emits `tool_result`. The tool reads its
+    /// [`CallContext`] (idempotency key included) while it runs.
+    pub async fn run_tool(
+        &self,
+        defs: &[ToolDef],
+        call: &mut ToolCall,
+        turn: u32,
+        slot: usize,
+    ) -> Result<ToolResult> {
+        self.gate.stamp(call, defs);
+        let step = StepName::ToolCall(turn, slot).to_string();
+        let result = match &self.frame {
+            None => {
+                self.emitter
+                    .emit(|| EventKind::ToolCall { call: call.clone() })
+                    .await;
+                let cx = CallContext::for_call(&call.id, &call.tool, &step, None);
+                cx.scope(
+                    self.gate
+                        .execute(self.tools.as_ref(), call, &self.context.user_id),
+                )
+                .await
+            }
+            Some(frame) => {
+                let key = frame.key(&step, &fingerprint(&(&call.tool, &call.args)));
+                match frame.replay::<ToolStep>(&key) {
+                    Some(recorded) => {
+                        let recorded = recorded?;
+                        if let Some(args) = recorded.args {
+                            call.args = args;
+                        }
+                        self.emitter
+                            .emit(|| EventKind::ToolCall { call: call.clone() })
+                            .await;
+                        recorded.result
+                    }
+                    None => {
+                        self.emitter
+                            .emit(|| EventKind::ToolCall { call: call.clone() })
+                            .await;
+                        let proposed = call.args.clone();
+                        let cx = CallContext::for_call(&call.id, &call.tool, &key, Some(frame));
+                        let run =
+                            self.gate
+                                .execute(self.tools.as_ref(), call, &self.context.user_id);
+                        let result = frame.child(&key).scope(cx.scope(run)).await;
+                        let step = ToolStep {
+                            args: (call.args != proposed).then(|| call.args.clone()),
+                            result,
+                        };
+                        frame.record(&key, &step).await?;
+                        step.result
+                    }
+                }
+            }
+        };
+        self.emitter
+            .emit(|| EventKind::ToolResult {
+                result: result.clone(),
+            })
+            .await;
+        Ok(result)
+    }
+
+    /// Stores a checkpoint of `session` (its messages, turn and usage) when
+    /// the agent takes them and the run is journaled. A failure is logged,
+    /// not raised: a missed checkpoint must not fail the run.
+    pub async fn checkpoint(&self, session: &AgentSession) {
+        let (Some(frame), Some(keep)) = (&self.frame, self.checkpoints) else {
+            return;
+        };
+        let checkpoint = Checkpoint {
+            id: crate::id::new_id("ckpt"),
+            session_id: session.id.clone(),
+            turn: session.turns,
+            messages: session.messages.clone(),
+            usage: session.usage,
+            created_at: Utc::now(),
+        };
+        if let Err(e) = crate::journal::put_checkpoint(frame, &checkpoint, keep).await {
+            tracing::warn!(session = %session.id, error = %e, "checkpoint failed");
+        }
+    }
+
+    async fn call_model_now(&self, request: ModelRequest<'_>) -> Result<Completion> {
         if !self.emitter.is_active() {
             return Ok(self.model.complete(request).await?);
         }

@@ -3,10 +3,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use futures_util::future::join_all;
 
-use super::{AgentSession, Architecture, RunDeps};
+use super::{AgentSession, Architecture, RunDeps, StepName};
 use crate::error::Result;
-use crate::event::EventKind;
-use crate::message::{Message, ToolCall, ToolDef, ToolResult};
+use crate::message::{Message, ToolResult};
 
 /// Reason and act: call the model; run the tools it asks for (all calls of a
 /// turn concurrently, results appended in call order); repeat until it answers
@@ -29,23 +28,6 @@ impl ReAct {
             max_turns: Some(max_turns),
         }
     }
-}
-
-async fn dispatch(deps: &RunDeps<'_>, defs: &[ToolDef], call: &mut ToolCall) -> ToolResult {
-    deps.gate.stamp(call, defs);
-    deps.emitter
-        .emit(|| EventKind::ToolCall { call: call.clone() })
-        .await;
-    let result = deps
-        .gate
-        .execute(deps.tools.as_ref(), call, &deps.context.user_id)
-        .await;
-    deps.emitter
-        .emit(|| EventKind::ToolResult {
-            result: result.clone(),
-        })
-        .await;
-    result
 }
 
 #[async_trait]
@@ -80,7 +62,9 @@ impl Architecture for ReAct {
             session.turns += 1;
             let defs = deps.tools.list_tools().await?;
             let request = deps.request(&session.messages).with_tools(&defs);
-            let completion = deps.call_model(request).await?;
+            let completion = deps
+                .call_model(StepName::ModelCall(session.turns), request)
+                .await?;
             session.usage += completion.usage;
             session.output = completion.text;
             let calls = completion.tool_calls;
@@ -89,15 +73,24 @@ impl Architecture for ReAct {
                 session.messages.push(
                     Message::assistant(session.output.clone(), calls).with_reasoning(reasoning),
                 );
+                deps.checkpoint(session).await;
                 return Ok(());
             }
 
             // Calls are stamped (and possibly edited by an approver) in
             // place, so the assistant message records them as dispatched.
             let mut calls = calls;
+            let turn = session.turns;
             let results: Vec<ToolResult> = match calls.as_mut_slice() {
-                [one] => vec![dispatch(deps, &defs, one).await],
-                many => join_all(many.iter_mut().map(|c| dispatch(deps, &defs, c))).await,
+                [one] => vec![deps.run_tool(&defs, one, turn, 0).await?],
+                many => join_all(
+                    many.iter_mut()
+                        .enumerate()
+                        .map(|(slot, c)| deps.run_tool(&defs, c, turn, slot)),
+                )
+                .await
+                .into_iter()
+                .collect::<Result<_>>()?,
             };
             session.messages.reserve(1 + results.len());
             session
@@ -116,6 +109,7 @@ impl Architecture for ReAct {
                 );
                 session.messages.push(reply);
             }
+            deps.checkpoint(session).await;
             if ends_turn {
                 session.ended_by_tool = true;
                 return Ok(());

@@ -215,8 +215,10 @@ impl<'a> ModelRequest<'a> {
     }
 }
 
-/// A whole reply, folded from its chunks.
-#[derive(Debug, Clone, PartialEq)]
+/// A whole reply, folded from its chunks. Serialisable, so a journal can
+/// record it and return it on replay without calling the model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Completion {
     /// All text.
     pub text: String,
