@@ -65,6 +65,13 @@ pub mod genai {
     pub use loomflow_genai::*;
 }
 
+/// SQLite storage, the embedded default: the durable-run journal
+/// (feature `sqlite`).
+#[cfg(feature = "sqlite")]
+pub mod sqlite {
+    pub use loomflow_sqlite::*;
+}
+
 /// The names most programs need.
 pub mod prelude {
     pub use futures_util::StreamExt;

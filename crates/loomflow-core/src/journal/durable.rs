@@ -192,7 +192,9 @@ pub fn active() -> bool {
 /// returns its recorded value without running; otherwise it runs and its
 /// value is recorded. Errors are not recorded (the step runs again on
 /// resume). Runs nested in the step (an Agent called from it) are journaled
-/// under it. Outside a journaled run, `run` simply runs.
+/// under it. While it runs, [`CallContext::current`] gives the step's
+/// idempotency key (the call id and tool are the step's name). Outside a
+/// journaled run, `run` simply runs.
 ///
 /// ```
 /// use std::sync::Arc;
@@ -226,12 +228,19 @@ where
     if let Some(recorded) = frame.replay::<T>(&key) {
         return recorded.map_err(E::from);
     }
-    let value = frame.child(&key).scope(run()).await?;
+    let cx = CallContext {
+        call_id: name.to_owned(),
+        tool: name.to_owned(),
+        step: Some(key.clone()),
+        idempotency_key: frame.idempotency_key(&key),
+    };
+    let value = frame.child(&key).scope(cx.scope(run())).await?;
     frame.record(&key, &value).await?;
     Ok(value)
 }
 
-/// What a tool call knows about itself, beside the [`RunContext`](crate::RunContext).
+/// What a tool call (or a journaled [`step`], a workflow node) knows about
+/// itself, beside the [`RunContext`](crate::RunContext).
 ///
 /// ```
 /// use loomflow_core::journal::CallContext;
