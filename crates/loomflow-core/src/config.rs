@@ -46,6 +46,7 @@ const TOP_KEYS: &[&str] = &[
     "effort",
     "strict_effort",
     "prompt_caching",
+    "runtime",
 ];
 const PROMPT_CACHING_KEYS: &[&str] = &["ttl", "key"];
 const MODEL_KEYS: &[&str] = &["name", "model", "turns", "prefix"];
@@ -138,6 +139,18 @@ pub struct AgentConfig {
     pub strict_effort: Option<bool>,
     /// `true`, or `{ ttl = "5m" | "1h", key = "…" }`.
     pub prompt_caching: Option<PromptCachingConfig>,
+    /// Where runs are journaled: `"memory"`, `"sqlite"`, `"sqlite:<path>"`
+    /// or `"postgres://…"` (see [`RuntimeSpec`](crate::journal::RuntimeSpec)).
+    /// Checked here; opened by the caller (`loomflow::open_journal`), since
+    /// the backends live in their own crates.
+    pub runtime: Option<String>,
+}
+
+impl AgentConfig {
+    /// The `runtime` key, parsed.
+    pub fn runtime_spec(&self) -> Result<Option<crate::journal::RuntimeSpec>, ConfigError> {
+        self.runtime.as_deref().map(str::parse).transpose()
+    }
 }
 
 /// The `prompt_caching` key: on/off, or a table with the cache lifetime and
@@ -239,10 +252,16 @@ impl AgentConfig {
         key_prefix: &str,
     ) -> Result<Self, ConfigError> {
         check_all_keys(file, key_prefix, &table)?;
-        AgentConfig::deserialize(toml::Value::Table(table)).map_err(|e| ConfigError::File {
+        let config =
+            AgentConfig::deserialize(toml::Value::Table(table)).map_err(|e| ConfigError::File {
+                file: file.to_owned(),
+                message: format!("{key_prefix}{}", e.message()),
+            })?;
+        config.runtime_spec().map_err(|e| ConfigError::File {
             file: file.to_owned(),
-            message: format!("{key_prefix}{}", e.message()),
-        })
+            message: format!("{key_prefix}{e}"),
+        })?;
+        Ok(config)
     }
 
     /// Reads and parses a TOML file.

@@ -72,6 +72,65 @@ pub mod sqlite {
     pub use loomflow_sqlite::*;
 }
 
+/// Postgres storage: the shared journal and the run queue (feature
+/// `postgres`).
+#[cfg(feature = "postgres")]
+pub mod postgres {
+    pub use loomflow_postgres::*;
+}
+
+/// Opens the journal a [`RuntimeSpec`](journal::RuntimeSpec) names:
+/// in memory, a SQLite file (its folder is created; feature `sqlite`), or a
+/// Postgres database (feature `postgres`). A backend whose feature is off is
+/// a [`ConfigError`] that says which feature to turn on.
+///
+/// ```
+/// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+/// let journal = loomflow::open_journal(&"memory".parse().unwrap()).await.unwrap();
+/// assert_eq!(journal.backend(), "memory");
+/// # });
+/// ```
+pub async fn open_journal(
+    spec: &journal::RuntimeSpec,
+) -> Result<std::sync::Arc<dyn journal::Journal>, ConfigError> {
+    use journal::RuntimeSpec;
+    match spec {
+        RuntimeSpec::Memory => Ok(std::sync::Arc::new(journal::InMemoryJournal::new())),
+        #[cfg(feature = "sqlite")]
+        RuntimeSpec::Sqlite(path) => {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    ConfigError::invalid(
+                        "runtime",
+                        format!("cannot create the journal folder `{}`: {e}", dir.display()),
+                    )
+                })?;
+            }
+            let j = loomflow_sqlite::SqliteJournal::open(path)
+                .map_err(|e| ConfigError::invalid("runtime", e.to_string()))?;
+            Ok(std::sync::Arc::new(j))
+        }
+        #[cfg(feature = "postgres")]
+        RuntimeSpec::Postgres(url) => {
+            let j = loomflow_postgres::PostgresJournal::connect(url)
+                .await
+                .map_err(|e| ConfigError::invalid("runtime", e.to_string()))?;
+            Ok(std::sync::Arc::new(j))
+        }
+        #[allow(unreachable_patterns)]
+        other => Err(ConfigError::invalid(
+            "runtime",
+            format!(
+                "`{other}` needs the loomflow crate's `{}` feature",
+                match other {
+                    RuntimeSpec::Postgres(_) => "postgres",
+                    _ => "sqlite",
+                }
+            ),
+        )),
+    }
+}
+
 /// The names most programs need.
 pub mod prelude {
     pub use futures_util::StreamExt;

@@ -42,6 +42,7 @@
 
 mod durable;
 mod memory;
+mod spec;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -55,6 +56,7 @@ pub use durable::{
 };
 pub(crate) use durable::{Frame, load_checkpoint, put_checkpoint, send_signal, store_checkpoint};
 pub use memory::InMemoryJournal;
+pub use spec::{DEFAULT_SQLITE_PATH, RuntimeSpec, redact_url};
 
 /// Whose session a journal entry belongs to. Every journal call takes one, so
 /// no backend can be asked for another tenant's steps.
