@@ -41,6 +41,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .model(model)
         .tool(get_weather)
         .tool(to_fahrenheit)
+        // Every model call and tool call is journaled to .loomflow/journal.db,
+        // the embedded default: a run that crashes resumes where it stopped
+        // (`loomflow journal show SESSION --user alice` lists the steps).
+        .journal(loomflow::open_journal(&"sqlite".parse()?).await?)
         .build()?;
 
     let mut events = agent

@@ -9,6 +9,7 @@ use futures_util::StreamExt;
 use loomflow::config::AgentConfig;
 use loomflow::{Agent, AgentBuilder, EventKind, ModelChunk, PromptCache, RunRequest};
 
+mod journal;
 mod workflow;
 
 /// Run loomflow agents and workflows from the command line.
@@ -26,6 +27,11 @@ enum Command {
     Run(Box<RunArgs>),
     /// Print a workflow file's graph.
     Graph(GraphArgs),
+    /// Send a signal to a parked run (an approval waiting for a person).
+    Signal(journal::SignalArgs),
+    /// Inspect or prune the journal of durable runs.
+    #[command(subcommand)]
+    Journal(journal::JournalCommand),
     /// Print the version.
     Version,
 }
@@ -89,6 +95,12 @@ pub(crate) struct RunArgs {
     /// per line.
     #[arg(long)]
     json: bool,
+    /// Where the run is journaled: memory, sqlite, sqlite:PATH or
+    /// postgres://… (default: the config's `runtime`, else
+    /// sqlite:.loomflow/journal.db). Re-running a crashed session with the
+    /// same prompt resumes it.
+    #[arg(long, value_name = "SPEC")]
+    runtime: Option<String>,
 }
 
 fn builder(args: &RunArgs) -> Result<AgentBuilder, loomflow::ConfigError> {
@@ -153,7 +165,18 @@ async fn run(args: RunArgs) -> Result<(), String> {
     if let Some(input) = &args.input {
         return workflow::run(&args, PathBuf::from(&args.prompt), input.clone()).await;
     }
+    let configured = match &args.config {
+        Some(path) => AgentConfig::from_file(path)
+            .and_then(|c| c.runtime_spec())
+            .map_err(|e| e.to_string())?,
+        None => None,
+    };
+    let spec = journal::spec(args.runtime.as_deref(), configured)?;
+    let journal = loomflow::open_journal(&spec)
+        .await
+        .map_err(|e| e.to_string())?;
     let agent = builder(&args)
+        .map(|b| b.journal(journal))
         .and_then(AgentBuilder::build)
         .map_err(|e| e.to_string())?;
     let request = request(&agent, &args).map_err(|e| e.to_string())?;
@@ -227,24 +250,28 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Run(args) => {
-            let runtime = match tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt,
-                Err(e) => {
-                    eprintln!("error: cannot start the async runtime: {e}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            match runtime.block_on(run(*args)) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(message) => {
-                    eprintln!("error: {message}");
-                    ExitCode::FAILURE
-                }
-            }
+        Command::Run(args) => block_on(run(*args)),
+        Command::Signal(args) => block_on(journal::signal(args)),
+        Command::Journal(command) => block_on(journal::journal(command)),
+    }
+}
+
+fn block_on(fut: impl std::future::Future<Output = Result<(), String>>) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(fut) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -318,3 +318,86 @@ fn workflow_file_errors_name_the_file_line_and_key() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn runs_are_journaled_and_the_journal_commands_show_signal_and_prune() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = format!("sqlite:{}", dir.path().join("j.db").display());
+    let at = ["--runtime", spec.as_str(), "--user", "ops"];
+    let o = loomflow(&[
+        "run",
+        "hello",
+        "--model",
+        "echo",
+        "--session",
+        "s1",
+        at[0],
+        at[1],
+        at[2],
+        at[3],
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "Echo: hello\n");
+
+    let o = loomflow(&["journal", "show", "s1", at[0], at[1], at[2], at[3]]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(text.starts_with("run 1 (started "), "{text}");
+    assert!(text.contains(", finished "), "{text}");
+    assert!(text.contains("\n  model_call_1@"), "{text}");
+
+    // Another user's view of the same session is empty.
+    let o = loomflow(&["journal", "show", "s1", at[0], at[1], "--json"]);
+    assert_eq!(stdout(&o), "{\"runs\":[],\"steps\":[]}\n");
+
+    let o = loomflow(&[
+        "signal",
+        "s1",
+        "approve",
+        "{\"ok\":true}",
+        at[0],
+        at[1],
+        at[2],
+        at[3],
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "signal `approve` sent to session s1\n");
+
+    let o = loomflow(&["journal", "prune", at[0], at[1]]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("prune needs a filter"),
+        "{}",
+        stderr(&o)
+    );
+    let o = loomflow(&["journal", "prune", "--older-than", "7 days", at[0], at[1]]);
+    assert!(
+        stderr(&o).contains("write a number and a unit"),
+        "{}",
+        stderr(&o)
+    );
+    let o = loomflow(&[
+        "journal",
+        "prune",
+        "--session",
+        "s1",
+        at[0],
+        at[1],
+        at[2],
+        at[3],
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o),
+        "pruned 1 runs, 1 steps, 0 checkpoints, 1 signals\n"
+    );
+    let o = loomflow(&["journal", "show", "s1", at[0], at[1], at[2], at[3]]);
+    assert_eq!(stdout(&o), "no journaled runs for session s1\n");
+
+    let o = loomflow(&["run", "hi", "--model", "echo", "--runtime", "redis://x"]);
+    assert!(
+        stderr(&o).contains("unknown runtime \"redis://x\""),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -116,8 +116,12 @@ impl SqliteJournal {
             Durability::Full => "FULL",
             Durability::Batched => "NORMAL",
         };
+        // Wait for other processes opening the same file (switching to WAL
+        // and creating the tables take a write lock) instead of failing.
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(|e| backend_error(format!("cannot configure `{}`: {e}", path.display())))?;
         conn.execute_batch(&format!(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = {sync}; PRAGMA busy_timeout = 5000;"
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = {sync};"
         ))
         .map_err(|e| backend_error(format!("cannot configure `{}`: {e}", path.display())))?;
         migrate(&conn).map_err(|e| {
