@@ -104,10 +104,23 @@ impl Model for StatelessScripted {
 
 /// The benchmark agent.
 pub fn bench_agent(latency: Option<Duration>) -> Agent {
+    builder(latency)
+        .build()
+        .unwrap_or_else(|e| panic!("benchmark agent: {e}"))
+}
+
+/// The benchmark agent (no latency), journaling to `journal` when given.
+pub fn bench_agent_with(journal: Option<std::sync::Arc<dyn loomflow::Journal>>) -> Agent {
+    let mut b = builder(None);
+    if let Some(j) = journal {
+        b = b.journal(j);
+    }
+    b.build().unwrap_or_else(|e| panic!("benchmark agent: {e}"))
+}
+
+fn builder(latency: Option<Duration>) -> loomflow::AgentBuilder {
     Agent::builder()
         .instructions("You are a benchmark agent.")
         .model(StatelessScripted { latency })
         .tool(lookup)
-        .build()
-        .unwrap_or_else(|e| panic!("benchmark agent: {e}"))
 }
