@@ -37,36 +37,27 @@ async fn the_contract_holds_with_batched_commits() {
     loomflow_testkit::journal_contract::run_all(Arc::new(j)).await;
 }
 
-async fn uninterrupted(scenario: Scenario) -> serde_json::Value {
+/// Runs `scenario` to completion on a fresh file, then kills and resumes it
+/// in child processes on another.
+async fn killed_and_resumed(scenario: Scenario) {
     let dir = tempfile::tempdir().unwrap();
-    let j = Arc::new(SqliteJournal::open(dir.path().join("clean.db")).unwrap());
-    crash::run_scenario(scenario, j, &dir.path().join("side.txt")).await
+    let clean = Arc::new(SqliteJournal::open(dir.path().join("clean.db")).unwrap());
+    let expected = crash::run_scenario(scenario, clean, &dir.path().join("clean-side.txt")).await;
+    let env = [(DB, dir.path().join("j.db").display().to_string())];
+    let d = dir.path().to_path_buf();
+    tokio::task::spawn_blocking(move || crash::kill_and_resume(scenario, &d, &env, &expected))
+        .await
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_agent_killed_mid_run_resumes_in_a_new_process() {
-    let dir = tempfile::tempdir().unwrap();
-    let expected = uninterrupted(Scenario::Agent).await;
-    let env = [(DB, dir.path().join("j.db").display().to_string())];
-    let d = dir.path().to_path_buf();
-    tokio::task::spawn_blocking(move || {
-        crash::kill_and_resume(Scenario::Agent, &d, &env, &expected)
-    })
-    .await
-    .unwrap();
+    killed_and_resumed(Scenario::Agent).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_workflow_killed_mid_graph_resumes_in_a_new_process() {
-    let dir = tempfile::tempdir().unwrap();
-    let expected = uninterrupted(Scenario::Workflow).await;
-    let env = [(DB, dir.path().join("j.db").display().to_string())];
-    let d = dir.path().to_path_buf();
-    tokio::task::spawn_blocking(move || {
-        crash::kill_and_resume(Scenario::Workflow, &d, &env, &expected)
-    })
-    .await
-    .unwrap();
+    killed_and_resumed(Scenario::Workflow).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
