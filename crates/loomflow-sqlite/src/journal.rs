@@ -243,7 +243,7 @@ fn writer(
                 Err(_) => break,
             }
         }
-        let mut answers: Vec<Box<dyn FnOnce() + Send>> = Vec::with_capacity(batch.len());
+        let mut answers: Vec<Answer> = Vec::with_capacity(batch.len());
         let outcome = (|| -> rusqlite::Result<()> {
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             for op in batch.drain(..) {
@@ -251,51 +251,35 @@ fn writer(
             }
             tx.commit()
         })();
-        if let Err(e) = outcome {
+        let failed = outcome.err().map(|e| {
             // The batch is lost: every waiting caller hears why, and so
             // does the next flush for the records nobody waited for.
-            let message = format!("commit failed: {e}");
-            let mut slot = deferred
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            slot.get_or_insert_with(|| backend_error(&message));
-            drop(slot);
             tracing::error!(error = %e, "journal commit failed");
-            COMMIT_FAILED.with(|f| f.replace(Some(message)));
-        }
+            let message = format!("commit failed: {e}");
+            deferred
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .get_or_insert_with(|| backend_error(&message));
+            message
+        });
         for answer in answers.drain(..) {
-            answer();
+            answer(failed.as_deref());
         }
-        COMMIT_FAILED.with(|f| f.replace(None));
     }
 }
 
-thread_local! {
-    /// Set on the writer thread while answering a batch whose commit failed.
-    static COMMIT_FAILED: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
-}
+/// Replies to one operation once its batch's commit is known (`Some` holds
+/// the commit's failure, which overrides the operation's own result).
+type Answer = Box<dyn FnOnce(Option<&str>) + Send>;
 
 /// Sends `result` once the batch is committed (or the commit's failure).
-fn answer<T: Send + 'static>(
-    reply: Reply<T>,
-    result: rusqlite::Result<T>,
-) -> Box<dyn FnOnce() + Send> {
-    let result = result.map_err(backend_error);
-    Box::new(move || {
-        let result = match COMMIT_FAILED.with(|f| f.borrow().clone()) {
-            Some(message) => Err(backend_error(message)),
-            None => result,
-        };
-        let _ = reply.send(result);
-    })
+fn answer<T: Send + 'static>(reply: Reply<T>, result: rusqlite::Result<T>) -> Answer {
+    answer_with(reply, result.map_err(backend_error))
 }
 
-fn answer_with<T: Send + 'static>(
-    reply: Reply<T>,
-    result: Result<T, JournalError>,
-) -> Box<dyn FnOnce() + Send> {
-    Box::new(move || {
-        let result = match COMMIT_FAILED.with(|f| f.borrow().clone()) {
+fn answer_with<T: Send + 'static>(reply: Reply<T>, result: Result<T, JournalError>) -> Answer {
+    Box::new(move |commit_failed| {
+        let result = match commit_failed {
             Some(message) => Err(backend_error(message)),
             None => result,
         };
@@ -348,7 +332,7 @@ fn apply(
     tx: &rusqlite::Transaction<'_>,
     op: Op,
     deferred: &Arc<Mutex<Option<JournalError>>>,
-) -> Box<dyn FnOnce() + Send> {
+) -> Answer {
     match op {
         Op::LastRun(scope, reply) => {
             let r = tx
@@ -479,7 +463,7 @@ fn apply(
                             backend_error(format!("recording `{key}`: {e}"))
                         });
                     }
-                    Box::new(|| {})
+                    Box::new(|_| {})
                 }
             }
         }

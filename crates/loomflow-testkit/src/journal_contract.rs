@@ -24,20 +24,16 @@ fn run(epoch: u64, input: &str) -> RunRecord {
         epoch,
         input: input.into(),
         fingerprint: loomflow::journal::fingerprint(input),
-        started_at: chrono_now(),
+        started_at: chrono::Utc::now(),
         finished_at: None,
     }
-}
-
-fn chrono_now() -> chrono::DateTime<chrono::Utc> {
-    chrono::Utc::now()
 }
 
 fn checkpoint(id: &str, turn: u32) -> CheckpointRecord {
     CheckpointRecord {
         id: id.into(),
         turn,
-        created_at: chrono_now(),
+        created_at: chrono::Utc::now(),
         payload: format!("{{\"turn\":{turn}}}"),
     }
 }
@@ -220,7 +216,7 @@ async fn prune_by_session_and_age(j: &dyn Journal) {
     j.finish_run(&old, 1).await.unwrap();
     j.flush().await.unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    let cut = chrono_now();
+    let cut = chrono::Utc::now();
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     j.start_run(&new, &run(1, "null")).await.unwrap();
     j.record(&new, 1, "a@1", "1").await.unwrap();

@@ -282,7 +282,7 @@ impl<'a> RunDeps<'a> {
                 self.emitter
                     .emit(|| EventKind::ToolCall { call: call.clone() })
                     .await;
-                let cx = CallContext::for_call(&call.id, &call.tool, &step, None);
+                let cx = CallContext::for_call(&call.id, &call.tool, &step, self.context, None);
                 cx.scope(
                     self.gate
                         .execute(self.tools.as_ref(), call, &self.context.user_id),
@@ -307,7 +307,13 @@ impl<'a> RunDeps<'a> {
                             .emit(|| EventKind::ToolCall { call: call.clone() })
                             .await;
                         let proposed = call.args.clone();
-                        let cx = CallContext::for_call(&call.id, &call.tool, &key, Some(frame));
+                        let cx = CallContext::for_call(
+                            &call.id,
+                            &call.tool,
+                            &key,
+                            self.context,
+                            Some(frame),
+                        );
                         let run =
                             self.gate
                                 .execute(self.tools.as_ref(), call, &self.context.user_id);

@@ -298,25 +298,20 @@ impl CallContext {
         f()
     }
 
-    /// The context for call `call_id` of `tool`, as step `step` of the run.
-    pub(crate) fn for_call(call_id: &str, tool: &str, step: &str, frame: Option<&Frame>) -> Self {
+    /// The context for call `call_id` of `tool`, as step `step` of `run`
+    /// (journaled in `frame` when there is one).
+    pub(crate) fn for_call(
+        call_id: &str,
+        tool: &str,
+        step: &str,
+        run: &crate::RunContext,
+        frame: Option<&Frame>,
+    ) -> Self {
         let (idempotency_key, step) = match frame {
             Some(frame) => (frame.idempotency_key(step), Some(step.to_owned())),
             None => {
-                let ctx = crate::RunContext::current();
-                let key = match &ctx {
-                    Some(ctx) => idempotency_key(
-                        &Scope::new(ctx.user_id.clone(), ctx.session_id.clone()),
-                        ctx.run_id.as_str(),
-                        step,
-                    ),
-                    None => idempotency_key(
-                        &Scope::new(crate::UserId::anonymous(), SessionId::generate()),
-                        "",
-                        step,
-                    ),
-                };
-                (key, None)
+                let scope = Scope::new(run.user_id.clone(), run.session_id.clone());
+                (idempotency_key(&scope, run.run_id.as_str(), step), None)
             }
         };
         Self {

@@ -190,10 +190,17 @@ impl Journal for InMemoryJournal {
         epoch: u64,
         key: &str,
     ) -> Result<Option<String>, JournalError> {
-        Ok(self.with(scope, |s| {
-            let (payload, _) = s.signals.remove(name)?;
+        // A waiter polls this; looking must not create an empty session.
+        let mut sessions = self
+            .sessions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Some(s) = sessions.get_mut(scope) else {
+            return Ok(None);
+        };
+        Ok(s.signals.remove(name).map(|(payload, _)| {
             s.record(epoch, key, &payload);
-            Some(payload)
+            payload
         }))
     }
 
