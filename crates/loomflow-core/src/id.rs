@@ -96,6 +96,23 @@ impl UserId {
     pub fn storage_key(&self) -> &str {
         self.0.as_deref().unwrap_or(ANONYMOUS_KEY)
     }
+
+    /// The inverse of [`storage_key`](Self::storage_key): the id a backend
+    /// stored, the anonymous bucket included.
+    ///
+    /// ```
+    /// use loomflow_core::UserId;
+    ///
+    /// let anon = UserId::anonymous();
+    /// assert_eq!(UserId::from_storage_key(anon.storage_key()).unwrap(), anon);
+    /// assert_eq!(UserId::from_storage_key("alice").unwrap().as_str(), Some("alice"));
+    /// ```
+    pub fn from_storage_key(key: &str) -> Result<Self, IdError> {
+        match key == ANONYMOUS_KEY {
+            true => Ok(Self::anonymous()),
+            false => Self::new(key),
+        }
+    }
 }
 
 impl Default for UserId {

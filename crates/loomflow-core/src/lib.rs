@@ -17,6 +17,7 @@ pub mod effort {
 }
 pub mod event;
 pub mod id;
+pub mod job;
 pub mod journal;
 /// Messages, tool calls and definitions, usage (from `loomflow-model`).
 pub mod message {

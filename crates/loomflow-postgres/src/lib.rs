@@ -3,7 +3,15 @@
 //!
 //! - [`PostgresJournal`]: durable runs (steps, run epochs, checkpoints,
 //!   signals) that every connected process shares.
+//! - [`RunQueue`] and [`Worker`]: submit runs to Postgres and execute them
+//!   on any number of worker processes on any number of machines. A worker
+//!   that dies loses its leases; another worker takes its runs over and
+//!   resumes them from the journal.
 
 mod journal;
+mod queue;
+mod worker;
 
 pub use journal::PostgresJournal;
+pub use queue::{NewRun, QueueError, QueuedRun, RunQueue, RunStatus, StoredEvent, Submit};
+pub use worker::{Worker, WorkerBuilder, WorkerReport};

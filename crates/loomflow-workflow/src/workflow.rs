@@ -13,6 +13,7 @@ use loomflow_core::context::{Ambient, Metadata};
 use loomflow_core::error::IdError;
 use loomflow_core::id::new_id;
 use loomflow_core::journal::{self, Durable, OpenMode, Scope};
+use loomflow_core::job::{Job, JobError, JobRun};
 use loomflow_core::{EventKind, EventSink, RunContext, RunId, SessionId, UserId};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -114,6 +115,23 @@ impl Node for Workflow {
     }
 }
 
+/// A workflow is a queue job: the input is the workflow's input, the output
+/// is the [`WorkflowResult`] as JSON.
+#[async_trait]
+impl Job for Workflow {
+    async fn run(&self, run: JobRun) -> Result<Value, JobError> {
+        let result = self
+            .run_value(run.input)
+            .user(run.user)
+            .session(run.session)
+            .run_id(run.run_id)
+            .events_to(run.events)
+            .await
+            .map_err(|e| JobError::new(e.type_name(), e.to_string()))?;
+        serde_json::to_value(result).map_err(|e| JobError::new("SerializationError", e.to_string()))
+    }
+}
+
 /// The outcome of a workflow run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WorkflowResult {
@@ -170,6 +188,7 @@ pub struct WorkflowRequest {
     session: Option<Result<SessionId, IdError>>,
     metadata: Metadata,
     sink: Option<EventSink>,
+    run_id: Option<RunId>,
 }
 
 impl std::fmt::Debug for WorkflowRequest {
@@ -189,6 +208,7 @@ impl WorkflowRequest {
             session: None,
             metadata: Metadata::new(),
             sink: None,
+            run_id: None,
         }
     }
 
@@ -227,6 +247,13 @@ impl WorkflowRequest {
             self.session = Some(Ok(ctx.session_id));
             self.metadata = Arc::unwrap_or_clone(ctx.metadata);
         }
+        self
+    }
+
+    /// Runs under this run id instead of a fresh one (a queued run keeps
+    /// its id when a worker runs it again after a crash).
+    pub fn run_id(mut self, run_id: RunId) -> Self {
+        self.run_id = Some(run_id);
         self
     }
 
@@ -275,14 +302,17 @@ impl WorkflowRequest {
         let ctx = RunContext {
             user_id,
             session_id,
-            run_id: RunId::generate(),
+            run_id: self.run_id.clone().unwrap_or_else(RunId::generate),
             metadata: Arc::new(self.metadata),
         };
         let durable = Durable::enter(
             inner.settings.journal.as_ref(),
             || Scope::new(ctx.user_id.clone(), ctx.session_id.clone()),
             Some(&input.to_string()),
-            OpenMode::Run,
+            match &self.run_id {
+                Some(run_id) => OpenMode::Keyed(run_id.clone()),
+                None => OpenMode::Run,
+            },
         )
         .await
         .map_err(|source| WorkflowError::Journal {

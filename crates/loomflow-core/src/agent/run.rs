@@ -134,6 +134,7 @@ pub struct RunRequest<T = serde_json::Value> {
     retries: Option<u32>,
     sink: Option<EventSink>,
     durable: DurableChoice,
+    run_id: Option<RunId>,
     _out: PhantomData<fn() -> T>,
 }
 
@@ -160,6 +161,7 @@ impl RunRequest {
             retries: None,
             sink: None,
             durable: DurableChoice::default(),
+            run_id: None,
             _out: PhantomData,
         }
     }
@@ -251,6 +253,13 @@ impl<T> RunRequest<T> {
         self
     }
 
+    /// Runs under this run id instead of a fresh one: a queue that runs a
+    /// submitted run (and runs it again after a crash) keeps one id for it.
+    pub fn run_id(mut self, run_id: RunId) -> Self {
+        self.run_id = Some(run_id);
+        self
+    }
+
     /// Requires the final answer to parse as `U`; the result's `parsed` is a `U`.
     pub fn output<U: DeserializeOwned + JsonSchema>(self) -> RunRequest<U> {
         RunRequest {
@@ -266,6 +275,7 @@ impl<T> RunRequest<T> {
             retries: self.retries,
             sink: self.sink,
             durable: self.durable,
+            run_id: self.run_id,
             _out: PhantomData,
         }
     }
@@ -293,6 +303,7 @@ impl<T> RunRequest<T> {
             retries: self.retries,
             sink: self.sink,
             durable: self.durable,
+            run_id: self.run_id,
             _out: PhantomData,
         }
     }
@@ -357,6 +368,8 @@ impl RunRequest {
                 return fail(sink, session_id, e.into()).await;
             }
             OpenMode::ResumeLast
+        } else if let Some(run_id) = &self.run_id {
+            OpenMode::Keyed(run_id.clone())
         } else {
             OpenMode::Run
         };
@@ -368,7 +381,7 @@ impl RunRequest {
             inner.journal.as_ref(),
             || Scope::new(user_id.clone(), session_id.clone()),
             input_json.as_deref(),
-            mode,
+            mode.clone(),
         )
         .await;
         let durable = match entered {
@@ -395,7 +408,7 @@ impl RunRequest {
         let ctx = RunContext {
             user_id,
             session_id: session_id.clone(),
-            run_id: RunId::generate(),
+            run_id: self.run_id.unwrap_or_else(RunId::generate),
             metadata: Arc::new(self.metadata),
         };
         let emitter = Emitter::new(session_id, sink);

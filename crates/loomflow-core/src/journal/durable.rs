@@ -14,8 +14,9 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+
 use super::{Journal, JournalError, RunRecord, Scope};
-use crate::id::SessionId;
+use crate::id::{RunId, SessionId};
 use crate::message::{Message, Usage};
 
 tokio::task_local! {
@@ -324,7 +325,7 @@ impl CallContext {
 }
 
 /// How a run meets its session's journal.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OpenMode {
     /// A run: resume the last epoch if it did not finish and had the same
     /// input, else start a new one.
@@ -332,6 +333,11 @@ pub enum OpenMode {
     /// [`Agent::resume`](crate::Agent::resume): reopen the last epoch,
     /// finished or not, with its recorded input.
     ResumeLast,
+    /// A run under a caller-chosen run id (a queued run): reopen the last
+    /// epoch if it was this run id with the same input, finished or not
+    /// (a finished one replays its recorded result, executing nothing),
+    /// else start a new one.
+    Keyed(RunId),
 }
 
 /// In-process exclusion: one outermost run per (user, session) at a time.
@@ -408,8 +414,15 @@ impl Durable {
         let scope = scope();
         let guard = lock_scope(&scope).await;
         let last = journal.last_run(&scope).await?;
-        let fp = input.map(fingerprint);
-        let reopen = match (&last, mode) {
+        let fp = match &mode {
+            OpenMode::Keyed(run) => Some(fingerprint(&format!(
+                "{}\n{}",
+                run.as_str(),
+                input.unwrap_or("null")
+            ))),
+            _ => input.map(fingerprint),
+        };
+        let reopen = match (&last, &mode) {
             (None, OpenMode::ResumeLast) => {
                 return Err(JournalError::NothingToResume {
                     user: scope.user,
@@ -420,6 +433,9 @@ impl Durable {
             (Some(last), OpenMode::Run)
                 if last.finished_at.is_none() && Some(&last.fingerprint) == fp.as_ref() =>
             {
+                Some(last.clone())
+            }
+            (Some(last), OpenMode::Keyed(_)) if Some(&last.fingerprint) == fp.as_ref() => {
                 Some(last.clone())
             }
             _ => None,
