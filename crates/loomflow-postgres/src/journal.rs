@@ -18,6 +18,25 @@ pub(crate) fn pg_error(e: impl std::fmt::Display) -> JournalError {
     JournalError::backend(BACKEND, e)
 }
 
+/// What a driver error says, with the server's message and SQLSTATE when
+/// the server sent one (the driver's own text is only "db error").
+pub(crate) fn describe(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => {
+            let detail = db.detail().map(|d| format!(" ({d})")).unwrap_or_default();
+            format!("{} [{}]{detail}", db.message(), db.code().code())
+        }
+        None => match std::error::Error::source(e) {
+            Some(source) => format!("{e}: {source}"),
+            None => e.to_string(),
+        },
+    }
+}
+
+pub(crate) fn db_error(e: tokio_postgres::Error) -> JournalError {
+    pg_error(describe(&e))
+}
+
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS loomflow_journal_runs (
     user_key TEXT NOT NULL,
@@ -95,12 +114,12 @@ pub(crate) async fn client(
 /// starting together do not race on `CREATE TABLE IF NOT EXISTS`.
 pub(crate) async fn migrate(pool: &Pool, url: &str, sql: &str) -> Result<(), JournalError> {
     let mut conn = client(pool, url).await?;
-    let tx = conn.transaction().await.map_err(pg_error)?;
+    let tx = conn.transaction().await.map_err(db_error)?;
     tx.execute("SELECT pg_advisory_xact_lock(7431965502)", &[])
         .await
-        .map_err(pg_error)?;
-    tx.batch_execute(sql).await.map_err(pg_error)?;
-    tx.commit().await.map_err(pg_error)
+        .map_err(db_error)?;
+    tx.batch_execute(sql).await.map_err(db_error)?;
+    tx.commit().await.map_err(db_error)
 }
 
 /// The journal in Postgres: every process connected to the database shares
@@ -202,11 +221,11 @@ impl Journal for PostgresJournal {
                  WHERE user_key = $1 AND session_id = $2 ORDER BY epoch DESC LIMIT 1",
             )
             .await
-            .map_err(pg_error)?;
+            .map_err(db_error)?;
         let row = c
             .query_opt(&st, &[&scope.user.storage_key(), &scope.session.as_str()])
             .await
-            .map_err(pg_error)?;
+            .map_err(db_error)?;
         Ok(row.as_ref().map(run_row))
     }
 
@@ -219,7 +238,7 @@ impl Journal for PostgresJournal {
                  VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
             )
             .await
-            .map_err(pg_error)?;
+            .map_err(db_error)?;
         let n = c
             .execute(
                 &st,
@@ -233,7 +252,7 @@ impl Journal for PostgresJournal {
                 ],
             )
             .await
-            .map_err(pg_error)?;
+            .map_err(db_error)?;
         if n == 0 {
             return Err(JournalError::Busy {
                 user: scope.user.clone(),
@@ -252,7 +271,7 @@ impl Journal for PostgresJournal {
                  WHERE user_key = $1 AND session_id = $2 AND epoch = $3",
             )
             .await
-            .map_err(pg_error)?;
+            .map_err(db_error)?;
         c.execute(
             &st,
             &[
@@ -262,7 +281,7 @@ impl Journal for PostgresJournal {
             ],
         )
         .await
-        .map_err(pg_error)?;
+        .map_err(db_error)?;
         Ok(())
     }
 
@@ -275,7 +294,7 @@ impl Journal for PostgresJournal {
                 &[&scope.user.storage_key(), &scope.session.as_str()],
             )
             .await
-            .map_err(pg_error)?;
+            .map_err(db_error)?;
         Ok(rows.iter().map(run_row).collect())
     }
 
@@ -297,7 +316,7 @@ impl Journal for PostgresJournal {
                 ],
             )
             .await
-            .map_err(pg_error)?;
+            .map_err(db_error)?;
         Ok(rows
             .iter()
             .map(|row| StepRecord {
@@ -323,7 +342,7 @@ impl Journal for PostgresJournal {
                  VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
             )
             .await
-            .map_err(pg_error)?;
+            .map_err(db_error)?;
         c.execute(
             &st,
             &[
@@ -335,7 +354,7 @@ impl Journal for PostgresJournal {
             ],
         )
         .await
-        .map_err(pg_error)?;
+        .map_err(db_error)?;
         Ok(())
     }
 
@@ -346,7 +365,7 @@ impl Journal for PostgresJournal {
         keep: usize,
     ) -> Result<(), JournalError> {
         let mut c = self.conn().await?;
-        let tx = c.transaction().await.map_err(pg_error)?;
+        let tx = c.transaction().await.map_err(db_error)?;
         let turn = i32::try_from(checkpoint.turn).unwrap_or(i32::MAX);
         tx.execute(
             "INSERT INTO loomflow_journal_checkpoints
@@ -364,7 +383,7 @@ impl Journal for PostgresJournal {
             ],
         )
         .await
-        .map_err(pg_error)?;
+        .map_err(db_error)?;
         tx.execute(
             "DELETE FROM loomflow_journal_checkpoints WHERE user_key = $1 AND session_id = $2
              AND id NOT IN (SELECT id FROM loomflow_journal_checkpoints
@@ -376,8 +395,8 @@ impl Journal for PostgresJournal {
             ],
         )
         .await
-        .map_err(pg_error)?;
-        tx.commit().await.map_err(pg_error)
+        .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)
     }
 
     async fn checkpoints(
@@ -397,7 +416,7 @@ impl Journal for PostgresJournal {
                 ],
             )
             .await
-            .map_err(pg_error)?;
+            .map_err(db_error)?;
         Ok(rows.iter().map(checkpoint_row).collect())
     }
 
@@ -415,7 +434,7 @@ impl Journal for PostgresJournal {
                 &[&scope.user.storage_key(), &scope.session.as_str(), &id],
             )
             .await
-            .map_err(pg_error)?;
+            .map_err(db_error)?;
         Ok(row.as_ref().map(checkpoint_row))
     }
 
@@ -439,7 +458,7 @@ impl Journal for PostgresJournal {
             ],
         )
         .await
-        .map_err(pg_error)?;
+        .map_err(db_error)?;
         Ok(())
     }
 
@@ -451,7 +470,7 @@ impl Journal for PostgresJournal {
         key: &str,
     ) -> Result<Option<String>, JournalError> {
         let mut c = self.conn().await?;
-        let tx = c.transaction().await.map_err(pg_error)?;
+        let tx = c.transaction().await.map_err(db_error)?;
         let row = tx
             .query_opt(
                 "DELETE FROM loomflow_journal_signals
@@ -459,7 +478,7 @@ impl Journal for PostgresJournal {
                 &[&scope.user.storage_key(), &scope.session.as_str(), &name],
             )
             .await
-            .map_err(pg_error)?;
+            .map_err(db_error)?;
         let Some(row) = row else {
             return Ok(None);
         };
@@ -476,8 +495,8 @@ impl Journal for PostgresJournal {
             ],
         )
         .await
-        .map_err(pg_error)?;
-        tx.commit().await.map_err(pg_error)?;
+        .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)?;
         Ok(Some(payload))
     }
 
@@ -491,7 +510,7 @@ impl Journal for PostgresJournal {
             None => (None, None),
         };
         let mut c = self.conn().await?;
-        let tx = c.transaction().await.map_err(pg_error)?;
+        let tx = c.transaction().await.map_err(db_error)?;
         let scope_filter = "($2::TEXT IS NULL OR (user_key = $2 AND session_id = $3))";
         let old_runs = format!(
             "SELECT user_key, session_id, epoch FROM loomflow_journal_runs WHERE {scope_filter}
@@ -518,9 +537,9 @@ impl Journal for PostgresJournal {
             *n = tx
                 .execute(sql, &[&cut, &user, &session])
                 .await
-                .map_err(pg_error)?;
+                .map_err(db_error)?;
         }
-        tx.commit().await.map_err(pg_error)?;
+        tx.commit().await.map_err(db_error)?;
         Ok(Pruned {
             steps: counts[0],
             runs: counts[1],

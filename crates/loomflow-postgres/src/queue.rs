@@ -104,8 +104,8 @@ impl From<loomflow_core::JournalError> for QueueError {
     }
 }
 
-pub(crate) fn backend(e: impl std::fmt::Display) -> QueueError {
-    QueueError::Backend(e.to_string())
+pub(crate) fn backend(e: tokio_postgres::Error) -> QueueError {
+    QueueError::Backend(crate::journal::describe(&e))
 }
 
 /// Where a queued run is in its life.
@@ -416,7 +416,8 @@ impl RunQueue {
         let c = self.conn().await?;
         c.execute(
             "INSERT INTO loomflow_runs (run_id, job, user_key, session_id, input, max_attempts)
-             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[])
+             SELECT run_id, job, user_key, session_id, input, max_attempts
+             FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[])
              WITH ORDINALITY AS r(run_id, job, user_key, session_id, input, max_attempts, n)
              ORDER BY n",
             &[&cols[0], &cols[1], &cols[2], &cols[3], &cols[4], &attempts],
