@@ -10,6 +10,7 @@ use loomflow::config::AgentConfig;
 use loomflow::{Agent, AgentBuilder, EventKind, ModelChunk, PromptCache, RunRequest};
 
 mod journal;
+mod queue;
 mod workflow;
 
 /// Run loomflow agents and workflows from the command line.
@@ -32,6 +33,12 @@ enum Command {
     /// Inspect or prune the journal of durable runs.
     #[command(subcommand)]
     Journal(journal::JournalCommand),
+    /// Queue a run in Postgres for a worker to execute.
+    Submit(queue::SubmitArgs),
+    /// Execute queued runs (run any number, on any number of machines).
+    Worker(queue::WorkerArgs),
+    /// Show a queued run: its status and result, optionally its events.
+    Status(queue::StatusArgs),
     /// Print the version.
     Version,
 }
@@ -253,6 +260,9 @@ fn main() -> ExitCode {
         Command::Run(args) => block_on(run(*args)),
         Command::Signal(args) => block_on(journal::signal(args)),
         Command::Journal(command) => block_on(journal::journal(command)),
+        Command::Submit(args) => block_on(queue::submit(args)),
+        Command::Worker(args) => block_on(queue::worker(args)),
+        Command::Status(args) => block_on(queue::status(args)),
     }
 }
 

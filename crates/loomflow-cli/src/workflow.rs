@@ -40,6 +40,13 @@ fn request(wf: &Workflow, args: &RunArgs, input: String) -> Result<WorkflowReque
 
 pub(crate) async fn run(args: &RunArgs, file: PathBuf, input: String) -> Result<(), String> {
     let wf = Workflow::from_file(&file).map_err(|e| e.to_string())?;
+    // Journaled like agent runs: re-running a crashed session with the same
+    // input resumes it.
+    let spec = crate::journal::spec(args.runtime.as_deref(), None)?;
+    let journal = loomflow::open_journal(&spec)
+        .await
+        .map_err(|e| e.to_string())?;
+    let wf = wf.with_journal(journal);
     let request = request(&wf, args, input)?;
     let mut out = std::io::stdout().lock();
     if !args.stream {

@@ -401,3 +401,129 @@ fn runs_are_journaled_and_the_journal_commands_show_signal_and_prune() {
         stderr(&o)
     );
 }
+
+#[test]
+fn submit_worker_and_status_share_a_postgres_queue() {
+    let pg = loomflow_testkit::postgres::TempPostgres::start();
+    let url = pg.url();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("greeter.toml");
+    std::fs::write(&config, "model = \"echo\"\n").unwrap();
+
+    // Misuse is refused with a reason.
+    let o = loomflow(&["submit", "greet", "hi", "--runtime", "sqlite"]);
+    assert!(
+        stderr(&o).contains("the run queue lives in Postgres"),
+        "{}",
+        stderr(&o)
+    );
+    let o = loomflow(&["worker", "--runtime", &url]);
+    assert!(stderr(&o).contains("at least one job"), "{}", stderr(&o));
+    let o = loomflow(&["worker", "--runtime", &url, "--agent", "greet"]);
+    assert!(
+        stderr(&o).contains("write --agent NAME=FILE.toml"),
+        "{}",
+        stderr(&o)
+    );
+
+    // Queued before any worker exists.
+    let o = loomflow(&[
+        "submit",
+        "greet",
+        "hello",
+        "--runtime",
+        &url,
+        "--user",
+        "alice",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let run_id = stdout(&o).trim().to_owned();
+    assert!(run_id.starts_with("run_"), "{run_id}");
+
+    let agent = format!("greet={}", config.display());
+    let mut worker = Command::new(env!("CARGO_BIN_EXE_loomflow"))
+        .args([
+            "worker",
+            "--runtime",
+            &url,
+            "--lease",
+            "5s",
+            "--id",
+            "cli-w1",
+        ])
+        .args([
+            "--agent",
+            &agent,
+            "--workflow",
+            "triage=examples/triage.toml",
+        ])
+        .current_dir(workspace_root())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+
+    let o = loomflow(&[
+        "submit",
+        "triage",
+        "My invoice charged me twice",
+        "--runtime",
+        &url,
+        "--user",
+        "bob",
+        "--wait",
+        "60s",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("refunded the duplicate payment"),
+        "{}",
+        stdout(&o)
+    );
+
+    let o = loomflow(&[
+        "status",
+        &run_id,
+        "--runtime",
+        &url,
+        "--user",
+        "alice",
+        "--events",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    let lines: Vec<&str> = out.lines().collect();
+    let kinds: Vec<String> = lines[..lines.len() - 1]
+        .iter()
+        .map(|l| {
+            let e: serde_json::Value = serde_json::from_str(l).unwrap();
+            e["event"]["kind"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(kinds, ["started", "completed"]);
+    assert_eq!(lines.last().unwrap(), &"Echo: hello");
+    assert!(
+        stderr(&o).contains(": succeeded (1 attempt(s), worker cli-w1)"),
+        "{}",
+        stderr(&o)
+    );
+
+    // Another user cannot read it.
+    let o = loomflow(&["status", &run_id, "--runtime", &url, "--user", "bob"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("no run run_"), "{}", stderr(&o));
+
+    // SIGTERM stops the worker cleanly, with a report.
+    let term = Command::new("kill")
+        .args(["-TERM", &worker.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let status = worker.wait().unwrap();
+    let mut err = String::new();
+    std::io::Read::read_to_string(worker.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert!(status.success(), "{err}");
+    assert!(
+        err.contains("worker stopped: 2 succeeded, 0 failed, 0 lost"),
+        "{err}"
+    );
+}

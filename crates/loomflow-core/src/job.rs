@@ -87,8 +87,7 @@ impl Job for Agent {
             .run_id(run.run_id)
             .events_to(run.events)
             .await?;
-        serde_json::to_value(result)
-            .map_err(|e| JobError::new("SerializationError", e.to_string()))
+        serde_json::to_value(result).map_err(|e| JobError::new("SerializationError", e.to_string()))
     }
 }
 

@@ -429,7 +429,11 @@ impl RunQueue {
 
     /// The run `run_id` of `user`, or `None` when no such run belongs to
     /// that user.
-    pub async fn get(&self, user: &UserId, run_id: &RunId) -> Result<Option<QueuedRun>, QueueError> {
+    pub async fn get(
+        &self,
+        user: &UserId,
+        run_id: &RunId,
+    ) -> Result<Option<QueuedRun>, QueueError> {
         let c = self.conn().await?;
         let row = c
             .query_opt(

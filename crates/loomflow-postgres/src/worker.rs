@@ -261,11 +261,7 @@ impl Worker {
         shutdown: impl Future<Output = ()>,
     ) -> Result<WorkerReport, QueueError> {
         let (commit_tx, commit_rx) = mpsc::channel(COMMIT_BATCH * 2);
-        let committer = tokio::spawn(committer(
-            self.queue.clone(),
-            self.id.clone(),
-            commit_rx,
-        ));
+        let committer = tokio::spawn(committer(self.queue.clone(), self.id.clone(), commit_rx));
         let result = self.main_loop(shutdown, commit_tx).await;
         // The run tasks are gone, so the channel closes and the committer
         // ends once it has stored what it was sent.
@@ -350,7 +346,8 @@ impl Worker {
                             .collect();
                         for run_id in lost {
                             tracing::warn!(worker = %self.id, run = %run_id, "lease lost; stopping the run");
-                            if let Some(cancel) = held.get_mut(&run_id).and_then(|(_, c)| c.take()) {
+                            if let Some(cancel) = held.get_mut(&run_id).and_then(|(_, c)| c.take())
+                            {
                                 let _ = cancel.send(());
                             }
                         }
@@ -574,7 +571,10 @@ fn prepare(
     input: &str,
 ) -> Result<Prepared, JobError> {
     let bad = |what: &str, e: &dyn std::fmt::Display| {
-        JobError::new("CorruptRun", format!("the queued run's {what} is unreadable: {e}"))
+        JobError::new(
+            "CorruptRun",
+            format!("the queued run's {what} is unreadable: {e}"),
+        )
     };
     let job = job.ok_or_else(|| {
         JobError::new("UnknownJob", format!("this worker has no job `{job_name}`"))

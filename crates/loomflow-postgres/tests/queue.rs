@@ -36,7 +36,10 @@ async fn the_queue_runs_jobs_and_keeps_results_events_and_tenants_apart() {
         .job(
             "fail",
             job_fn(|run: JobRun| async move {
-                Err(JobError::new("InputError", format!("cannot use {}", run.input)))
+                Err(JobError::new(
+                    "InputError",
+                    format!("cannot use {}", run.input),
+                ))
             }),
         )
         .job(
@@ -92,7 +95,11 @@ async fn the_queue_runs_jobs_and_keeps_results_events_and_tenants_apart() {
         .collect::<Vec<_>>()
         .into_iter()
         .collect();
-    assert_eq!(kinds, ["started", "completed"], "model chunks are not stored by default");
+    assert_eq!(
+        kinds,
+        ["started", "completed"],
+        "model chunks are not stored by default"
+    );
     let events = queue.events(&alice, &id, 1).await.unwrap();
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].seq, 2);
@@ -110,27 +117,37 @@ async fn the_queue_runs_jobs_and_keeps_results_events_and_tenants_apart() {
 
     // A job error and a panic fail the run with the error stored.
     let id = queue.submit("fail", 7).user("alice").await.unwrap();
-    let failed = queue.wait(&alice, &id, Duration::from_secs(30)).await.unwrap();
+    let failed = queue
+        .wait(&alice, &id, Duration::from_secs(30))
+        .await
+        .unwrap();
     assert_eq!(failed.status, RunStatus::Failed);
     let error = failed.error.unwrap();
-    assert_eq!((error.kind.as_str(), error.message.as_str()), ("InputError", "cannot use 7"));
+    assert_eq!(
+        (error.kind.as_str(), error.message.as_str()),
+        ("InputError", "cannot use 7")
+    );
     let id = queue.submit("panic", 0).await.unwrap();
     let anon = UserId::anonymous();
-    let failed = queue.wait(&anon, &id, Duration::from_secs(30)).await.unwrap();
+    let failed = queue
+        .wait(&anon, &id, Duration::from_secs(30))
+        .await
+        .unwrap();
     assert_eq!(failed.status, RunStatus::Failed);
     assert_eq!(failed.error.unwrap().kind, "Panic");
     assert_eq!(failed.user_id, anon);
 
     // A job no worker has stays queued; cancelling it means it never runs.
-    let orphan = queue.submit("nobody-runs-this", 1).user("alice").await.unwrap();
+    let orphan = queue
+        .submit("nobody-runs-this", 1)
+        .user("alice")
+        .await
+        .unwrap();
     let err = queue
         .wait(&alice, &orphan, Duration::from_millis(300))
         .await
         .unwrap_err();
-    assert!(
-        err.to_string().contains("is still queued after"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("is still queued after"), "{err}");
     assert!(queue.cancel(&alice, &orphan).await.unwrap());
     assert_eq!(
         queue.get(&alice, &orphan).await.unwrap().unwrap().status,
@@ -148,17 +165,26 @@ async fn the_queue_runs_jobs_and_keeps_results_events_and_tenants_apart() {
         .unwrap();
     let carol = user("carol");
     for id in &ids {
-        queue.wait(&carol, id, Duration::from_secs(30)).await.unwrap();
+        queue
+            .wait(&carol, id, Duration::from_secs(30))
+            .await
+            .unwrap();
     }
     let runs = queue
         .session_runs(&carol, &SessionId::new("ordered").unwrap())
         .await
         .unwrap();
-    assert_eq!(runs.iter().map(|r| &r.run_id).collect::<Vec<_>>(), ids.iter().collect::<Vec<_>>());
+    assert_eq!(
+        runs.iter().map(|r| &r.run_id).collect::<Vec<_>>(),
+        ids.iter().collect::<Vec<_>>()
+    );
     for pair in runs.windows(2) {
         assert!(pair[1].started_at.unwrap() >= pair[0].finished_at.unwrap());
     }
-    assert_eq!(runs[0].result, Some(json!({"user": "carol", "session": "ordered"})));
+    assert_eq!(
+        runs[0].result,
+        Some(json!({"user": "carol", "session": "ordered"}))
+    );
     assert_eq!(calls.load(Ordering::SeqCst), 5);
 
     // Bad submissions are refused with a reason.
@@ -182,7 +208,10 @@ async fn the_queue_runs_jobs_and_keeps_results_events_and_tenants_apart() {
 }
 
 /// A job that blocks until its gate opens, reporting when it started.
-fn gated(started: Arc<tokio::sync::Notify>, gate: Arc<tokio::sync::Notify>) -> impl loomflow::job::Job {
+fn gated(
+    started: Arc<tokio::sync::Notify>,
+    gate: Arc<tokio::sync::Notify>,
+) -> impl loomflow::job::Job {
     job_fn(move |_run: JobRun| {
         let (started, gate) = (started.clone(), gate.clone());
         async move {
@@ -216,7 +245,10 @@ async fn leases_cancel_abandon_and_drain() {
     }));
     let id = queue.submit("gated", 1).user("alice").await.unwrap();
     started.notified().await;
-    assert_eq!(queue.get(&alice, &id).await.unwrap().unwrap().status, RunStatus::Running);
+    assert_eq!(
+        queue.get(&alice, &id).await.unwrap().unwrap().status,
+        RunStatus::Running
+    );
     assert!(queue.cancel(&alice, &id).await.unwrap());
     tokio::time::sleep(lease).await;
 
@@ -225,14 +257,23 @@ async fn leases_cancel_abandon_and_drain() {
     started.notified().await;
     stop.send(()).unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
-    assert!(!running.is_finished(), "a stopping worker waits for its runs");
+    assert!(
+        !running.is_finished(),
+        "a stopping worker waits for its runs"
+    );
     gate.notify_one();
     let report = running.await.unwrap().unwrap();
     assert_eq!((report.succeeded, report.failed, report.lost), (1, 0, 1));
     let cancelled = queue.get(&alice, &id).await.unwrap().unwrap();
-    assert_eq!((cancelled.status, cancelled.result), (RunStatus::Cancelled, None));
+    assert_eq!(
+        (cancelled.status, cancelled.result),
+        (RunStatus::Cancelled, None)
+    );
     let done = queue.get(&alice, &id2).await.unwrap().unwrap();
-    assert_eq!((done.status, done.result), (RunStatus::Succeeded, Some(json!("opened"))));
+    assert_eq!(
+        (done.status, done.result),
+        (RunStatus::Succeeded, Some(json!("opened")))
+    );
 
     // A worker dropped mid-run (a crash, as far as the queue can tell) holds
     // the run until its lease runs out; with one attempt allowed, the next

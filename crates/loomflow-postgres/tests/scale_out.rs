@@ -205,7 +205,12 @@ async fn three_workers_drain_the_queue_and_survive_a_killed_one() {
 
     let mut finished = Vec::new();
     for (id, (user, _)) in ids.iter().zip(&runs) {
-        finished.push(queue.wait(user, id, Duration::from_secs(120)).await.unwrap());
+        finished.push(
+            queue
+                .wait(user, id, Duration::from_secs(120))
+                .await
+                .unwrap(),
+        );
     }
     for (_, mut child) in workers {
         child.kill().unwrap();
@@ -231,7 +236,10 @@ async fn three_workers_drain_the_queue_and_survive_a_killed_one() {
     for id in &held_by_w1 {
         let run = finished.iter().find(|r| &r.run_id == id).unwrap();
         assert_eq!(run.attempts, 2, "{run:?}");
-        assert!(matches!(run.worker.as_deref(), Some("w2" | "w3")), "{run:?}");
+        assert!(
+            matches!(run.worker.as_deref(), Some("w2" | "w3")),
+            "{run:?}"
+        );
         let events = queue.events(&run.user_id, id, 0).await.unwrap();
         let second: Vec<_> = events.iter().filter(|e| e.attempt == 2).collect();
         // The last renewal was at most a third of the lease before the kill.
@@ -244,7 +252,11 @@ async fn three_workers_drain_the_queue_and_survive_a_killed_one() {
         );
         assert_eq!(second.last().unwrap().event.kind_name(), "completed");
     }
-    assert!(finished.iter().all(|r| r.worker.as_deref() != Some("w1") || r.attempts == 1));
+    assert!(
+        finished
+            .iter()
+            .all(|r| r.worker.as_deref() != Some("w1") || r.attempts == 1)
+    );
 
     // Runs of one session ran one after the other, in submission order.
     for pair in finished.chunks(2) {
@@ -261,7 +273,9 @@ async fn three_workers_drain_the_queue_and_survive_a_killed_one() {
     // Every step's side effect exists exactly once; a step executed twice
     // only when it was in flight in the killed worker (and its idempotency
     // key kept the side effect single).
-    let effects = std::fs::read_dir(dir.path().join("effects")).unwrap().count();
+    let effects = std::fs::read_dir(dir.path().join("effects"))
+        .unwrap()
+        .count();
     assert_eq!(effects, RUNS * STEPS);
     let mut by_key: HashMap<String, Vec<String>> = HashMap::new();
     for (key, worker, _) in executions(dir.path()) {

@@ -12,8 +12,8 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 use loomflow_core::context::{Ambient, Metadata};
 use loomflow_core::error::IdError;
 use loomflow_core::id::new_id;
-use loomflow_core::journal::{self, Durable, OpenMode, Scope};
 use loomflow_core::job::{Job, JobError, JobRun};
+use loomflow_core::journal::{self, Durable, OpenMode, Scope};
 use loomflow_core::{EventKind, EventSink, RunContext, RunId, SessionId, UserId};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -61,6 +61,30 @@ impl Workflow {
                 settings,
             }),
         }
+    }
+
+    /// This workflow with every run journaled to `journal` (what
+    /// [`WorkflowBuilder::journal`](crate::WorkflowBuilder::journal) sets),
+    /// for a workflow loaded from a file. The graph is shared, not rebuilt.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use loomflow_core::InMemoryJournal;
+    /// use loomflow_workflow::Workflow;
+    ///
+    /// let wf = Workflow::from_toml(
+    ///     "start = \"a\"\n[agents.echo]\nmodel = \"echo\"\n\
+    ///      [[nodes]]\nname = \"a\"\nagent = \"echo\"\n[[edges]]\nfrom = \"a\"\nto = \"END\"\n",
+    ///     "flow.toml",
+    ///     std::path::Path::new("."),
+    /// ).unwrap();
+    /// let durable = wf.with_journal(Arc::new(InMemoryJournal::new()));
+    /// assert_eq!(durable.name(), "flow");
+    /// ```
+    pub fn with_journal(&self, journal: Arc<dyn loomflow_core::Journal>) -> Workflow {
+        let mut settings = self.inner.settings.clone();
+        settings.journal = Some(journal);
+        Self::from_parts(self.inner.name.clone(), self.inner.graph.clone(), settings)
     }
 
     /// The workflow's name.

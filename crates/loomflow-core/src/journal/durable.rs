@@ -14,7 +14,6 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-
 use super::{Journal, JournalError, RunRecord, Scope};
 use crate::id::{RunId, SessionId};
 use crate::message::{Message, Usage};
