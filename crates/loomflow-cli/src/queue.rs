@@ -76,7 +76,7 @@ pub(crate) struct WorkerArgs {
     #[arg(long, value_name = "NAME=FILE.toml")]
     workflow: Vec<String>,
     /// Runs executed at once.
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = 64)]
     concurrency: usize,
     /// How long a claimed run is held without renewal: a run of a worker
     /// that died waits this long before another worker takes it over.

@@ -75,7 +75,8 @@ impl WorkerBuilder {
         self
     }
 
-    /// How many runs execute at once (default 16).
+    /// How many runs execute at once (default 64: runs mostly wait on the
+    /// model, and claims and commits are batched across them).
     pub fn concurrency(mut self, runs: usize) -> Self {
         self.concurrency = runs.max(1);
         self
@@ -166,7 +167,9 @@ pub struct WorkerReport {
 ///     .job("support", agent)
 ///     .concurrency(32)
 ///     .build()?;
-/// let report = worker.run_until(async { tokio::signal::ctrl_c().await.ok(); }).await?;
+/// // Any future: Ctrl-C, SIGTERM, a deploy hook. Runs in flight finish first.
+/// let shutdown = async { tokio::time::sleep(std::time::Duration::from_secs(3600)).await };
+/// let report = worker.run_until(shutdown).await?;
 /// println!("{report:?}");
 /// # Ok(()) }
 /// ```
@@ -235,7 +238,7 @@ impl Worker {
             queue,
             jobs: HashMap::new(),
             id: None,
-            concurrency: 16,
+            concurrency: 64,
             lease: Duration::from_secs(30),
             poll: Duration::from_millis(200),
             chunk_events: false,
@@ -277,6 +280,8 @@ impl Worker {
         tokio::pin!(shutdown);
         let mut report = WorkerReport::default();
         let mut tasks: JoinSet<(String, Ended)> = JoinSet::new();
+        // task → run, to release a run whose task died without answering.
+        let mut task_runs: HashMap<tokio::task::Id, String> = HashMap::new();
         // run id → (attempt, cancel switch)
         let mut held: HashMap<String, (i32, Option<oneshot::Sender<()>>)> = HashMap::new();
         let renew_every = self.lease / 3;
@@ -289,15 +294,24 @@ impl Worker {
         tracing::info!(worker = %self.id, jobs = ?self.names, "worker started");
         loop {
             let free = self.concurrency.saturating_sub(held.len());
-            let due = Instant::now() >= next_poll;
-            if !stopping && free > 0 && ((queue_busy && free >= refill) || due) {
+            // While the queue has work, claim in batches of at least
+            // `refill` runs (one claim round trip serves many runs); when it
+            // ran dry, look again every poll interval.
+            let claim_now = match queue_busy {
+                true => free >= refill || held.is_empty(),
+                false => free > 0 && Instant::now() >= next_poll,
+            };
+            if !stopping && claim_now {
                 match self.claim(free).await {
                     Ok(claimed) => {
                         queue_busy = claimed.len() == free;
                         for run in claimed {
                             let (cancel_tx, cancel_rx) = oneshot::channel();
                             held.insert(run.run_id.clone(), (run.attempt, Some(cancel_tx)));
-                            self.spawn_run(&mut tasks, run, cancel_rx, commit_tx.clone());
+                            let run_id = run.run_id.clone();
+                            let task =
+                                self.spawn_run(&mut tasks, run, cancel_rx, commit_tx.clone());
+                            task_runs.insert(task, run_id);
                         }
                     }
                     Err(e) => {
@@ -310,27 +324,41 @@ impl Worker {
             if stopping && held.is_empty() {
                 break;
             }
-            let wake = if stopping || free == 0 || (queue_busy && free >= refill) {
-                next_renew
-            } else {
-                next_renew.min(next_poll)
+            let wake = match stopping || queue_busy {
+                true => next_renew,
+                false => next_renew.min(next_poll),
             };
             tokio::select! {
                 () = &mut shutdown, if !stopping => {
                     tracing::info!(worker = %self.id, in_flight = held.len(), "worker stopping");
                     stopping = true;
                 }
-                Some(joined) = tasks.join_next(), if !tasks.is_empty() => {
-                    match joined {
-                        Ok((run_id, ended)) => {
-                            held.remove(&run_id);
-                            match ended {
-                                Ended::Succeeded => report.succeeded += 1,
-                                Ended::Failed => report.failed += 1,
-                                Ended::Lost => report.lost += 1,
+                Some(joined) = tasks.join_next_with_id(), if !tasks.is_empty() => {
+                    // Runs finish in groups (one commit answers many): take
+                    // every finished one before deciding what to claim.
+                    let mut joined = Some(joined);
+                    while let Some(result) = joined.take().or_else(|| tasks.try_join_next_with_id()) {
+                        match result {
+                            Ok((task, (run_id, ended))) => {
+                                task_runs.remove(&task);
+                                held.remove(&run_id);
+                                match ended {
+                                    Ended::Succeeded => report.succeeded += 1,
+                                    Ended::Failed => report.failed += 1,
+                                    Ended::Lost => report.lost += 1,
+                                }
+                            }
+                            Err(e) => {
+                                // Stop renewing its lease: another worker
+                                // takes the run over once it runs out.
+                                if let Some(run_id) = task_runs.remove(&e.id()) {
+                                    held.remove(&run_id);
+                                    tracing::error!(worker = %self.id, run = %run_id, error = %e,
+                                        "a run task died; releasing its lease");
+                                }
+                                report.lost += 1;
                             }
                         }
-                        Err(e) => tracing::error!(worker = %self.id, error = %e, "a run task died"),
                     }
                 }
                 () = tokio::time::sleep_until(wake.into()) => {}
@@ -378,14 +406,16 @@ impl Worker {
         run: Claimed,
         cancel: oneshot::Receiver<()>,
         commit_tx: mpsc::Sender<Commit>,
-    ) {
+    ) -> tokio::task::Id {
         let job = self.jobs.get(&run.job).cloned();
         let chunk_events = self.chunk_events;
-        tasks.spawn(async move {
-            let run_id = run.run_id.clone();
-            let ended = execute(job, run, cancel, commit_tx, chunk_events).await;
-            (run_id, ended)
-        });
+        tasks
+            .spawn(async move {
+                let run_id = run.run_id.clone();
+                let ended = execute(job, run, cancel, commit_tx, chunk_events).await;
+                (run_id, ended)
+            })
+            .id()
     }
 
     async fn claim(&self, max: usize) -> Result<Vec<Claimed>, QueueError> {
