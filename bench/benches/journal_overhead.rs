@@ -78,6 +78,11 @@ fn sqlite_durable_commits(bencher: divan::Bencher) {
 }
 
 #[divan::bench(sample_count = 50)]
+fn sqlite_wal_commits(bencher: divan::Bencher) {
+    sqlite(bencher, Durability::Committed);
+}
+
+#[divan::bench(sample_count = 50)]
 fn sqlite_batched_commits(bencher: divan::Bencher) {
     sqlite(bencher, Durability::Batched);
 }

@@ -4,7 +4,7 @@
 # installs in a virtualenv (LoomFlow 0.20, LangGraph), all in one run.
 #
 #   bash bench/compare/run.sh                    # everything
-#   ONLY=workflow bash bench/compare/run.sh      # or ONLY=agent
+#   ONLY=workflow bash bench/compare/run.sh      # or ONLY=agent, ONLY=journal
 #   N=2000 RUNS=300 WF_RUNS=200 bash bench/compare/run.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -38,7 +38,7 @@ print("RESULT " + json.dumps({"fw": "rust", "scenario": scenario, "us_per_run": 
 PY
 }
 
-if [ "$ONLY" != workflow ]; then
+if [ "$ONLY" = all ] || [ "$ONLY" = agent ]; then
   echo "== rust: (a) sequential runs (divan)"
   cargo bench -q -p loomflow-bench --bench agent_overhead -- run_shared_agent 2>&1 | tee "$out.agent"
   divan_median "$out.agent" run_shared_agent seq 1 >> "$out"
@@ -51,7 +51,17 @@ if [ "$ONLY" != workflow ]; then
   done
 fi
 
-if [ "$ONLY" != agent ]; then
+if [ "$ONLY" = all ] || [ "$ONLY" = journal ]; then
+  echo "== rust: journal cost per step (divan; 4 model calls + 3 tool calls = 7 steps per run)"
+  cargo bench -q -p loomflow-bench --bench journal_overhead -- no_journal sqlite 2>&1 | tee "$out.journal"
+  divan_median "$out.journal" no_journal journal_plain 7 >> "$out"
+  divan_median "$out.journal" sqlite_durable_commits journal_full 7 >> "$out"
+  divan_median "$out.journal" sqlite_batched_commits journal_batched 7 >> "$out"
+  echo "== python loomflow: SqliteRuntime journal"
+  "$VENV/bin/python" bench/compare/peers_journal.py --runs "${JOURNAL_RUNS:-300}" | tee -a "$out"
+fi
+
+if [ "$ONLY" = all ] || [ "$ONLY" = workflow ]; then
   echo "== rust: workflow scenarios (divan)"
   cargo bench -q -p loomflow-bench --bench workflow_overhead 2>&1 | tee "$out.wf"
   divan_median "$out.wf" chain_10 chain 10 >> "$out"
@@ -85,6 +95,18 @@ if rec("rust", "seq"):
     row(f"(b) wall ms, {rust['runs']} runs", "wall_ms", rust, lf, lg, ".0f")
     row("(b) % over the latency floor", "over_floor_pct", rust, lf, lg, ".0f", ratio=False)
     row("(b) peak RSS MB", "peak_rss_mb", rust, lf, lg, ".0f")
+plain, lf = rec("rust", "journal_plain"), rec("loomflow", "journal")
+if plain and lf:
+    print()
+    print(f"{'journal (SQLite, WAL)':<44}{'loomflow (Rust)':>16}{'LoomFlow 0.20':>15}{'ratio':>8}")
+    print(f"{'µs per run, no journal':<44}{plain['us_per_run']:>16.1f}{lf['us_per_run_plain']:>15.1f}")
+    for key, label in [("journal_full", "durable commits"), ("journal_batched", "batched commits")]:
+        r = rec("rust", key)
+        if r:
+            step = (r["us_per_run"] - plain["us_per_run"]) / 7
+            print(f"{'µs added per journaled step, ' + label:<44}{step:>16.1f}"
+                  f"{lf['us_per_step_sqlite']:>15.1f}{lf['us_per_step_sqlite'] / step:>7.0f}×")
+    print(f"(LoomFlow writes {lf['journal_rows_per_run']:.0f} journal rows per run; loomflow 7 steps plus the run's epoch)")
 for scenario, label in [("chain", "workflow chain, µs per step"),
                         ("cycle", "workflow cycle, µs per step"),
                         ("fanout", "workflow fan-out, µs per step")]:

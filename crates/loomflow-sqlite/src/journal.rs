@@ -29,6 +29,14 @@ pub enum Durability {
     /// cut. Concurrent steps share commits.
     #[default]
     Full,
+    /// A step is recorded once its transaction is committed to the WAL
+    /// (`synchronous = NORMAL`), without waiting for the disk: a step the
+    /// run saw recorded survives the process being killed (SIGKILL, OOM,
+    /// a panic), but a power cut or kernel crash can lose the last commits,
+    /// whose steps then run again on resume. Concurrent steps share
+    /// commits. The usual choice for a service: a crashed process is the
+    /// common failure.
+    Committed,
     /// A step is queued and the run goes on; the writer commits whatever is
     /// queued in one transaction (`synchronous = NORMAL`). A crash can lose
     /// the last few steps, which then run again on resume (runs are
@@ -114,7 +122,7 @@ impl SqliteJournal {
             .map_err(|e| backend_error(format!("cannot open `{}`: {e}", path.display())))?;
         let sync = match durability {
             Durability::Full => "FULL",
-            Durability::Batched => "NORMAL",
+            Durability::Committed | Durability::Batched => "NORMAL",
         };
         // Wait for other processes opening the same file (switching to WAL
         // and creating the tables take a write lock) instead of failing.
@@ -657,7 +665,7 @@ impl Journal for SqliteJournal {
         value: &str,
     ) -> Result<(), JournalError> {
         match self.durability {
-            Durability::Full => {
+            Durability::Full | Durability::Committed => {
                 self.ask(|reply| Op::Record {
                     scope: scope.clone(),
                     epoch,

@@ -1,6 +1,6 @@
-//! The SQLite journal: the shared contract in both durability modes, a run
-//! killed with SIGKILL and resumed by a new process (agent and workflow),
-//! and an unreadable row.
+//! The SQLite journal: the shared contract in every durability mode, a run
+//! killed with SIGKILL and resumed by a new process (agent and workflow,
+//! with synced commits; an agent with WAL commits), and an unreadable row.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -13,12 +13,18 @@ use loomflow_sqlite::{Durability, SqliteJournal};
 use loomflow_testkit::crash::{self, Scenario};
 
 const DB: &str = "LOOMFLOW_CRASH_SQLITE";
+const MODE: &str = "LOOMFLOW_CRASH_SQLITE_MODE";
 
 /// The re-executed child of the crash tests (a no-op otherwise).
 #[tokio::test(flavor = "multi_thread")]
 async fn crash_child() {
     crash::child_main(|| async {
-        Arc::new(SqliteJournal::open(std::env::var(DB).unwrap()).unwrap()) as Arc<dyn Journal>
+        let mode = match std::env::var(MODE).as_deref() {
+            Ok("committed") => Durability::Committed,
+            _ => Durability::Full,
+        };
+        let path = std::env::var(DB).unwrap();
+        Arc::new(SqliteJournal::open_with(path, mode).unwrap()) as Arc<dyn Journal>
     })
     .await;
 }
@@ -31,6 +37,13 @@ async fn the_contract_holds_with_full_durability() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn the_contract_holds_with_wal_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let j = SqliteJournal::open_with(dir.path().join("j.db"), Durability::Committed).unwrap();
+    loomflow_testkit::journal_contract::run_all(Arc::new(j)).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn the_contract_holds_with_batched_commits() {
     let dir = tempfile::tempdir().unwrap();
     let j = SqliteJournal::open_with(dir.path().join("j.db"), Durability::Batched).unwrap();
@@ -39,11 +52,14 @@ async fn the_contract_holds_with_batched_commits() {
 
 /// Runs `scenario` to completion on a fresh file, then kills and resumes it
 /// in child processes on another.
-async fn killed_and_resumed(scenario: Scenario) {
+async fn killed_and_resumed(scenario: Scenario, mode: &str) {
     let dir = tempfile::tempdir().unwrap();
     let clean = Arc::new(SqliteJournal::open(dir.path().join("clean.db")).unwrap());
     let expected = crash::run_scenario(scenario, clean, &dir.path().join("clean-side.txt")).await;
-    let env = [(DB, dir.path().join("j.db").display().to_string())];
+    let env = [
+        (DB, dir.path().join("j.db").display().to_string()),
+        (MODE, mode.to_owned()),
+    ];
     let d = dir.path().to_path_buf();
     tokio::task::spawn_blocking(move || crash::kill_and_resume(scenario, &d, &env, &expected))
         .await
@@ -52,12 +68,17 @@ async fn killed_and_resumed(scenario: Scenario) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_agent_killed_mid_run_resumes_in_a_new_process() {
-    killed_and_resumed(Scenario::Agent).await;
+    killed_and_resumed(Scenario::Agent, "full").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn wal_commits_survive_the_process_being_killed() {
+    killed_and_resumed(Scenario::Agent, "committed").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_workflow_killed_mid_graph_resumes_in_a_new_process() {
-    killed_and_resumed(Scenario::Workflow).await;
+    killed_and_resumed(Scenario::Workflow, "full").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
