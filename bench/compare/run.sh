@@ -56,6 +56,7 @@ if [ "$ONLY" = all ] || [ "$ONLY" = journal ]; then
   cargo bench -q -p loomflow-bench --bench journal_overhead -- no_journal sqlite 2>&1 | tee "$out.journal"
   divan_median "$out.journal" no_journal journal_plain 7 >> "$out"
   divan_median "$out.journal" sqlite_durable_commits journal_full 7 >> "$out"
+  divan_median "$out.journal" sqlite_wal_commits journal_wal 7 >> "$out"
   divan_median "$out.journal" sqlite_batched_commits journal_batched 7 >> "$out"
   echo "== python loomflow: SqliteRuntime journal"
   "$VENV/bin/python" bench/compare/peers_journal.py --runs "${JOURNAL_RUNS:-300}" | tee -a "$out"
@@ -80,8 +81,9 @@ import json, sys
 recs = [json.loads(l.split(" ", 1)[1]) for l in open(sys.argv[1]) if l.startswith("RESULT ")]
 def rec(fw, scenario):
     return next((r for r in recs if r.get("fw") == fw and r.get("scenario") == scenario), None)
-print()
-print(f"{'scenario':<36}{'loomflow (Rust)':>16}{'LoomFlow 0.20':>15}{'LangGraph':>12}{'vs LoomFlow':>13}{'vs LangGraph':>14}")
+if any(rec("rust", k) for k in ("seq", "chain", "cycle", "fanout")):
+    print()
+    print(f"{'scenario':<36}{'loomflow (Rust)':>16}{'LoomFlow 0.20':>15}{'LangGraph':>12}{'vs LoomFlow':>13}{'vs LangGraph':>14}")
 def row(label, key, rust, lf, lg, fmt=".1f", ratio=True):
     line = f"{label:<36}{rust[key]:>16{fmt}}{lf[key]:>15{fmt}}{lg[key]:>12{fmt}}"
     if ratio:
@@ -100,13 +102,15 @@ if plain and lf:
     print()
     print(f"{'journal (SQLite, WAL)':<44}{'loomflow (Rust)':>16}{'LoomFlow 0.20':>15}{'ratio':>8}")
     print(f"{'µs per run, no journal':<44}{plain['us_per_run']:>16.1f}{lf['us_per_run_plain']:>15.1f}")
-    for key, label in [("journal_full", "durable commits"), ("journal_batched", "batched commits")]:
+    lf_added = lf["us_per_run_sqlite"] - lf["us_per_run_plain"]
+    for key, label in [("journal_full", "synced (Full)"), ("journal_wal", "WAL commits (Committed)"),
+                       ("journal_batched", "batched (Batched)")]:
         r = rec("rust", key)
         if r:
-            step = (r["us_per_run"] - plain["us_per_run"]) / 7
-            print(f"{'µs added per journaled step, ' + label:<44}{step:>16.1f}"
-                  f"{lf['us_per_step_sqlite']:>15.1f}{lf['us_per_step_sqlite'] / step:>7.0f}×")
-    print(f"(LoomFlow writes {lf['journal_rows_per_run']:.0f} journal rows per run; loomflow 7 steps plus the run's epoch)")
+            added = r["us_per_run"] - plain["us_per_run"]
+            print(f"{'µs added per run, ' + label:<44}{added:>16.1f}{lf_added:>15.1f}{lf_added / added:>7.1f}×")
+            print(f"{'µs added per step, ' + label:<44}{added / 7:>16.1f}{lf['us_per_step_sqlite']:>15.1f}")
+    print(f"(a run is 7 steps; LoomFlow writes {lf['journal_rows_per_run']:.0f} journal rows per run)")
 for scenario, label in [("chain", "workflow chain, µs per step"),
                         ("cycle", "workflow cycle, µs per step"),
                         ("fanout", "workflow fan-out, µs per step")]:
