@@ -462,7 +462,7 @@ impl Worker {
             )
             .await
             .map_err(backend)?;
-        let mut claimed: Vec<Claimed> = rows
+        let claimed: Vec<Claimed> = rows
             .iter()
             .map(|row| Claimed {
                 run_id: row.get(0),
@@ -474,7 +474,6 @@ impl Worker {
                 event_seq: row.get(6),
             })
             .collect();
-        claimed.sort_by(|a, b| a.run_id.cmp(&b.run_id));
         for run in claimed.iter().filter(|r| r.attempt > 1) {
             tracing::info!(worker = %self.id, run = %run.run_id, attempt = run.attempt,
                 "took over a run whose lease ran out");
@@ -562,14 +561,24 @@ async fn execute(
             out = &mut work => break out,
             Some(event) = rx.recv() => {
                 keep(event, &mut buffer);
-                if buffer.len() >= EVENT_BATCH || last_flush.elapsed() >= EVENT_FLUSH {
-                    let events = std::mem::take(&mut buffer);
-                    last_flush = Instant::now();
-                    let _ = commit_tx
-                        .send(Commit::Events { run_id: run_id.clone(), attempt, events })
-                        .await;
+                if buffer.len() < EVENT_BATCH {
+                    continue;
                 }
             }
+            // Buffered events become readable within EVENT_FLUSH even while
+            // the run waits on a slow model call.
+            () = tokio::time::sleep_until((last_flush + EVENT_FLUSH).into()), if !buffer.is_empty() => {}
+        }
+        if last_flush.elapsed() >= EVENT_FLUSH || buffer.len() >= EVENT_BATCH {
+            let events = std::mem::take(&mut buffer);
+            last_flush = Instant::now();
+            let _ = commit_tx
+                .send(Commit::Events {
+                    run_id: run_id.clone(),
+                    attempt,
+                    events,
+                })
+                .await;
         }
     };
     while let Ok(event) = rx.try_recv() {

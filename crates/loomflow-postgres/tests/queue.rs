@@ -212,14 +212,34 @@ fn gated(
     started: Arc<tokio::sync::Notify>,
     gate: Arc<tokio::sync::Notify>,
 ) -> impl loomflow::job::Job {
-    job_fn(move |_run: JobRun| {
+    job_fn(move |run: JobRun| {
         let (started, gate) = (started.clone(), gate.clone());
         async move {
+            run.events
+                .send(&run.session, || EventKind::Started {
+                    prompt: run.input.to_string(),
+                })
+                .await;
             started.notify_one();
             gate.notified().await;
             Ok(json!("opened"))
         }
     })
+}
+
+/// A worker with only the gated job, a short lease and a fast poll.
+fn gated_worker(
+    queue: &RunQueue,
+    started: &Arc<tokio::sync::Notify>,
+    gate: &Arc<tokio::sync::Notify>,
+    lease: Duration,
+) -> Worker {
+    Worker::builder(queue.clone())
+        .job("gated", gated(started.clone(), gate.clone()))
+        .lease(lease)
+        .poll_interval(Duration::from_millis(20))
+        .build()
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -233,12 +253,7 @@ async fn leases_cancel_abandon_and_drain() {
 
     // Cancelling a running run stops it at the worker's next renewal; its
     // result is never stored.
-    let worker = Worker::builder(queue.clone())
-        .job("gated", gated(started.clone(), gate.clone()))
-        .lease(lease)
-        .poll_interval(Duration::from_millis(20))
-        .build()
-        .unwrap();
+    let worker = gated_worker(&queue, &started, &gate, lease);
     let (stop, stopped) = oneshot::channel::<()>();
     let running = tokio::spawn(worker.run_until(async {
         stopped.await.ok();
@@ -255,6 +270,18 @@ async fn leases_cancel_abandon_and_drain() {
     // Shutting down lets the run in flight finish first.
     let id2 = queue.submit("gated", 2).user("alice").await.unwrap();
     started.notified().await;
+    // Its events are readable while it runs (stored within a quarter second).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let live = queue.events(&alice, &id2, 0).await.unwrap();
+    assert_eq!(live.len(), 1);
+    assert_eq!(
+        live[0].event.kind,
+        EventKind::Started { prompt: "2".into() }
+    );
+    assert_eq!(
+        queue.get(&alice, &id2).await.unwrap().unwrap().status,
+        RunStatus::Running
+    );
     stop.send(()).unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(
@@ -284,22 +311,12 @@ async fn leases_cancel_abandon_and_drain() {
         .max_attempts(1)
         .await
         .unwrap();
-    let doomed = Worker::builder(queue.clone())
-        .job("gated", gated(started.clone(), gate.clone()))
-        .lease(lease)
-        .poll_interval(Duration::from_millis(20))
-        .build()
-        .unwrap();
+    let doomed = gated_worker(&queue, &started, &gate, lease);
     let crashed = tokio::spawn(doomed.run());
     started.notified().await;
     crashed.abort();
     let _ = crashed.await;
-    let next = Worker::builder(queue.clone())
-        .job("gated", gated(started.clone(), gate.clone()))
-        .lease(lease)
-        .poll_interval(Duration::from_millis(20))
-        .build()
-        .unwrap();
+    let next = gated_worker(&queue, &started, &gate, lease);
     let next = tokio::spawn(next.run());
     let abandoned = queue
         .wait(&alice, &id3, Duration::from_secs(30))
