@@ -85,11 +85,15 @@ pub(crate) fn age(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs(n.saturating_mul(secs)))
 }
 
+/// The `--user` flag's tenant: the anonymous bucket when it is absent.
+pub(crate) fn user(flag: Option<&str>) -> Result<UserId, String> {
+    flag.map_or(Ok(UserId::anonymous()), |u| {
+        UserId::new(u).map_err(|e| e.to_string())
+    })
+}
+
 fn scope(place: &Where, session: &str) -> Result<Scope, String> {
-    let user = match &place.user {
-        Some(u) => UserId::new(u).map_err(|e| e.to_string())?,
-        None => UserId::anonymous(),
-    };
+    let user = user(place.user.as_deref())?;
     let session = SessionId::new(session).map_err(|e| e.to_string())?;
     Ok(Scope::new(user, session))
 }

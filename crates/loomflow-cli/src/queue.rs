@@ -6,9 +6,9 @@ use std::sync::Arc;
 use loomflow::config::AgentConfig;
 use loomflow::journal::RuntimeSpec;
 use loomflow::postgres::{PostgresJournal, QueuedRun, RunQueue, RunStatus, Worker};
-use loomflow::{RunId, UserId, Workflow};
+use loomflow::{RunId, Workflow};
 
-use crate::journal::age;
+use crate::journal::{age, user};
 
 /// The queue's database (shared by the queue commands).
 #[derive(Debug, clap::Args)]
@@ -103,12 +103,6 @@ pub(crate) struct StatusArgs {
     /// Print the run as JSON.
     #[arg(long)]
     json: bool,
-}
-
-fn user(flag: Option<&str>) -> Result<UserId, String> {
-    flag.map_or(Ok(UserId::anonymous()), |u| {
-        UserId::new(u).map_err(|e| e.to_string())
-    })
 }
 
 fn named<'a>(flag: &'a str, spec: &'a str) -> Result<(&'a str, &'a str), String> {

@@ -82,9 +82,9 @@ impl WorkerBuilder {
         self
     }
 
-    /// How long a claim holds without renewal (default 30 s). A dead
-    /// worker's runs wait this long before another worker takes them over;
-    /// the worker renews every third of it.
+    /// How long a claim holds without renewal (default 30 s, at least
+    /// 300 ms). A dead worker's runs wait this long before another worker
+    /// takes them over; the worker renews every third of it.
     pub fn lease(mut self, lease: Duration) -> Self {
         self.lease = lease.max(Duration::from_millis(300));
         self

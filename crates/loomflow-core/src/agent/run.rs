@@ -373,7 +373,8 @@ impl RunRequest {
         } else {
             OpenMode::Run
         };
-        let input_json = match inner.journal.is_some() || mode == OpenMode::ResumeLast {
+        let resuming = mode == OpenMode::ResumeLast;
+        let input_json = match inner.journal.is_some() || resuming {
             true => serde_json::to_string(&message).ok(),
             false => None,
         };
@@ -381,16 +382,14 @@ impl RunRequest {
             inner.journal.as_ref(),
             || Scope::new(user_id.clone(), session_id.clone()),
             input_json.as_deref(),
-            mode.clone(),
+            mode,
         )
         .await;
         let durable = match entered {
             Ok(d) => d,
             Err(e) => return fail(sink, session_id, e.into()).await,
         };
-        if mode == OpenMode::ResumeLast
-            && let Some(recorded) = durable.as_ref().and_then(|d| d.input.as_deref())
-        {
+        if resuming && let Some(recorded) = durable.as_ref().and_then(|d| d.input.as_deref()) {
             message = match serde_json::from_str(recorded) {
                 Ok(m) => m,
                 Err(e) => {
