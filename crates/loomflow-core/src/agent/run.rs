@@ -5,6 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use futures_util::FutureExt;
+use futures_util::future::Either;
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -323,169 +325,183 @@ impl<T: DeserializeOwned + Send + 'static> IntoFuture for RunRequest<T> {
     fn into_future(self) -> Self::IntoFuture {
         let mut request = self.erase();
         let sink = request.sink.take();
-        Box::pin(async move { typed(request.execute(sink).await?) })
+        // A combinator, not an `async` block awaiting the run: that would
+        // hold the run's future twice (its capture and its awaitee), and
+        // this box is most of an in-flight run's memory.
+        Box::pin(request.execute(sink).map(|r| r.and_then(typed)))
     }
 }
 
 impl RunRequest {
     /// Runs to completion, sending events to `tx` when given.
-    pub(crate) async fn execute(self, sink: Option<EventSink>) -> Result<RunResult> {
-        let started_at = Utc::now();
-        let inner = self.agent.inner.clone();
-        let mut session_id = match self.session {
-            Some(Ok(s)) => s,
-            Some(Err(e)) => return fail(sink, SessionId::generate(), e.into()).await,
-            None => SessionId::generate(),
-        };
-        let user_id = match self.user {
-            Some(Ok(u)) => u,
-            Some(Err(e)) => return fail(sink, session_id, e.into()).await,
-            None => RunContext::current().map(|c| c.user_id).unwrap_or_default(),
-        };
-        let mut message = Message::user(self.input);
-        for image in self.images {
-            message = message.with_image(image);
-        }
+    ///
+    /// A plain fn returning an `async move` block: an `async fn` would keep
+    /// both its argument and a moved copy of it in the future, and this
+    /// future is what each in-flight run holds.
+    pub(crate) fn execute(
+        self,
+        sink: Option<EventSink>,
+    ) -> impl Future<Output = Result<RunResult>> + Send {
+        async move {
+            let started_at = Utc::now();
+            let inner = self.agent.inner.clone();
+            let mut session_id = match self.session {
+                Some(Ok(s)) => s,
+                Some(Err(e)) => return fail(sink, SessionId::generate(), e.into()).await,
+                None => SessionId::generate(),
+            };
+            let user_id = match self.user {
+                Some(Ok(u)) => u,
+                Some(Err(e)) => return fail(sink, session_id, e.into()).await,
+                None => RunContext::current().map(|c| c.user_id).unwrap_or_default(),
+            };
+            let mut message = Message::user(self.input);
+            for image in self.images {
+                message = message.with_image(image);
+            }
 
-        // Meet the journal: restore a checkpoint (forking when it is not
-        // the newest), then join or open the session's run epoch.
-        let mut restore = None;
-        if let Some(which) = self.durable.checkpoint {
-            match restore_checkpoint(&inner, &user_id, &session_id, which).await {
-                Ok((checkpoint, session)) => {
-                    session_id = session;
-                    restore = Some(checkpoint);
+            // Meet the journal: restore a checkpoint (forking when it is not
+            // the newest), then join or open the session's run epoch.
+            let mut restore = None;
+            if let Some(which) = self.durable.checkpoint {
+                match restore_checkpoint(&inner, &user_id, &session_id, which).await {
+                    Ok((checkpoint, session)) => {
+                        session_id = session;
+                        restore = Some(checkpoint);
+                    }
+                    Err(e) => return fail(sink, session_id, e.into()).await,
                 }
-                Err(e) => return fail(sink, session_id, e.into()).await,
+                if message.text_content().is_empty() {
+                    message = Message::user("Continue the interrupted task.");
+                }
             }
-            if message.text_content().is_empty() {
-                message = Message::user("Continue the interrupted task.");
-            }
-        }
-        let mode = if self.durable.resume_last && restore.is_none() {
-            if inner.journal.is_none() && crate::journal::Frame::current().is_none() {
-                let e = JournalError::NoJournal { what: "resume" };
-                return fail(sink, session_id, e.into()).await;
-            }
-            OpenMode::ResumeLast
-        } else if let Some(run_id) = &self.run_id {
-            OpenMode::Keyed(run_id.clone())
-        } else {
-            OpenMode::Run
-        };
-        let resuming = mode == OpenMode::ResumeLast;
-        let input_json = match inner.journal.is_some() || resuming {
-            true => serde_json::to_string(&message).ok(),
-            false => None,
-        };
-        let entered = Durable::enter(
-            inner.journal.as_ref(),
-            || Scope::new(user_id.clone(), session_id.clone()),
-            input_json.as_deref(),
-            mode,
-        )
-        .await;
-        let durable = match entered {
-            Ok(d) => d,
-            Err(e) => return fail(sink, session_id, e.into()).await,
-        };
-        if resuming && let Some(recorded) = durable.as_ref().and_then(|d| d.input.as_deref()) {
-            message = match serde_json::from_str(recorded) {
-                Ok(m) => m,
-                Err(e) => {
-                    let e = JournalError::Corrupt {
-                        user: user_id,
-                        session: session_id.clone(),
-                        step: "run input".into(),
-                        message: e.to_string(),
-                    };
+            let mode = if self.durable.resume_last && restore.is_none() {
+                if inner.journal.is_none() && crate::journal::Frame::current().is_none() {
+                    let e = JournalError::NoJournal { what: "resume" };
                     return fail(sink, session_id, e.into()).await;
                 }
+                OpenMode::ResumeLast
+            } else if let Some(run_id) = &self.run_id {
+                OpenMode::Keyed(run_id.clone())
+            } else {
+                OpenMode::Run
             };
-        }
-
-        let ctx = RunContext {
-            user_id,
-            session_id: session_id.clone(),
-            run_id: self.run_id.unwrap_or_else(RunId::generate),
-            metadata: Arc::new(self.metadata),
-        };
-        let emitter = Emitter::new(session_id, sink);
-        emitter
-            .emit(|| EventKind::Started {
-                prompt: message.text_content(),
-            })
+            let resuming = mode == OpenMode::ResumeLast;
+            let input_json = match inner.journal.is_some() || resuming {
+                true => serde_json::to_string(&message).ok(),
+                false => None,
+            };
+            let entered = Durable::enter(
+                inner.journal.as_ref(),
+                || Scope::new(user_id.clone(), session_id.clone()),
+                input_json.as_deref(),
+                mode,
+            )
             .await;
-
-        let schema = self.output.or_else(|| inner.output_schema.clone());
-        let tone = self
-            .tone
-            .or_else(|| inner.tone.clone())
-            .or_else(Ambient::response_tone);
-        let retries = self.retries.unwrap_or(inner.output_retries);
-        let frame = durable.as_ref().map(|d| d.frame().clone());
-        let choices = RunChoices {
-            schema: schema.as_ref(),
-            tone: tone.as_ref(),
-            effort: self.effort.or(inner.settings.effort),
-            retries,
-            frame: frame.clone(),
-            checkpoints: inner
-                .checkpoints
-                .filter(|_| durable.as_ref().is_some_and(Durable::owns_epoch)),
-            restore,
-        };
-        let body = ctx
-            .clone()
-            .scope(run_loop(&inner, &ctx, &emitter, message, choices));
-        let body = async move {
-            match frame {
-                Some(frame) => frame.scope(body).await,
-                None => body.await,
-            }
-        };
-        let mut outcome = match inner.timeout {
-            Some(limit) => tokio::time::timeout(limit, body)
-                .await
-                .unwrap_or(Err(Error::RunTimeout(limit))),
-            None => body.await,
-        };
-        if outcome.is_ok()
-            && let Some(durable) = durable
-            && let Err(e) = durable.finish().await
-        {
-            outcome = Err(e.into());
-        }
-        match outcome {
-            Ok(session) => {
-                let result = RunResult {
-                    session_id: ctx.session_id,
-                    run_id: ctx.run_id,
-                    user_id: ctx.user_id,
-                    output: session.output,
-                    parsed: session.parsed,
-                    turns: session.turns,
-                    tokens_in: session.usage.input_tokens,
-                    cached_tokens_in: session.usage.cached_input_tokens,
-                    cache_write_tokens: session.usage.cache_write_tokens,
-                    tokens_out: session.usage.output_tokens,
-                    cost_usd: session.usage.cost_usd,
-                    started_at,
-                    finished_at: Utc::now(),
-                    interrupted: session.interrupted,
-                    interruption_reason: session.interruption_reason,
-                    cited_slugs: Vec::new(),
+            let durable = match entered {
+                Ok(d) => d,
+                Err(e) => return fail(sink, session_id, e.into()).await,
+            };
+            if resuming && let Some(recorded) = durable.as_ref().and_then(|d| d.input.as_deref()) {
+                message = match serde_json::from_str(recorded) {
+                    Ok(m) => m,
+                    Err(e) => {
+                        let e = JournalError::Corrupt {
+                            user: user_id,
+                            session: session_id.clone(),
+                            step: "run input".into(),
+                            message: e.to_string(),
+                        };
+                        return fail(sink, session_id, e.into()).await;
+                    }
                 };
-                emitter
-                    .emit(|| EventKind::Completed {
-                        result: serde_json::to_value(&result).unwrap_or_default(),
-                    })
-                    .await;
-                Ok(result)
             }
-            Err(e) => {
-                emit_error(&emitter, &e).await;
-                Err(e)
+
+            let ctx = RunContext {
+                user_id,
+                session_id: session_id.clone(),
+                run_id: self.run_id.unwrap_or_else(RunId::generate),
+                metadata: Arc::new(self.metadata),
+            };
+            let emitter = Emitter::new(session_id, sink);
+            emitter
+                .emit(|| EventKind::Started {
+                    prompt: message.text_content(),
+                })
+                .await;
+
+            let schema = self.output.or_else(|| inner.output_schema.clone());
+            let tone = self
+                .tone
+                .or_else(|| inner.tone.clone())
+                .or_else(Ambient::response_tone);
+            let retries = self.retries.unwrap_or(inner.output_retries);
+            let frame = durable.as_ref().map(|d| d.frame().clone());
+            let choices = RunChoices {
+                schema: schema.as_ref(),
+                tone: tone.as_ref(),
+                effort: self.effort.or(inner.settings.effort),
+                retries,
+                frame: frame.clone(),
+                checkpoints: inner
+                    .checkpoints
+                    .filter(|_| durable.as_ref().is_some_and(Durable::owns_epoch)),
+                restore,
+            };
+            // One future for the body whichever wrappers apply (`Either`, not
+            // an `await` per branch, which would lay the body out twice).
+            let body = ctx
+                .clone()
+                .scope(run_loop(&inner, &ctx, &emitter, message, choices));
+            let body = match frame {
+                Some(frame) => Either::Left(frame.scope(body)),
+                None => Either::Right(body),
+            };
+            let outcome = match inner.timeout {
+                Some(limit) => Either::Left(
+                    tokio::time::timeout(limit, body)
+                        .map(move |r| r.unwrap_or(Err(Error::RunTimeout(limit)))),
+                ),
+                None => Either::Right(body),
+            };
+            let mut outcome = outcome.await;
+            if outcome.is_ok()
+                && let Some(durable) = durable
+                && let Err(e) = durable.finish().await
+            {
+                outcome = Err(e.into());
+            }
+            match outcome {
+                Ok(session) => {
+                    let result = RunResult {
+                        session_id: ctx.session_id,
+                        run_id: ctx.run_id,
+                        user_id: ctx.user_id,
+                        output: session.output,
+                        parsed: session.parsed,
+                        turns: session.turns,
+                        tokens_in: session.usage.input_tokens,
+                        cached_tokens_in: session.usage.cached_input_tokens,
+                        cache_write_tokens: session.usage.cache_write_tokens,
+                        tokens_out: session.usage.output_tokens,
+                        cost_usd: session.usage.cost_usd,
+                        started_at,
+                        finished_at: Utc::now(),
+                        interrupted: session.interrupted,
+                        interruption_reason: session.interruption_reason,
+                        cited_slugs: Vec::new(),
+                    };
+                    emitter
+                        .emit(|| EventKind::Completed {
+                            result: serde_json::to_value(&result).unwrap_or_default(),
+                        })
+                        .await;
+                    Ok(result)
+                }
+                Err(e) => {
+                    emit_error(&emitter, &e).await;
+                    Err(e)
+                }
             }
         }
     }
@@ -635,7 +651,10 @@ async fn run_loop(
                         .push(Message::user(schema.retry_prompt(&cause)));
                     let request = deps.request(&session.messages);
                     let step = format!("output_retry_{attempts}");
-                    let completion = deps.call_model(StepName::Named(&step), request).await?;
+                    // Boxed: a rare path that would otherwise size every
+                    // run's future.
+                    let call = deps.call_model(StepName::Named(&step), request);
+                    let completion = Box::pin(call).await?;
                     session.usage += completion.usage;
                     session.output = completion.text;
                     session

@@ -252,9 +252,9 @@ impl<'a> RunDeps<'a> {
         if let Some(recorded) = frame.replay::<Completion>(&key) {
             let completion = recorded?;
             if self.emitter.is_active() {
-                for chunk in replay_chunks(&completion) {
-                    self.emitter.emit(|| EventKind::ModelChunk { chunk }).await;
-                }
+                // Boxed: replaying is rare, and inline it would size every
+                // model call's future.
+                Box::pin(self.replay_chunks(&completion)).await;
             }
             return Ok(completion);
         }
@@ -353,6 +353,12 @@ impl<'a> RunDeps<'a> {
         };
         if let Err(e) = crate::journal::put_checkpoint(frame, &checkpoint, keep).await {
             tracing::warn!(session = %session.id, error = %e, "checkpoint failed");
+        }
+    }
+
+    async fn replay_chunks(&self, completion: &Completion) {
+        for chunk in replay_chunks(completion) {
+            self.emitter.emit(|| EventKind::ModelChunk { chunk }).await;
         }
     }
 
