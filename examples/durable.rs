@@ -28,7 +28,7 @@ async fn refund(order: String) -> String {
     // A real payment API takes this as its idempotency key, so a refund
     // retried after a crash is made once.
     let key = CallContext::current()
-        .map(|c| c.idempotency_key)
+        .map(|c| c.idempotency_key())
         .unwrap_or_default();
     format!("refunded {order} (idempotency key {key})")
 }

@@ -4,7 +4,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::time::Duration;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use loomflow::model::{ChunkStream, Completion, FinishReason, ModelChunk, ModelRequest};
@@ -19,6 +21,46 @@ pub async fn lookup(q: String) -> String {
     format!("result for {q}")
 }
 
+/// When the slept model calls started: per call index (0 = a run's first
+/// call), the earliest and the latest start, in nanoseconds since `EPOCH`.
+/// The concurrency bench reads them to show where a batch spends its time
+/// over the latency floor.
+static CALL_STARTS: [(AtomicU64, AtomicU64); N_TOOLS + 1] =
+    [const { (AtomicU64::new(u64::MAX), AtomicU64::new(0)) }; N_TOOLS + 1];
+
+static EPOCH: OnceLock<Instant> = OnceLock::new();
+
+fn note_call_start(index: usize) {
+    if let Some((first, last)) = CALL_STARTS.get(index) {
+        let at = EPOCH.get_or_init(Instant::now).elapsed().as_nanos() as u64;
+        first.fetch_min(at, Ordering::Relaxed);
+        last.fetch_max(at, Ordering::Relaxed);
+    }
+}
+
+/// For each model call index (0 = a run's first call), when the first and the
+/// last run started that call, in milliseconds after `since`; resets the
+/// record for the next batch.
+pub fn take_call_starts(since: Instant) -> Vec<[f64; 2]> {
+    let epoch = *EPOCH.get_or_init(Instant::now);
+    let offset = since.saturating_duration_since(epoch);
+    let ms = |ns: u64| {
+        Duration::from_nanos(ns)
+            .saturating_sub(offset)
+            .as_secs_f64()
+            * 1e3
+    };
+    CALL_STARTS
+        .iter()
+        .map(|(first, last)| {
+            [
+                ms(first.swap(u64::MAX, Ordering::Relaxed)),
+                ms(last.swap(0, Ordering::Relaxed)),
+            ]
+        })
+        .collect()
+}
+
 /// Decides its turn from the transcript, so one instance serves any number of
 /// concurrent runs. Optional latency simulates the network.
 #[derive(Debug, Clone, Default)]
@@ -29,11 +71,7 @@ pub struct StatelessScripted {
 
 impl StatelessScripted {
     fn turn(request: &ModelRequest<'_>) -> Completion {
-        let k = request
-            .messages
-            .iter()
-            .filter(|m| m.role == Role::Tool)
-            .count();
+        let k = tool_results(request);
         if k < N_TOOLS {
             Completion {
                 text: String::new(),
@@ -67,6 +105,14 @@ impl StatelessScripted {
     }
 }
 
+fn tool_results(request: &ModelRequest<'_>) -> usize {
+    request
+        .messages
+        .iter()
+        .filter(|m| m.role == Role::Tool)
+        .count()
+}
+
 #[async_trait]
 impl Model for StatelessScripted {
     fn name(&self) -> &str {
@@ -96,6 +142,7 @@ impl Model for StatelessScripted {
 
     async fn complete(&self, request: ModelRequest<'_>) -> Result<Completion, ModelError> {
         if let Some(d) = self.latency {
+            note_call_start(tool_results(&request));
             tokio::time::sleep(d).await;
         }
         Ok(Self::turn(&request))

@@ -14,7 +14,7 @@
 
 use std::time::{Duration, Instant};
 
-use loomflow_bench::{N_TOOLS, bench_agent};
+use loomflow_bench::{N_TOOLS, bench_agent, take_call_starts};
 
 #[cfg(feature = "mimalloc")]
 #[global_allocator]
@@ -49,9 +49,10 @@ fn main() {
         .and_then(|r| r.parse().ok())
         .unwrap_or(1);
     let mut walls = Vec::new();
+    let mut phases = Vec::new();
     let mut ok = 0;
     for _ in 0..rounds {
-        let (wall, round_ok) = runtime.block_on(async {
+        let (wall, round_ok, round_phases) = runtime.block_on(async {
             tokio::spawn(async move {
                 let agent = bench_agent(Some(Duration::from_millis(latency_ms)));
                 let start = Instant::now();
@@ -81,12 +82,16 @@ fn main() {
                         ok += 1;
                     }
                 }
-                (start.elapsed(), ok)
+                let phases = take_call_starts(start);
+                (start.elapsed(), ok, phases)
             })
             .await
             .unwrap_or_else(|e| panic!("driver task: {e}"))
         });
         walls.push(wall.as_secs_f64() * 1e3);
+        if phases.is_empty() {
+            phases = round_phases;
+        }
         ok = round_ok;
     }
     let wall = Duration::from_secs_f64(walls[0] / 1e3);
@@ -103,6 +108,9 @@ fn main() {
         "peak_rss_mb": peak_rss_kb() as f64 / 1024.0,
         "rss_before_mb": rss_before as f64 / 1024.0,
         "later_rounds_wall_ms": &walls[1..],
+        // Per model call (a run's first, second, …): when the first and the
+        // last run started it, in ms after the batch started.
+        "call_starts_ms": phases,
         "allocator": if cfg!(feature = "mimalloc") { "mimalloc" } else { "system" },
     });
     println!("RESULT {record}");

@@ -37,7 +37,7 @@ struct Effect {
 }
 
 fn effect(dir: &Path, worker: &str) -> String {
-    let key = CallContext::current().unwrap().idempotency_key;
+    let key = CallContext::current().unwrap().idempotency_key();
     let session = RunContext::current().unwrap().session_id;
     let mut log = std::fs::OpenOptions::new()
         .create(true)

@@ -51,7 +51,7 @@ impl Scenario {
 fn side_effect(path: &Path, what: &str) {
     let key = CallContext::current()
         .expect("a journaled step has a CallContext")
-        .idempotency_key;
+        .idempotency_key();
     let existing = std::fs::read_to_string(path).unwrap_or_default();
     if !existing.lines().any(|l| l.starts_with(&format!("{key} "))) {
         let mut f = std::fs::OpenOptions::new()

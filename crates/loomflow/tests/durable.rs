@@ -57,7 +57,7 @@ impl loomflow::Tool for Counter {
     ) -> Result<serde_json::Value, loomflow::ToolError> {
         self.runs.fetch_add(1, Ordering::SeqCst);
         let cx = CallContext::current().expect("a tool call has a CallContext");
-        self.keys.lock().unwrap().push(cx.idempotency_key.clone());
+        self.keys.lock().unwrap().push(cx.idempotency_key());
         Ok(json!(format!("bumped {}", args["n"])))
     }
 }

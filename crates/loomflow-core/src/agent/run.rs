@@ -338,6 +338,7 @@ impl RunRequest {
     /// A plain fn returning an `async move` block: an `async fn` would keep
     /// both its argument and a moved copy of it in the future, and this
     /// future is what each in-flight run holds.
+    #[allow(clippy::manual_async_fn)]
     pub(crate) fn execute(
         self,
         sink: Option<EventSink>,

@@ -38,6 +38,21 @@ pub enum StepName<'a> {
     Named(&'a str),
 }
 
+impl StepName<'_> {
+    /// The name as a string, allocated once at its final size (`to_string`
+    /// grows the buffer digit by digit).
+    pub fn to_key(&self) -> String {
+        use std::fmt::Write;
+        let mut key = String::with_capacity(match self {
+            Self::Named(name) => name.len(),
+            _ => 24,
+        });
+        // Writing to a String cannot fail.
+        let _ = write!(key, "{self}");
+        key
+    }
+}
+
 impl std::fmt::Display for StepName<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -233,6 +248,15 @@ impl<'a> RunDeps<'a> {
         request
     }
 
+    /// The tools on offer this turn (the host's list, without a boxed
+    /// future when the host has it at hand).
+    pub async fn tool_defs(&self) -> Result<Arc<[ToolDef]>> {
+        match self.tools.tools_at_hand() {
+            Some(defs) => Ok(defs),
+            None => Ok(self.tools.list_tools().await?),
+        }
+    }
+
     /// One model call, journaled as step `step` when the run is: a replayed
     /// step returns its recorded completion (streamed as chunks to a
     /// listener) without calling the model. Streamed (one `model_chunk`
@@ -246,7 +270,7 @@ impl<'a> RunDeps<'a> {
             return self.call_model_now(request).await;
         };
         let key = frame.key(
-            &step.to_string(),
+            &step.to_key(),
             &fingerprint(&(request.messages, request.tools)),
         );
         if let Some(recorded) = frame.replay::<Completion>(&key) {
@@ -276,13 +300,13 @@ impl<'a> RunDeps<'a> {
         slot: usize,
     ) -> Result<ToolResult> {
         self.gate.stamp(call, defs);
-        let step = StepName::ToolCall(turn, slot).to_string();
+        let step = StepName::ToolCall(turn, slot).to_key();
         let result = match &self.frame {
             None => {
                 self.emitter
                     .emit(|| EventKind::ToolCall { call: call.clone() })
                     .await;
-                let cx = CallContext::for_call(&call.id, &call.tool, &step, self.context, None);
+                let cx = CallContext::for_call(&call.id, &call.tool, step, self.context, None);
                 cx.scope(
                     self.gate
                         .execute(self.tools.as_ref(), call, &self.context.user_id),
@@ -310,7 +334,7 @@ impl<'a> RunDeps<'a> {
                         let cx = CallContext::for_call(
                             &call.id,
                             &call.tool,
-                            &key,
+                            key.clone(),
                             self.context,
                             Some(frame),
                         );

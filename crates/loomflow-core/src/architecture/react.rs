@@ -60,7 +60,7 @@ impl Architecture for ReAct {
                 return Ok(());
             }
             session.turns += 1;
-            let defs = deps.tools.list_tools().await?;
+            let defs = deps.tool_defs().await?;
             let request = deps.request(&session.messages).with_tools(&defs);
             let completion = deps
                 .call_model(StepName::ModelCall(session.turns), request)
@@ -81,16 +81,18 @@ impl Architecture for ReAct {
             // place, so the assistant message records them as dispatched.
             let mut calls = calls;
             let turn = session.turns;
-            let results: Vec<ToolResult> = match calls.as_mut_slice() {
-                [one] => vec![deps.run_tool(&defs, one, turn, 0).await?],
-                many => join_all(
-                    many.iter_mut()
-                        .enumerate()
-                        .map(|(slot, c)| deps.run_tool(&defs, c, turn, slot)),
-                )
-                .await
-                .into_iter()
-                .collect::<Result<_>>()?,
+            let results: Results = match calls.as_mut_slice() {
+                [one] => Results::One(Some(deps.run_tool(&defs, one, turn, 0).await?)),
+                many => Results::Many(
+                    join_all(
+                        many.iter_mut()
+                            .enumerate()
+                            .map(|(slot, c)| deps.run_tool(&defs, c, turn, slot)),
+                    )
+                    .await
+                    .into_iter()
+                    .collect::<Result<_>>()?,
+                ),
             };
             session.messages.reserve(1 + results.len());
             session
@@ -98,7 +100,7 @@ impl Architecture for ReAct {
                 .push(Message::assistant(session.output.clone(), calls).with_reasoning(reasoning));
             let assistant = session.messages.len() - 1;
             let mut ends_turn = false;
-            for (slot, result) in results.into_iter().enumerate() {
+            for (slot, result) in results.enumerate() {
                 let call = &session.messages[assistant].tool_calls[slot];
                 let def = defs.iter().find(|d| d.name == call.tool);
                 ends_turn |= result.ok && def.is_some_and(|d| d.ends_turn);
@@ -115,5 +117,28 @@ impl Architecture for ReAct {
                 return Ok(());
             }
         }
+    }
+}
+
+/// A turn's tool results, without a vector for the common single call.
+enum Results {
+    One(Option<ToolResult>),
+    Many(Vec<ToolResult>),
+}
+
+impl Results {
+    fn len(&self) -> usize {
+        match self {
+            Self::One(one) => usize::from(one.is_some()),
+            Self::Many(many) => many.len(),
+        }
+    }
+
+    fn enumerate(self) -> impl Iterator<Item = (usize, ToolResult)> {
+        let (one, many) = match self {
+            Self::One(one) => (one, Vec::new()),
+            Self::Many(many) => (None, many),
+        };
+        one.into_iter().chain(many).enumerate()
     }
 }

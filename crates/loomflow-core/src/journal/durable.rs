@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::{Journal, JournalError, RunRecord, Scope};
-use crate::id::{RunId, SessionId};
+use crate::id::{RunId, SessionId, UserId};
 use crate::message::{Message, Usage};
 
 tokio::task_local! {
@@ -122,14 +122,18 @@ impl Frame {
     /// The idempotency key of step `key`: stable when the step re-executes
     /// after a crash (same user, session, epoch and step), different for
     /// every other step of every other run.
-    pub(crate) fn idempotency_key(&self, key: &str) -> String {
-        idempotency_key(&self.scope, &self.epoch.to_string(), key)
+    fn idempotency_source(&self, key: String) -> KeySource {
+        KeySource::Journaled {
+            scope: self.scope.clone(),
+            epoch: self.epoch,
+            step: key,
+        }
     }
 }
 
-fn idempotency_key(scope: &Scope, run: &str, key: &str) -> String {
+fn idempotency_key(user: &UserId, session: &SessionId, run: &str, key: &str) -> String {
     let mut h = Sha256::new();
-    for part in [scope.user.storage_key(), scope.session.as_str(), run, key] {
+    for part in [user.storage_key(), session.as_str(), run, key] {
         h.update(part.as_bytes());
         h.update([0]);
     }
@@ -232,7 +236,7 @@ where
         call_id: name.to_owned(),
         tool: name.to_owned(),
         step: Some(key.clone()),
-        idempotency_key: frame.idempotency_key(&key),
+        key: frame.idempotency_source(key.clone()),
     };
     let value = frame.child(&key).scope(cx.scope(run())).await?;
     frame.record(&key, &value).await?;
@@ -247,7 +251,7 @@ where
 /// // Outside a tool call there is none.
 /// assert!(CallContext::current().is_none());
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallContext {
     /// The model's call id.
     pub call_id: String,
@@ -255,11 +259,27 @@ pub struct CallContext {
     pub tool: String,
     /// The journal step (`tool_call_2_0@…`), when the run is journaled.
     pub step: Option<String>,
-    /// A key for making the call's external side effects idempotent: the
-    /// same when this call re-executes after a crash (a journaled run
-    /// resumed), different for every other call. Pass it to a payment API's
-    /// idempotency header, or store it beside what the tool wrote.
-    pub idempotency_key: String,
+    /// What the idempotency key is derived from; the key itself is hashed
+    /// only when a tool asks for it.
+    key: KeySource,
+}
+
+/// The inputs of a call's idempotency key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum KeySource {
+    /// A step of a journaled run: stable across its re-execution.
+    Journaled {
+        scope: Arc<Scope>,
+        epoch: u64,
+        step: String,
+    },
+    /// A call of a run without a journal: unique to the run and the step.
+    Run {
+        user: UserId,
+        session: SessionId,
+        run: RunId,
+        step: String,
+    },
 }
 
 tokio::task_local! {
@@ -271,6 +291,27 @@ thread_local! {
 }
 
 impl CallContext {
+    /// A key for making the call's external side effects idempotent: the
+    /// same when this call re-executes after a crash (a journaled run
+    /// resumed), different for every other call. Pass it to a payment API's
+    /// idempotency header, or store it beside what the tool wrote.
+    ///
+    /// `idem_` and 32 hex digits (a SHA-256 prefix of the user, session,
+    /// run epoch and step), computed on each call of this method.
+    pub fn idempotency_key(&self) -> String {
+        match &self.key {
+            KeySource::Journaled { scope, epoch, step } => {
+                idempotency_key(&scope.user, &scope.session, &epoch.to_string(), step)
+            }
+            KeySource::Run {
+                user,
+                session,
+                run,
+                step,
+            } => idempotency_key(user, session, run.as_str(), step),
+        }
+    }
+
     /// The tool call this code is part of, or `None` outside a tool call.
     pub fn current() -> Option<CallContext> {
         CALL.try_with(Clone::clone)
@@ -303,22 +344,27 @@ impl CallContext {
     pub(crate) fn for_call(
         call_id: &str,
         tool: &str,
-        step: &str,
+        step: String,
         run: &crate::RunContext,
         frame: Option<&Frame>,
     ) -> Self {
-        let (idempotency_key, step) = match frame {
-            Some(frame) => (frame.idempotency_key(step), Some(step.to_owned())),
-            None => {
-                let scope = Scope::new(run.user_id.clone(), run.session_id.clone());
-                (idempotency_key(&scope, run.run_id.as_str(), step), None)
-            }
+        let (key, step) = match frame {
+            Some(frame) => (frame.idempotency_source(step.clone()), Some(step)),
+            None => (
+                KeySource::Run {
+                    user: run.user_id.clone(),
+                    session: run.session_id.clone(),
+                    run: run.run_id.clone(),
+                    step,
+                },
+                None,
+            ),
         };
         Self {
             call_id: call_id.to_owned(),
             tool: tool.to_owned(),
             step,
-            idempotency_key,
+            key,
         }
     }
 }

@@ -161,6 +161,11 @@ pub fn parse_args<T: DeserializeOwned>(
             message: format!("expected a JSON object of named arguments, got {args}"),
         });
     }
+    // The plain deserialiser first: tracking the path allocates on every
+    // field, and is only needed to word an error.
+    if let Ok(parsed) = T::deserialize(&*args) {
+        return Ok(parsed);
+    }
     serde_path_to_error::deserialize(&*args).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();

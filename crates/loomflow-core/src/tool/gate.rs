@@ -7,7 +7,7 @@
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::Utc;
@@ -231,9 +231,14 @@ impl ToolGate {
         }
 
         let started_at = Utc::now();
-        let clock = Instant::now();
+        let clock = tokio::time::Instant::now();
         let run = AssertUnwindSafe(host.call(&call.tool, &call.args, &call.id)).catch_unwind();
-        let mut result = match tokio::time::timeout(self.config.tool_timeout, run).await {
+        // The deadline from the clock already read (one clock read fewer per
+        // call than `timeout`).
+        // Clamped so a huge timeout cannot overflow the instant.
+        const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+        let deadline = clock + self.config.tool_timeout.min(CENTURY);
+        let mut result = match tokio::time::timeout_at(deadline, run).await {
             Ok(Ok(Ok(output))) => ToolResult::success(&call.id, output),
             Ok(Ok(Err(err))) => ToolResult::failure(&call.id, err.to_string()),
             Ok(Err(_panic)) => {

@@ -116,6 +116,10 @@ impl ToolHost for InProcessToolHost {
         Ok(self.snapshot().defs.clone())
     }
 
+    fn tools_at_hand(&self) -> Option<Arc<[ToolDef]>> {
+        Some(self.snapshot().defs.clone())
+    }
+
     async fn call(
         &self,
         name: &str,

@@ -60,6 +60,14 @@ pub trait ToolHost: Send + Sync + 'static {
     /// The tools on offer. Cheap to call once per turn.
     async fn list_tools(&self) -> Result<Arc<[ToolDef]>, ToolError>;
 
+    /// The tools on offer when the host holds them in memory, without
+    /// waiting (an in-process registry does); `None`, the default, sends
+    /// callers to [`list_tools`](Self::list_tools). The agent loop asks this
+    /// first every turn, which keeps a boxed future off its hot path.
+    fn tools_at_hand(&self) -> Option<Arc<[ToolDef]>> {
+        None
+    }
+
     /// Calls `name` with `args`. `call_id` identifies the call (for
     /// idempotency keys and logs).
     async fn call(
