@@ -390,6 +390,12 @@ impl<'a> RunDeps<'a> {
         if !self.emitter.is_active() {
             return Ok(self.model.complete(request).await?);
         }
+        // Boxed: inline, the streaming loop would size every model call's
+        // future (and so every in-flight run) even when nobody listens.
+        Box::pin(self.stream_model(request)).await
+    }
+
+    async fn stream_model(&self, request: ModelRequest<'_>) -> Result<Completion> {
         let mut stream = self.model.stream(request).await?;
         let mut out = Completion::default();
         use futures_util::StreamExt;

@@ -82,7 +82,9 @@ impl Architecture for ReAct {
             let mut calls = calls;
             let turn = session.turns;
             let results: Results = match calls.as_mut_slice() {
-                [one] => Results::One(Some(deps.run_tool(&defs, one, turn, 0).await?)),
+                // Boxed: the call's future is large and short-lived; inline
+                // it would size this loop's future for the whole run.
+                [one] => Results::One(Some(Box::pin(deps.run_tool(&defs, one, turn, 0)).await?)),
                 many => Results::Many(
                     join_all(
                         many.iter_mut()
