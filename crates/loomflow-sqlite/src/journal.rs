@@ -41,8 +41,11 @@ pub enum Durability {
     /// queued in one transaction (`synchronous = NORMAL`). A crash can lose
     /// the last few steps, which then run again on resume (runs are
     /// at-least-once either way; tools use their idempotency key). Starting
-    /// and finishing runs, checkpoints and signals still wait for their
-    /// commit.
+    /// and finishing runs are queued too (the start answers once it holds
+    /// the write lock, which is what keeps two processes off one run);
+    /// checkpoints and signals wait for their commit, and
+    /// [`flush`](loomflow_core::journal::Journal::flush) waits for
+    /// everything queued.
     Batched,
 }
 
@@ -51,7 +54,8 @@ type Reply<T> = oneshot::Sender<Result<T, JournalError>>;
 enum Op {
     LastRun(Scope, Reply<Option<RunRecord>>),
     StartRun(Scope, RunRecord, Reply<()>),
-    FinishRun(Scope, u64, Reply<()>),
+    /// Without a reply (a batched journal), a failure is deferred.
+    FinishRun(Scope, u64, Option<Reply<()>>),
     Runs(Scope, Reply<Vec<RunRecord>>),
     Steps(Scope, Option<u64>, Reply<Vec<StepRecord>>),
     Record {
@@ -143,7 +147,7 @@ impl SqliteJournal {
         let writer_deferred = deferred.clone();
         thread::Builder::new()
             .name("loomflow-sqlite-journal".into())
-            .spawn(move || writer(conn, rx, writer_deferred))
+            .spawn(move || writer(conn, rx, writer_deferred, durability))
             .map_err(backend_error)?;
         Ok(Self {
             tx,
@@ -241,6 +245,7 @@ fn writer(
     mut conn: Connection,
     rx: mpsc::Receiver<Op>,
     deferred: Arc<Mutex<Option<JournalError>>>,
+    durability: Durability,
 ) {
     let mut batch: Vec<Op> = Vec::with_capacity(64);
     while let Ok(first) = rx.recv() {
@@ -255,7 +260,18 @@ fn writer(
         let outcome = (|| -> rusqlite::Result<()> {
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             for op in batch.drain(..) {
-                answers.push(apply(&tx, op, &deferred));
+                // A batched journal answers reads and run starts as soon as
+                // they are applied: the write lock this transaction holds
+                // already excludes other processes, and a commit that fails
+                // later reaches the run through the deferred error.
+                let early = durability == Durability::Batched
+                    && matches!(op, Op::LastRun(..) | Op::StartRun(..));
+                let answer = apply(&tx, op, &deferred);
+                if early {
+                    answer(None);
+                } else {
+                    answers.push(answer);
+                }
             }
             tx.commit()
         })();
@@ -399,6 +415,15 @@ fn apply(
                         micros(Utc::now())
                     ])
                 });
+            let Some(reply) = reply else {
+                if let Err(e) = r {
+                    deferred
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .get_or_insert_with(|| backend_error(format!("finishing the run: {e}")));
+                }
+                return Box::new(|_| {});
+            };
             // A batched record that failed earlier surfaces here, before
             // the run is reported finished.
             let earlier = deferred
@@ -642,7 +667,19 @@ impl Journal for SqliteJournal {
     }
 
     async fn finish_run(&self, scope: &Scope, epoch: u64) -> Result<(), JournalError> {
-        self.ask(|r| Op::FinishRun(scope.clone(), epoch, r)).await
+        if self.durability != Durability::Batched {
+            return self
+                .ask(|r| Op::FinishRun(scope.clone(), epoch, Some(r)))
+                .await;
+        }
+        // Batched: queued behind the run's steps like they are. A failed
+        // earlier commit is reported now; if the process dies before this
+        // commits, the next request with the same input replays the
+        // recorded steps and finishes the run then.
+        self.take_deferred()?;
+        self.tx
+            .send(Op::FinishRun(scope.clone(), epoch, None))
+            .map_err(|_| backend_error("the journal's writer thread has stopped"))
     }
 
     async fn runs(&self, scope: &Scope) -> Result<Vec<RunRecord>, JournalError> {
