@@ -40,10 +40,11 @@ pub enum Durability {
     /// A step is queued and the run goes on; the writer commits whatever is
     /// queued in one transaction (`synchronous = NORMAL`). A crash can lose
     /// the last few steps, which then run again on resume (runs are
-    /// at-least-once either way; tools use their idempotency key). Starting
-    /// and finishing runs are queued too (the start answers once it holds
-    /// the write lock, which is what keeps two processes off one run);
-    /// checkpoints and signals wait for their commit, and
+    /// at-least-once either way; tools use their idempotency key).
+    /// Finishing a run is queued too. Starting a run and reading the last
+    /// one are answered as soon as the writer has applied them under its
+    /// write lock (which is what keeps two processes off one run), without
+    /// waiting for the commit; checkpoints and signals wait for it, and
     /// [`flush`](loomflow_core::journal::Journal::flush) waits for
     /// everything queued.
     Batched,
@@ -164,11 +165,8 @@ impl SqliteJournal {
 
     async fn ask<T>(&self, op: impl FnOnce(Reply<T>) -> Op) -> Result<T, JournalError> {
         let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(op(reply))
-            .map_err(|_| backend_error("the journal's writer thread has stopped"))?;
-        rx.await
-            .map_err(|_| backend_error("the journal's writer thread has stopped"))?
+        self.tx.send(op(reply)).map_err(|_| writer_gone())?;
+        rx.await.map_err(|_| writer_gone())?
     }
 
     fn take_deferred(&self) -> Result<(), JournalError> {
@@ -227,6 +225,20 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     )
 }
 
+/// The error of a call made after the writer thread ended.
+fn writer_gone() -> JournalError {
+    backend_error("the journal's writer thread has stopped")
+}
+
+/// Keeps the first failure nobody waited for, for the next call that
+/// reports deferred failures (`finish_run`, `flush`, a batched `record`).
+fn defer(deferred: &Mutex<Option<JournalError>>, message: impl FnOnce() -> String) {
+    deferred
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .get_or_insert_with(|| backend_error(message()));
+}
+
 fn micros(t: DateTime<Utc>) -> i64 {
     t.timestamp_micros()
 }
@@ -280,10 +292,7 @@ fn writer(
             // does the next flush for the records nobody waited for.
             tracing::error!(error = %e, "journal commit failed");
             let message = format!("commit failed: {e}");
-            deferred
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .get_or_insert_with(|| backend_error(&message));
+            defer(&deferred, || message.clone());
             message
         });
         for answer in answers.drain(..) {
@@ -417,10 +426,7 @@ fn apply(
                 });
             let Some(reply) = reply else {
                 if let Err(e) = r {
-                    deferred
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .get_or_insert_with(|| backend_error(format!("finishing the run: {e}")));
+                    defer(deferred, || format!("finishing the run: {e}"));
                 }
                 return Box::new(|_| {});
             };
@@ -489,12 +495,7 @@ fn apply(
                 Some(reply) => answer(reply, r),
                 None => {
                     if let Err(e) = r {
-                        let mut slot = deferred
-                            .lock()
-                            .unwrap_or_else(std::sync::PoisonError::into_inner);
-                        slot.get_or_insert_with(|| {
-                            backend_error(format!("recording `{key}`: {e}"))
-                        });
+                        defer(deferred, || format!("recording `{key}`: {e}"));
                     }
                     Box::new(|_| {})
                 }
@@ -679,7 +680,7 @@ impl Journal for SqliteJournal {
         self.take_deferred()?;
         self.tx
             .send(Op::FinishRun(scope.clone(), epoch, None))
-            .map_err(|_| backend_error("the journal's writer thread has stopped"))
+            .map_err(|_| writer_gone())
     }
 
     async fn runs(&self, scope: &Scope) -> Result<Vec<RunRecord>, JournalError> {
@@ -722,7 +723,7 @@ impl Journal for SqliteJournal {
                         value: value.to_owned(),
                         reply: None,
                     })
-                    .map_err(|_| backend_error("the journal's writer thread has stopped"))
+                    .map_err(|_| writer_gone())
             }
         }
     }

@@ -84,7 +84,7 @@ impl Architecture for ReAct {
             let results: Results = match calls.as_mut_slice() {
                 // Boxed: the call's future is large and short-lived; inline
                 // it would size this loop's future for the whole run.
-                [one] => Results::One(Some(Box::pin(deps.run_tool(&defs, one, turn, 0)).await?)),
+                [one] => Results::One(Box::pin(deps.run_tool(&defs, one, turn, 0)).await?),
                 many => Results::Many(
                     join_all(
                         many.iter_mut()
@@ -124,21 +124,21 @@ impl Architecture for ReAct {
 
 /// A turn's tool results, without a vector for the common single call.
 enum Results {
-    One(Option<ToolResult>),
+    One(ToolResult),
     Many(Vec<ToolResult>),
 }
 
 impl Results {
     fn len(&self) -> usize {
         match self {
-            Self::One(one) => usize::from(one.is_some()),
+            Self::One(_) => 1,
             Self::Many(many) => many.len(),
         }
     }
 
     fn enumerate(self) -> impl Iterator<Item = (usize, ToolResult)> {
         let (one, many) = match self {
-            Self::One(one) => (one, Vec::new()),
+            Self::One(one) => (Some(one), Vec::new()),
             Self::Many(many) => (None, many),
         };
         one.into_iter().chain(many).enumerate()
