@@ -1,14 +1,24 @@
 //! [`SqliteJournal`]: the durable-run journal in one SQLite file.
 //!
-//! One writer thread owns the connection. Calls queue operations to it; it
-//! runs everything queued in one transaction and commits once (group
-//! commit), so concurrent runs share a commit instead of each paying for
-//! one. The file is in WAL mode.
+//! Calls run on the calling thread, under a mutex around the one
+//! connection: an operation is a few microseconds of SQLite work, and
+//! handing each one to another thread costs more than doing it (on a VM a
+//! thread wake-up alone is tens of microseconds). What can take long moves
+//! off the async threads: while the connection is held for a synced commit
+//! or while another process holds the file's write lock, callers do their
+//! work on a blocking thread instead of waiting on a runtime thread.
+//!
+//! A committer thread commits what does not commit on the spot (group
+//! commit): a batched journal's writes, at most [`BATCH_WINDOW`] after the
+//! first of them, and a synced journal's writes, at once, all of the
+//! waiting ones in one synced commit. It also checkpoints the WAL, on its own
+//! connection, so that no caller's commit pays for a checkpoint.
 
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, TryLockError};
 use std::thread;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use chrono::{DateTime, TimeZone, Utc};
@@ -20,33 +30,50 @@ use tokio::sync::oneshot;
 
 const BACKEND: &str = "sqlite";
 
+/// How long a batched journal's first uncommitted write waits for company
+/// before the committer commits it.
+pub const BATCH_WINDOW: Duration = Duration::from_millis(1);
+
+/// How long a call on a runtime thread waits for another process's write
+/// lock before it moves to a blocking thread (which waits up to
+/// [`LOCK_TIMEOUT`]).
+const INLINE_LOCK_WAIT: Duration = Duration::from_millis(2);
+
+/// How long a write waits for another process's write lock.
+const LOCK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Commits between two WAL checkpoints (a commit is a few pages).
+const CHECKPOINT_EVERY: u32 = 256;
+
 /// How each journal write reaches the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum Durability {
     /// A step is recorded once its transaction is committed and synced
     /// (`synchronous = FULL`): a step the run saw recorded survives a power
-    /// cut. Concurrent steps share commits.
+    /// cut. Concurrent steps share commits: the committer thread syncs all
+    /// the writes waiting for it at once.
     #[default]
     Full,
     /// A step is recorded once its transaction is committed to the WAL
     /// (`synchronous = NORMAL`), without waiting for the disk: a step the
     /// run saw recorded survives the process being killed (SIGKILL, OOM,
     /// a panic), but a power cut or kernel crash can lose the last commits,
-    /// whose steps then run again on resume. Concurrent steps share
-    /// commits. The usual choice for a service: a crashed process is the
-    /// common failure.
+    /// whose steps then run again on resume. The usual choice for a
+    /// service: a crashed process is the common failure. Each write is
+    /// committed by its caller, on the spot.
     Committed,
-    /// A step is queued and the run goes on; the writer commits whatever is
-    /// queued in one transaction (`synchronous = NORMAL`). A crash can lose
-    /// the last few steps, which then run again on resume (runs are
+    /// A step is written and the run goes on; the committer thread commits
+    /// within [`BATCH_WINDOW`] everything written since the last commit,
+    /// in one transaction (`synchronous = NORMAL`). A crash can lose the
+    /// last window's steps, which then run again on resume (runs are
     /// at-least-once either way; tools use their idempotency key).
-    /// Finishing a run is queued too. Starting a run and reading the last
-    /// one are answered as soon as the writer has applied them under its
-    /// write lock (which is what keeps two processes off one run), without
-    /// waiting for the commit; checkpoints and signals wait for it, and
-    /// [`flush`](loomflow_core::journal::Journal::flush) waits for
-    /// everything queued.
+    /// Starting and finishing a run are written the same way: the write
+    /// lock held until the commit is what keeps two processes off one run,
+    /// and a commit that fails reaches the run as the error of its next
+    /// batched call. Checkpoints and signals are committed before their
+    /// call returns, and [`flush`](loomflow_core::journal::Journal::flush)
+    /// commits everything written.
     Batched,
 }
 
@@ -75,6 +102,67 @@ enum Op {
     Flush(Reply<()>),
 }
 
+impl Op {
+    /// What the operation needs from the transaction it runs in.
+    fn need(&self, durability: Durability) -> Need {
+        match self {
+            Op::LastRun(..) | Op::Runs(..) | Op::Steps(..) => Need::Read,
+            Op::Checkpoints(..) | Op::Checkpoint(..) => Need::Read,
+            Op::StartRun(..) | Op::FinishRun(..) | Op::Record { .. }
+                if durability == Durability::Batched =>
+            {
+                Need::Write
+            }
+            _ => Need::Commit,
+        }
+    }
+
+    /// Answers the operation with `error` without running it.
+    fn fail(self, error: JournalError, deferred: &Mutex<Option<JournalError>>) {
+        fn send<T>(reply: Reply<T>, e: JournalError) {
+            let _ = reply.send(Err(e));
+        }
+        match self {
+            Op::LastRun(_, r) => send(r, error),
+            Op::StartRun(_, _, r) => send(r, error),
+            Op::Runs(_, r) => send(r, error),
+            Op::Steps(_, _, r) => send(r, error),
+            Op::PutCheckpoint(_, _, _, r) => send(r, error),
+            Op::Checkpoints(_, _, r) => send(r, error),
+            Op::Checkpoint(_, _, r) => send(r, error),
+            Op::SendSignal(_, _, _, r) => send(r, error),
+            Op::TakeSignal(_, _, _, _, r) => send(r, error),
+            Op::Prune(_, r) => send(r, error),
+            Op::Flush(r) => send(r, error),
+            Op::FinishRun(_, _, Some(r)) | Op::Record { reply: Some(r), .. } => send(r, error),
+            Op::FinishRun(_, _, None) | Op::Record { reply: None, .. } => {
+                lock(deferred).get_or_insert(error);
+            }
+        }
+    }
+}
+
+/// What an operation needs from the transaction it runs in.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Need {
+    /// Nothing: it reads (and sees what this connection wrote, committed
+    /// or not).
+    Read,
+    /// The write lock; the committer commits it later.
+    Write,
+    /// A commit before it is answered.
+    Commit,
+}
+
+/// Where an operation runs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Place {
+    /// On the caller's (runtime) thread: must not wait long.
+    Inline,
+    /// On a blocking thread: may wait for locks and the disk.
+    Blocking,
+}
+
 /// The journal in a SQLite file: the embedded default.
 ///
 /// ```
@@ -90,27 +178,150 @@ enum Op {
 /// assert_eq!(r.output, "Echo: hi");
 /// # });
 /// ```
+///
+/// Calls must be made inside a Tokio runtime (a call that has to wait for
+/// the file's lock does so on a blocking thread). Dropping the last clone
+/// commits whatever is still uncommitted and stops the committer thread.
 #[derive(Clone)]
 pub struct SqliteJournal {
-    tx: mpsc::Sender<Op>,
-    path: Arc<PathBuf>,
+    handle: Arc<Handle>,
+}
+
+/// Owned by the clones of one journal; stops the committer when the last
+/// one goes.
+struct Handle {
+    shared: Arc<Shared>,
+    path: PathBuf,
+    committer: Mutex<Option<thread::JoinHandle<()>>>,
+}
+
+struct Shared {
+    writer: Mutex<Writer>,
+    /// Wakes the committer (it waits on `writer`).
+    wake: Condvar,
+    /// Set while `writer` is held for something that can take long (a
+    /// synced commit, a wait for another process's lock): a call that finds
+    /// it held then moves to a blocking thread.
+    slow: AtomicBool,
     durability: Durability,
     /// The first failure of a batched write nobody waited for; reported by
-    /// the next `finish_run` or `flush`.
-    deferred: Arc<Mutex<Option<JournalError>>>,
+    /// the next batched call, `finish_run` or `flush`.
+    deferred: Mutex<Option<JournalError>>,
+}
+
+struct Writer {
+    conn: Connection,
+    /// A transaction is open (and holds the file's write lock).
+    open: bool,
+    /// When the open transaction's first batched write was made.
+    opened_at: Option<Instant>,
+    /// Answers to give once the open transaction is committed.
+    waiting: Vec<Answer>,
+    /// Commits since the last checkpoint.
+    commits: u32,
+    shutdown: bool,
+}
+
+impl Writer {
+    fn begin(&mut self, place: Place) -> rusqlite::Result<()> {
+        let result = match place {
+            Place::Inline => self.conn.execute_batch("BEGIN IMMEDIATE"),
+            Place::Blocking => {
+                self.conn.busy_timeout(LOCK_TIMEOUT)?;
+                let r = self.conn.execute_batch("BEGIN IMMEDIATE");
+                self.conn.busy_timeout(INLINE_LOCK_WAIT)?;
+                r
+            }
+        };
+        result?;
+        self.open = true;
+        Ok(())
+    }
+
+    /// Commits the open transaction. The outcome answers everyone who
+    /// waited for it; give it once the connection is unlocked, so that a
+    /// caller woken by it does not find the connection still held.
+    fn commit(&mut self, deferred: &Mutex<Option<JournalError>>) -> Commit {
+        if !self.open {
+            return Commit::default();
+        }
+        self.open = false;
+        self.opened_at = None;
+        self.commits = self.commits.saturating_add(1);
+        let failed = match self.conn.execute_batch("COMMIT") {
+            Ok(()) => None,
+            Err(e) => {
+                // The transaction's writes are lost: whoever waits hears
+                // why, and so does the next call for the writes nobody
+                // waited for.
+                if !self.conn.is_autocommit() {
+                    let _ = self.conn.execute_batch("ROLLBACK");
+                }
+                tracing::error!(error = %e, "journal commit failed");
+                let message = format!("commit failed: {e}");
+                defer(deferred, || message.clone());
+                Some(message)
+            }
+        };
+        Commit {
+            failed,
+            waiting: std::mem::take(&mut self.waiting),
+        }
+    }
+}
+
+/// The outcome of a commit, and who waited for it.
+#[derive(Default)]
+struct Commit {
+    failed: Option<String>,
+    waiting: Vec<Answer>,
+}
+
+impl Commit {
+    fn answer_waiting(self) -> Option<String> {
+        for answer in self.waiting {
+            answer(self.failed.as_deref());
+        }
+        self.failed
+    }
 }
 
 impl std::fmt::Debug for SqliteJournal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SqliteJournal")
-            .field("path", &self.path)
-            .field("durability", &self.durability)
+            .field("path", &self.handle.path)
+            .field("durability", &self.handle.shared.durability)
             .finish_non_exhaustive()
     }
 }
 
 fn backend_error(e: impl std::fmt::Display) -> JournalError {
     JournalError::backend(BACKEND, e)
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
+}
+
+fn open_connection(path: &Path, sync: &str) -> Result<Connection, JournalError> {
+    let conn = Connection::open(path)
+        .map_err(|e| backend_error(format!("cannot open `{}`: {e}", path.display())))?;
+    // Wait for other processes opening the same file (switching to WAL
+    // and creating the tables take a write lock) instead of failing.
+    conn.busy_timeout(LOCK_TIMEOUT)
+        .map_err(|e| backend_error(format!("cannot configure `{}`: {e}", path.display())))?;
+    conn.execute_batch(&format!(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = {sync};"
+    ))
+    .map_err(|e| backend_error(format!("cannot configure `{}`: {e}", path.display())))?;
+    Ok(conn)
 }
 
 impl SqliteJournal {
@@ -123,61 +334,224 @@ impl SqliteJournal {
     /// Opens the journal at `path` with the given durability.
     pub fn open_with(path: impl AsRef<Path>, durability: Durability) -> Result<Self, JournalError> {
         let path = path.as_ref().to_path_buf();
-        let conn = Connection::open(&path)
-            .map_err(|e| backend_error(format!("cannot open `{}`: {e}", path.display())))?;
         let sync = match durability {
             Durability::Full => "FULL",
             Durability::Committed | Durability::Batched => "NORMAL",
         };
-        // Wait for other processes opening the same file (switching to WAL
-        // and creating the tables take a write lock) instead of failing.
-        conn.busy_timeout(std::time::Duration::from_secs(10))
-            .map_err(|e| backend_error(format!("cannot configure `{}`: {e}", path.display())))?;
-        conn.execute_batch(&format!(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = {sync};"
-        ))
-        .map_err(|e| backend_error(format!("cannot configure `{}`: {e}", path.display())))?;
+        let conn = open_connection(&path, sync)?;
         migrate(&conn).map_err(|e| {
             backend_error(format!(
                 "cannot create the tables in `{}`: {e}",
                 path.display()
             ))
         })?;
-        let deferred = Arc::new(Mutex::new(None));
-        let (tx, rx) = mpsc::channel();
-        let writer_deferred = deferred.clone();
-        thread::Builder::new()
+        // The committer checkpoints; no caller's commit does.
+        conn.execute_batch("PRAGMA wal_autocheckpoint = 0")
+            .and_then(|()| conn.busy_timeout(INLINE_LOCK_WAIT))
+            .map_err(|e| backend_error(format!("cannot configure `{}`: {e}", path.display())))?;
+        let checkpointer = open_connection(&path, sync)?;
+        let shared = Arc::new(Shared {
+            writer: Mutex::new(Writer {
+                conn,
+                open: false,
+                opened_at: None,
+                waiting: Vec::new(),
+                commits: 0,
+                shutdown: false,
+            }),
+            wake: Condvar::new(),
+            slow: AtomicBool::new(false),
+            durability,
+            deferred: Mutex::new(None),
+        });
+        let for_committer = shared.clone();
+        let committer = thread::Builder::new()
             .name("loomflow-sqlite-journal".into())
-            .spawn(move || writer(conn, rx, writer_deferred, durability))
+            .spawn(move || committer(&for_committer, &checkpointer))
             .map_err(backend_error)?;
         Ok(Self {
-            tx,
-            path: Arc::new(path),
-            durability,
-            deferred,
+            handle: Arc::new(Handle {
+                shared,
+                path,
+                committer: Mutex::new(Some(committer)),
+            }),
         })
     }
 
     /// The file.
     pub fn path(&self) -> &Path {
-        &self.path
+        &self.handle.path
     }
 
     async fn ask<T>(&self, op: impl FnOnce(Reply<T>) -> Op) -> Result<T, JournalError> {
         let (reply, rx) = oneshot::channel();
-        self.tx.send(op(reply)).map_err(|_| writer_gone())?;
+        self.submit(op(reply));
         rx.await.map_err(|_| writer_gone())?
     }
 
+    /// Runs `op` here if the connection is free (or held only briefly),
+    /// on a blocking thread otherwise. The answer goes to the op's reply.
+    fn submit(&self, op: Op) {
+        let shared = &self.handle.shared;
+        let guard = match shared.writer.try_lock() {
+            Ok(guard) => Some(guard),
+            Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
+            Err(TryLockError::WouldBlock) if !shared.slow.load(Ordering::Acquire) => {
+                Some(lock(&shared.writer))
+            }
+            Err(TryLockError::WouldBlock) => None,
+        };
+        let op = match guard {
+            Some(writer) => match shared.run(writer, op, Place::Inline) {
+                None => return,
+                Some(op) => op,
+            },
+            None => op,
+        };
+        let shared = shared.clone();
+        // Dropped with the runtime, the op's reply reports the journal gone.
+        drop(tokio::task::spawn_blocking(move || {
+            let writer = lock(&shared.writer);
+            shared.slow.store(true, Ordering::Release);
+            let _ = shared.run(writer, op, Place::Blocking);
+            shared.slow.store(false, Ordering::Release);
+        }));
+    }
+
     fn take_deferred(&self) -> Result<(), JournalError> {
-        let mut slot = self
-            .deferred
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        match slot.take() {
+        match lock(&self.handle.shared.deferred).take() {
             Some(e) => Err(e),
             None => Ok(()),
         }
+    }
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        lock(&self.shared.writer).shutdown = true;
+        self.shared.wake.notify_one();
+        // The committer commits what is left and checkpoints; waiting for
+        // it means a reopened file sees everything this journal wrote.
+        if let Some(committer) = lock(&self.committer).take() {
+            let _ = committer.join();
+        }
+    }
+}
+
+impl Shared {
+    /// Runs `op` on the locked connection, then unlocks it. Gives the op
+    /// back if it was inline and another process holds the file's write
+    /// lock.
+    fn run(&self, mut writer: MutexGuard<'_, Writer>, op: Op, place: Place) -> Option<Op> {
+        let need = op.need(self.durability);
+        if need != Need::Read && !writer.open {
+            if let Err(e) = writer.begin(place) {
+                if place == Place::Inline && is_busy(&e) {
+                    return Some(op);
+                }
+                drop(writer);
+                op.fail(
+                    backend_error(format!("cannot start a transaction: {e}")),
+                    &self.deferred,
+                );
+                return None;
+            }
+        }
+        let answer = apply(&writer.conn, op, &self.deferred);
+        let wake_committer = match need {
+            Need::Read => {
+                drop(writer);
+                answer(None);
+                false
+            }
+            Need::Write => {
+                let first = writer.opened_at.is_none();
+                if first {
+                    writer.opened_at = Some(Instant::now());
+                }
+                drop(writer);
+                answer(None);
+                first
+            }
+            // A synced commit is the committer's (on a runtime thread it
+            // would stall the thread; from there it serves every writer
+            // waiting).
+            Need::Commit if self.durability == Durability::Full && place == Place::Inline => {
+                writer.waiting.push(answer);
+                true
+            }
+            Need::Commit => {
+                let commit = writer.commit(&self.deferred);
+                let checkpoint_due = writer.commits >= CHECKPOINT_EVERY;
+                drop(writer);
+                let failed = commit.answer_waiting();
+                answer(failed.as_deref());
+                checkpoint_due
+            }
+        };
+        // Notified once unlocked, the committer does not wake only to wait
+        // for the lock.
+        if wake_committer {
+            self.wake.notify_one();
+        }
+        None
+    }
+}
+
+/// The committer thread: commits batched writes once their window is over
+/// and synced writes at once, and checkpoints the WAL every
+/// [`CHECKPOINT_EVERY`] commits.
+fn committer(shared: &Shared, checkpointer: &Connection) {
+    let mut writer = lock(&shared.writer);
+    loop {
+        let due = writer.shutdown
+            || !writer.waiting.is_empty()
+            || writer
+                .opened_at
+                .is_some_and(|t| t.elapsed() >= BATCH_WINDOW);
+        if due {
+            let slow = shared.durability == Durability::Full;
+            if slow {
+                shared.slow.store(true, Ordering::Release);
+            }
+            let commit = writer.commit(&shared.deferred);
+            drop(writer);
+            if slow {
+                shared.slow.store(false, Ordering::Release);
+            }
+            commit.answer_waiting();
+            writer = lock(&shared.writer);
+        }
+        if writer.commits >= CHECKPOINT_EVERY || (writer.shutdown && writer.commits > 0) {
+            writer.commits = 0;
+            drop(writer);
+            // PASSIVE: copies what it can without waiting for anyone.
+            if let Err(e) = checkpointer.execute_batch("PRAGMA wal_checkpoint(PASSIVE)") {
+                tracing::warn!(error = %e, "journal checkpoint failed");
+            }
+            writer = lock(&shared.writer);
+            continue;
+        }
+        if writer.shutdown {
+            return;
+        }
+        if due {
+            continue;
+        }
+        writer = match writer.opened_at {
+            Some(t) => {
+                let left = BATCH_WINDOW.saturating_sub(t.elapsed());
+                shared
+                    .wake
+                    .wait_timeout(writer, left)
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0
+            }
+            None => shared
+                .wake
+                .wait(writer)
+                .unwrap_or_else(PoisonError::into_inner),
+        };
     }
 }
 
@@ -225,18 +599,16 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     )
 }
 
-/// The error of a call made after the writer thread ended.
+/// The error of a call whose operation was dropped unanswered (the runtime
+/// shut down while it waited for a blocking thread).
 fn writer_gone() -> JournalError {
-    backend_error("the journal's writer thread has stopped")
+    backend_error("the journal operation was dropped before it ran (the runtime is shutting down)")
 }
 
 /// Keeps the first failure nobody waited for, for the next call that
 /// reports deferred failures (`finish_run`, `flush`, a batched `record`).
 fn defer(deferred: &Mutex<Option<JournalError>>, message: impl FnOnce() -> String) {
-    deferred
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .get_or_insert_with(|| backend_error(message()));
+    lock(deferred).get_or_insert_with(|| backend_error(message()));
 }
 
 fn micros(t: DateTime<Utc>) -> i64 {
@@ -249,56 +621,6 @@ fn from_micros(us: i64) -> DateTime<Utc> {
 
 fn epoch_i64(epoch: u64) -> i64 {
     i64::try_from(epoch).unwrap_or(i64::MAX)
-}
-
-/// The writer thread: runs queued operations in batches, one transaction
-/// (and one commit) per batch, and answers after the commit.
-fn writer(
-    mut conn: Connection,
-    rx: mpsc::Receiver<Op>,
-    deferred: Arc<Mutex<Option<JournalError>>>,
-    durability: Durability,
-) {
-    let mut batch: Vec<Op> = Vec::with_capacity(64);
-    while let Ok(first) = rx.recv() {
-        batch.push(first);
-        while batch.len() < 512 {
-            match rx.try_recv() {
-                Ok(op) => batch.push(op),
-                Err(_) => break,
-            }
-        }
-        let mut answers: Vec<Answer> = Vec::with_capacity(batch.len());
-        let outcome = (|| -> rusqlite::Result<()> {
-            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            for op in batch.drain(..) {
-                // A batched journal answers reads and run starts as soon as
-                // they are applied: the write lock this transaction holds
-                // already excludes other processes, and a commit that fails
-                // later reaches the run through the deferred error.
-                let early = durability == Durability::Batched
-                    && matches!(op, Op::LastRun(..) | Op::StartRun(..));
-                let answer = apply(&tx, op, &deferred);
-                if early {
-                    answer(None);
-                } else {
-                    answers.push(answer);
-                }
-            }
-            tx.commit()
-        })();
-        let failed = outcome.err().map(|e| {
-            // The batch is lost: every waiting caller hears why, and so
-            // does the next flush for the records nobody waited for.
-            tracing::error!(error = %e, "journal commit failed");
-            let message = format!("commit failed: {e}");
-            defer(&deferred, || message.clone());
-            message
-        });
-        for answer in answers.drain(..) {
-            answer(failed.as_deref());
-        }
-    }
 }
 
 /// Replies to one operation once its batch's commit is known (`Some` holds
@@ -340,7 +662,7 @@ fn checkpoint_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<CheckpointRecord>
 }
 
 fn record(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &Connection,
     scope: &Scope,
     epoch: u64,
     key: &str,
@@ -361,11 +683,7 @@ fn record(
     Ok(())
 }
 
-fn apply(
-    tx: &rusqlite::Transaction<'_>,
-    op: Op,
-    deferred: &Arc<Mutex<Option<JournalError>>>,
-) -> Answer {
+fn apply(tx: &Connection, op: Op, deferred: &Mutex<Option<JournalError>>) -> Answer {
     match op {
         Op::LastRun(scope, reply) => {
             let r = tx
@@ -432,10 +750,7 @@ fn apply(
             };
             // A batched record that failed earlier surfaces here, before
             // the run is reported finished.
-            let earlier = deferred
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .take();
+            let earlier = lock(deferred).take();
             match earlier {
                 Some(e) => answer_with(reply, Err(e)),
                 None => answer(reply, r.map(drop)),
@@ -603,16 +918,13 @@ fn apply(
         }
         Op::Prune(prune, reply) => answer_with(reply, prune_in(tx, &prune)),
         Op::Flush(reply) => {
-            let earlier = deferred
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .take();
+            let earlier = lock(deferred).take();
             answer_with(reply, earlier.map_or(Ok(()), Err))
         }
     }
 }
 
-fn prune_in(tx: &rusqlite::Transaction<'_>, prune: &Prune) -> Result<Pruned, JournalError> {
+fn prune_in(tx: &Connection, prune: &Prune) -> Result<Pruned, JournalError> {
     if prune.older_than.is_none() && prune.scope.is_none() {
         return Err(JournalError::UnboundedPrune);
     }
@@ -668,7 +980,7 @@ impl Journal for SqliteJournal {
     }
 
     async fn finish_run(&self, scope: &Scope, epoch: u64) -> Result<(), JournalError> {
-        if self.durability != Durability::Batched {
+        if self.handle.shared.durability != Durability::Batched {
             return self
                 .ask(|r| Op::FinishRun(scope.clone(), epoch, Some(r)))
                 .await;
@@ -678,9 +990,8 @@ impl Journal for SqliteJournal {
         // commits, the next request with the same input replays the
         // recorded steps and finishes the run then.
         self.take_deferred()?;
-        self.tx
-            .send(Op::FinishRun(scope.clone(), epoch, None))
-            .map_err(|_| writer_gone())
+        self.submit(Op::FinishRun(scope.clone(), epoch, None));
+        Ok(())
     }
 
     async fn runs(&self, scope: &Scope) -> Result<Vec<RunRecord>, JournalError> {
@@ -702,7 +1013,7 @@ impl Journal for SqliteJournal {
         key: &str,
         value: &str,
     ) -> Result<(), JournalError> {
-        match self.durability {
+        match self.handle.shared.durability {
             Durability::Full | Durability::Committed => {
                 self.ask(|reply| Op::Record {
                     scope: scope.clone(),
@@ -715,15 +1026,14 @@ impl Journal for SqliteJournal {
             }
             Durability::Batched => {
                 self.take_deferred()?;
-                self.tx
-                    .send(Op::Record {
-                        scope: scope.clone(),
-                        epoch,
-                        key: key.to_owned(),
-                        value: value.to_owned(),
-                        reply: None,
-                    })
-                    .map_err(|_| writer_gone())
+                self.submit(Op::Record {
+                    scope: scope.clone(),
+                    epoch,
+                    key: key.to_owned(),
+                    value: value.to_owned(),
+                    reply: None,
+                });
+                Ok(())
             }
         }
     }

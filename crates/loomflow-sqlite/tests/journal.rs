@@ -139,3 +139,151 @@ async fn a_row_with_unreadable_json_is_a_typed_error() {
 fn rusqlite_connection(path: &std::path::Path) -> rusqlite::Connection {
     rusqlite::Connection::open(path).unwrap()
 }
+
+fn scope(user: &str, session: &str) -> Scope {
+    Scope::new(user.try_into().unwrap(), session.try_into().unwrap())
+}
+
+fn run_record(epoch: u64) -> loomflow::journal::RunRecord {
+    loomflow::journal::RunRecord {
+        epoch,
+        input: "null".into(),
+        fingerprint: loomflow::journal::fingerprint("null"),
+        started_at: chrono::Utc::now(),
+        finished_at: None,
+    }
+}
+
+/// Another process holding the file's write lock makes a call wait (on a
+/// blocking thread) until it lets go; the runtime's only thread keeps
+/// running other tasks meanwhile, and nothing is lost.
+#[tokio::test(flavor = "current_thread")]
+async fn a_call_waits_for_another_writer_without_stalling_the_runtime() {
+    for durability in [Durability::Full, Durability::Committed, Durability::Batched] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.db");
+        let journal = SqliteJournal::open_with(&path, durability).unwrap();
+        let s = scope("alice", "locked");
+        journal.start_run(&s, &run_record(1)).await.unwrap();
+        journal.flush().await.unwrap();
+
+        // "Another process": its own connection, holding the write lock.
+        let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+        let other_path = path.clone();
+        let other = std::thread::spawn(move || {
+            let conn = rusqlite::Connection::open(other_path).unwrap();
+            conn.execute_batch("BEGIN IMMEDIATE").unwrap();
+            locked_tx.send(()).unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            conn.execute_batch("COMMIT").unwrap();
+        });
+        locked_rx.recv().unwrap();
+
+        let ticks = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let counter = ticks.clone();
+        let ticker = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        });
+        journal.record(&s, 1, "step", "[1]").await.unwrap();
+        journal.finish_run(&s, 1).await.unwrap();
+        journal.flush().await.unwrap();
+        other.join().unwrap();
+        ticker.abort();
+        let ticks = ticks.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(
+            ticks >= 10,
+            "{durability:?}: the runtime thread was blocked while the file was locked ({ticks} ticks)"
+        );
+        let steps = journal.steps(&s, Some(1)).await.unwrap();
+        assert_eq!(steps.len(), 1, "{durability:?}");
+        assert_eq!(steps[0].value, "[1]");
+        assert!(
+            journal
+                .last_run(&s)
+                .await
+                .unwrap()
+                .unwrap()
+                .finished_at
+                .is_some()
+        );
+    }
+}
+
+/// Two journals on one file (as two processes would have) run agents at
+/// once; each sees the other's runs and nothing is lost or refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_journals_share_one_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("j.db");
+    let a = Arc::new(SqliteJournal::open_with(&path, Durability::Batched).unwrap());
+    let b = Arc::new(SqliteJournal::open_with(&path, Durability::Committed).unwrap());
+    let mut tasks = Vec::new();
+    for (name, journal) in [("a", a.clone()), ("b", b.clone())] {
+        let agent = Agent::builder()
+            .model(loomflow_testkit::ToolLoopModel::new("missing", 2))
+            .journal(journal)
+            .build()
+            .unwrap();
+        for i in 0..40 {
+            let agent = agent.clone();
+            tasks.push(tokio::spawn(async move {
+                agent
+                    .run("go")
+                    .user("alice")
+                    .session(format!("{name}-{i}"))
+                    .await
+                    .unwrap()
+            }));
+        }
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    a.flush().await.unwrap();
+    for name in ["a", "b"] {
+        for i in 0..40 {
+            let s = scope("alice", &format!("{name}-{i}"));
+            // Read through the other journal: the writes are in the file.
+            let other = if name == "a" { &b } else { &a };
+            let run = other.last_run(&s).await.unwrap().unwrap();
+            assert!(run.finished_at.is_some(), "{name}-{i} finished");
+            let steps = other.steps(&s, Some(run.epoch)).await.unwrap();
+            assert_eq!(
+                steps.len(),
+                5,
+                "{name}-{i}: three model calls, two tool calls"
+            );
+        }
+    }
+}
+
+/// A batched journal's uncommitted writes are committed when its last
+/// clone is dropped: a reopened file has them.
+#[tokio::test(flavor = "multi_thread")]
+async fn dropping_a_batched_journal_commits_its_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("j.db");
+    let journal = SqliteJournal::open_with(&path, Durability::Batched).unwrap();
+    let s = scope("alice", "dropped");
+    journal.start_run(&s, &run_record(1)).await.unwrap();
+    for i in 0..50 {
+        journal
+            .record(&s, 1, &format!("step_{i}"), "null")
+            .await
+            .unwrap();
+    }
+    journal.finish_run(&s, 1).await.unwrap();
+    drop(journal);
+    let conn = rusqlite_connection(&path);
+    let steps: i64 = conn
+        .query_row("SELECT count(*) FROM journal_steps", [], |r| r.get(0))
+        .unwrap();
+    let finished: Option<i64> = conn
+        .query_row("SELECT finished_at FROM journal_runs", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(steps, 50);
+    assert!(finished.is_some());
+}

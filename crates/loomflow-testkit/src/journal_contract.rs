@@ -46,6 +46,7 @@ pub async fn run_all(journal: Arc<dyn Journal>) {
     checkpoints_keep_the_newest(journal.as_ref()).await;
     signals_are_taken_once_into_the_journal(journal.as_ref()).await;
     prune_by_session_and_age(journal.as_ref()).await;
+    concurrent_runs_all_land(journal).await;
 }
 
 async fn runs_and_epochs(j: &dyn Journal) {
@@ -237,4 +238,49 @@ async fn prune_by_session_and_age(j: &dyn Journal) {
     assert_eq!(j.runs(&new).await.unwrap().len(), 1);
     assert_eq!(j.steps(&new, None).await.unwrap().len(), 1);
     assert_eq!(j.checkpoints(&new, 5).await.unwrap().len(), 1);
+}
+
+/// 64 runs on as many tasks at once, each starting its epoch, recording
+/// five steps and finishing: once flushed, every run and step is there, in
+/// order, under its own session.
+async fn concurrent_runs_all_land(j: Arc<dyn Journal>) {
+    let tasks: Vec<_> = (0..64)
+        .map(|i| {
+            let j = j.clone();
+            tokio::spawn(async move {
+                let s = scope("carol", &format!("concurrent-{i}"));
+                j.start_run(&s, &run(1, "null")).await.unwrap();
+                for step in 0..5 {
+                    let value = format!("[{i},{step}]");
+                    j.record(&s, 1, &format!("step_{step}"), &value)
+                        .await
+                        .unwrap();
+                    tokio::task::yield_now().await;
+                }
+                j.finish_run(&s, 1).await.unwrap();
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    j.flush().await.unwrap();
+    for i in 0..64 {
+        let s = scope("carol", &format!("concurrent-{i}"));
+        let steps = j.steps(&s, Some(1)).await.unwrap();
+        let got: Vec<_> = steps
+            .iter()
+            .map(|r| (r.key.as_str(), r.value.as_str()))
+            .collect();
+        let want: Vec<_> = (0..5)
+            .map(|step| (format!("step_{step}"), format!("[{i},{step}]")))
+            .collect();
+        let want: Vec<_> = want.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(got, want, "session concurrent-{i}");
+        let last = j.last_run(&s).await.unwrap().unwrap();
+        assert!(
+            last.finished_at.is_some(),
+            "session concurrent-{i} finished"
+        );
+    }
 }
