@@ -15,7 +15,7 @@
 //! connection, so that no caller's commit pays for a checkpoint.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, TryLockError};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -60,8 +60,10 @@ pub enum Durability {
     /// run saw recorded survives the process being killed (SIGKILL, OOM,
     /// a panic), but a power cut or kernel crash can lose the last commits,
     /// whose steps then run again on resume. The usual choice for a
-    /// service: a crashed process is the common failure. Each write is
-    /// committed by its caller, on the spot.
+    /// service: a crashed process is the common failure. A write is
+    /// committed by its caller on the spot, or, when other callers are
+    /// waiting for the connection, by the last of them with theirs
+    /// (concurrent runs share commits).
     Committed,
     /// A step is written and the run goes on; the committer thread commits
     /// within [`BATCH_WINDOW`] everything written since the last commit,
@@ -203,6 +205,9 @@ struct Shared {
     /// synced commit, a wait for another process's lock): a call that finds
     /// it held then moves to a blocking thread.
     slow: AtomicBool,
+    /// Callers waiting for `writer` (a committed journal's write leaves
+    /// its commit to them).
+    queued: AtomicUsize,
     durability: Durability,
     /// The first failure of a batched write nobody waited for; reported by
     /// the next batched call, `finish_run` or `flush`.
@@ -361,6 +366,7 @@ impl SqliteJournal {
             }),
             wake: Condvar::new(),
             slow: AtomicBool::new(false),
+            queued: AtomicUsize::new(0),
             durability,
             deferred: Mutex::new(None),
         });
@@ -397,7 +403,7 @@ impl SqliteJournal {
             Ok(guard) => Some(guard),
             Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
             Err(TryLockError::WouldBlock) if !shared.slow.load(Ordering::Acquire) => {
-                Some(lock(&shared.writer))
+                Some(shared.lock_queued())
             }
             Err(TryLockError::WouldBlock) => None,
         };
@@ -411,7 +417,7 @@ impl SqliteJournal {
         let shared = shared.clone();
         // Dropped with the runtime, the op's reply reports the journal gone.
         drop(tokio::task::spawn_blocking(move || {
-            let writer = lock(&shared.writer);
+            let writer = shared.lock_queued();
             shared.slow.store(true, Ordering::Release);
             let _ = shared.run(writer, op, Place::Blocking);
             shared.slow.store(false, Ordering::Release);
@@ -439,6 +445,14 @@ impl Drop for Handle {
 }
 
 impl Shared {
+    /// Waits for the connection, counted in `queued` meanwhile.
+    fn lock_queued(&self) -> MutexGuard<'_, Writer> {
+        self.queued.fetch_add(1, Ordering::AcqRel);
+        let writer = lock(&self.writer);
+        self.queued.fetch_sub(1, Ordering::AcqRel);
+        writer
+    }
+
     /// Runs `op` on the locked connection, then unlocks it. Gives the op
     /// back if it was inline and another process holds the file's write
     /// lock.
@@ -459,6 +473,18 @@ impl Shared {
         }
         let answer = apply(&writer.conn, op, &self.deferred);
         let wake_committer = match need {
+            Need::Read | Need::Write
+                if !writer.waiting.is_empty()
+                    && self.durability == Durability::Committed
+                    && self.queued.load(Ordering::Acquire) == 0 =>
+            {
+                // The last in line after writes left for it to commit.
+                let commit = writer.commit(&self.deferred);
+                drop(writer);
+                commit.answer_waiting();
+                answer(None);
+                false
+            }
             Need::Read => {
                 drop(writer);
                 answer(None);
@@ -473,12 +499,18 @@ impl Shared {
                 answer(None);
                 first
             }
-            // A synced commit is the committer's (on a runtime thread it
-            // would stall the thread; from there it serves every writer
-            // waiting).
-            Need::Commit if self.durability == Durability::Full && place == Place::Inline => {
+            // A synced commit is the committer's: on a runtime thread it
+            // would stall the thread, and from there one sync serves every
+            // write waiting.
+            Need::Commit if self.durability == Durability::Full => {
                 writer.waiting.push(answer);
                 true
+            }
+            // Someone is queued for the lock: they commit this write with
+            // theirs (the last in line commits for everyone before it).
+            Need::Commit if self.queued.load(Ordering::Acquire) > 0 => {
+                writer.waiting.push(answer);
+                false
             }
             Need::Commit => {
                 let commit = writer.commit(&self.deferred);
