@@ -1,22 +1,23 @@
 //! [`SqliteJournal`]: the durable-run journal in one SQLite file.
 //!
-//! Calls run on the calling thread, under a mutex around the one
-//! connection: an operation is a few microseconds of SQLite work, and
-//! handing each one to another thread costs more than doing it (on a VM a
-//! thread wake-up alone is tens of microseconds). What can take long moves
-//! off the async threads: while the connection is held for a synced commit
-//! or while another process holds the file's write lock, callers do their
-//! work on a blocking thread instead of waiting on a runtime thread.
+//! A call runs on the caller's thread when the connection is free and
+//! nothing is queued ahead of it: an operation is a few microseconds of
+//! SQLite work, and a round trip to another thread costs more than that (on
+//! a VM a thread wake-up alone is tens of microseconds). Otherwise (the
+//! connection is busy, or another process holds the file's write lock) the
+//! call is queued to the writer thread, which runs everything queued in one
+//! transaction and commits once: concurrent runs share a commit, and no
+//! runtime thread ever waits for the file.
 //!
-//! A committer thread commits what does not commit on the spot (group
-//! commit): a batched journal's writes, at most [`BATCH_WINDOW`] after the
-//! first of them, and a synced journal's writes, at once, all of the
-//! waiting ones in one synced commit. It also checkpoints the WAL, on its own
-//! connection, so that no caller's commit pays for a checkpoint.
+//! The writer thread also commits what is not committed on the spot: a
+//! batched journal's writes, at most [`BATCH_WINDOW`] after the first of
+//! them, and a synced journal's writes, at once (a synced commit never runs
+//! on a runtime thread). It checkpoints the WAL on its own connection, so
+//! that no caller's commit pays for a checkpoint. The file is in WAL mode.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, TryLockError};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -31,19 +32,21 @@ use tokio::sync::oneshot;
 const BACKEND: &str = "sqlite";
 
 /// How long a batched journal's first uncommitted write waits for company
-/// before the committer commits it.
+/// before the writer thread commits it.
 pub const BATCH_WINDOW: Duration = Duration::from_millis(1);
 
-/// How long a call on a runtime thread waits for another process's write
-/// lock before it moves to a blocking thread (which waits up to
-/// [`LOCK_TIMEOUT`]).
-const INLINE_LOCK_WAIT: Duration = Duration::from_millis(2);
+/// How long a call on the caller's thread waits for another process's write
+/// lock before it is queued to the writer thread instead.
+const INLINE_LOCK_WAIT: Duration = Duration::from_millis(1);
 
-/// How long a write waits for another process's write lock.
+/// How long the writer thread waits for another process's write lock.
 const LOCK_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Commits between two WAL checkpoints (a commit is a few pages).
 const CHECKPOINT_EVERY: u32 = 256;
+
+/// The most operations the writer thread runs in one transaction.
+const MAX_BATCH: usize = 512;
 
 /// How each journal write reaches the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -51,8 +54,8 @@ const CHECKPOINT_EVERY: u32 = 256;
 pub enum Durability {
     /// A step is recorded once its transaction is committed and synced
     /// (`synchronous = FULL`): a step the run saw recorded survives a power
-    /// cut. Concurrent steps share commits: the committer thread syncs all
-    /// the writes waiting for it at once.
+    /// cut. Concurrent steps share commits: the writer thread syncs every
+    /// write waiting at once.
     #[default]
     Full,
     /// A step is recorded once its transaction is committed to the WAL
@@ -60,12 +63,10 @@ pub enum Durability {
     /// run saw recorded survives the process being killed (SIGKILL, OOM,
     /// a panic), but a power cut or kernel crash can lose the last commits,
     /// whose steps then run again on resume. The usual choice for a
-    /// service: a crashed process is the common failure. A write is
-    /// committed by its caller on the spot, or, when other callers are
-    /// waiting for the connection, by the last of them with theirs
-    /// (concurrent runs share commits).
+    /// service: a crashed process is the common failure. A lone write
+    /// commits on the caller's thread; concurrent ones share commits.
     Committed,
-    /// A step is written and the run goes on; the committer thread commits
+    /// A step is written and the run goes on; the writer thread commits
     /// within [`BATCH_WINDOW`] everything written since the last commit,
     /// in one transaction (`synchronous = NORMAL`). A crash can lose the
     /// last window's steps, which then run again on resume (runs are
@@ -160,9 +161,9 @@ enum Need {
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Place {
     /// On the caller's (runtime) thread: must not wait long.
-    Inline,
-    /// On a blocking thread: may wait for locks and the disk.
-    Blocking,
+    Caller,
+    /// On the writer thread: may wait for locks and the disk.
+    WriterThread,
 }
 
 /// The journal in a SQLite file: the embedded default.
@@ -181,32 +182,37 @@ enum Place {
 /// # });
 /// ```
 ///
-/// Calls must be made inside a Tokio runtime (a call that has to wait for
-/// the file's lock does so on a blocking thread). Dropping the last clone
-/// commits whatever is still uncommitted and stops the committer thread.
+/// Dropping the last clone commits whatever is still uncommitted and stops
+/// the writer thread.
 #[derive(Clone)]
 pub struct SqliteJournal {
     handle: Arc<Handle>,
 }
 
-/// Owned by the clones of one journal; stops the committer when the last
-/// one goes.
+/// Owned by the clones of one journal; stops the writer thread when the
+/// last one goes.
 struct Handle {
     shared: Arc<Shared>,
+    /// `None` only while dropping.
+    queue: Option<mpsc::Sender<Msg>>,
     path: PathBuf,
-    committer: Mutex<Option<thread::JoinHandle<()>>>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+/// What the writer thread receives.
+enum Msg {
+    /// An operation to run.
+    Op(Op),
+    /// Something was written on a caller's thread that the writer commits
+    /// (a batched write's window, a synced write).
+    Wake,
 }
 
 struct Shared {
     writer: Mutex<Writer>,
-    /// Wakes the committer (it waits on `writer`).
-    wake: Condvar,
-    /// Set while `writer` is held for something that can take long (a
-    /// synced commit, a wait for another process's lock): a call that finds
-    /// it held then moves to a blocking thread.
-    slow: AtomicBool,
-    /// Callers waiting for `writer` (a committed journal's write leaves
-    /// its commit to them).
+    /// Operations sent to the writer thread and not run yet. A caller runs
+    /// its operation on its own thread only when this is zero, so that it
+    /// never overtakes one queued before it.
     queued: AtomicUsize,
     durability: Durability,
     /// The first failure of a batched write nobody waited for; reported by
@@ -224,21 +230,22 @@ struct Writer {
     waiting: Vec<Answer>,
     /// Commits since the last checkpoint.
     commits: u32,
-    shutdown: bool,
 }
 
 impl Writer {
     fn begin(&mut self, place: Place) -> rusqlite::Result<()> {
-        let result = match place {
-            Place::Inline => self.conn.execute_batch("BEGIN IMMEDIATE"),
-            Place::Blocking => {
+        if self.open {
+            return Ok(());
+        }
+        match place {
+            Place::Caller => self.conn.execute_batch("BEGIN IMMEDIATE")?,
+            Place::WriterThread => {
                 self.conn.busy_timeout(LOCK_TIMEOUT)?;
                 let r = self.conn.execute_batch("BEGIN IMMEDIATE");
                 self.conn.busy_timeout(INLINE_LOCK_WAIT)?;
-                r
+                r?;
             }
-        };
-        result?;
+        }
         self.open = true;
         Ok(())
     }
@@ -350,7 +357,7 @@ impl SqliteJournal {
                 path.display()
             ))
         })?;
-        // The committer checkpoints; no caller's commit does.
+        // The writer thread checkpoints; no caller's commit does.
         conn.execute_batch("PRAGMA wal_autocheckpoint = 0")
             .and_then(|()| conn.busy_timeout(INLINE_LOCK_WAIT))
             .map_err(|e| backend_error(format!("cannot configure `{}`: {e}", path.display())))?;
@@ -362,24 +369,23 @@ impl SqliteJournal {
                 opened_at: None,
                 waiting: Vec::new(),
                 commits: 0,
-                shutdown: false,
             }),
-            wake: Condvar::new(),
-            slow: AtomicBool::new(false),
             queued: AtomicUsize::new(0),
             durability,
             deferred: Mutex::new(None),
         });
-        let for_committer = shared.clone();
-        let committer = thread::Builder::new()
+        let (queue, rx) = mpsc::channel();
+        let for_writer = shared.clone();
+        let thread = thread::Builder::new()
             .name("loomflow-sqlite-journal".into())
-            .spawn(move || committer(&for_committer, &checkpointer))
+            .spawn(move || writer(&for_writer, &rx, &checkpointer))
             .map_err(backend_error)?;
         Ok(Self {
             handle: Arc::new(Handle {
                 shared,
+                queue: Some(queue),
                 path,
-                committer: Mutex::new(Some(committer)),
+                thread: Some(thread),
             }),
         })
     }
@@ -395,33 +401,37 @@ impl SqliteJournal {
         rx.await.map_err(|_| writer_gone())?
     }
 
-    /// Runs `op` here if the connection is free (or held only briefly),
-    /// on a blocking thread otherwise. The answer goes to the op's reply.
+    /// Runs `op` on this thread if the connection is free and nothing is
+    /// queued; queues it to the writer thread otherwise. The answer goes to
+    /// the op's reply.
     fn submit(&self, op: Op) {
         let shared = &self.handle.shared;
-        let guard = match shared.writer.try_lock() {
-            Ok(guard) => Some(guard),
+        let writer = match shared.writer.try_lock() {
+            Ok(writer) => Some(writer),
             Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
-            Err(TryLockError::WouldBlock) if !shared.slow.load(Ordering::Acquire) => {
-                Some(shared.lock_queued())
-            }
             Err(TryLockError::WouldBlock) => None,
         };
-        let op = match guard {
-            Some(writer) => match shared.run(writer, op, Place::Inline) {
-                None => return,
-                Some(op) => op,
-            },
-            None => op,
+        let op = match writer {
+            Some(writer) if shared.queued.load(Ordering::Acquire) == 0 => {
+                match shared.run_here(writer, op) {
+                    Ok(wake_writer) => {
+                        if wake_writer {
+                            // Only fails once the thread is gone, and then
+                            // the journal's clones are gone too.
+                            let _ = self.handle.send(Msg::Wake);
+                        }
+                        return;
+                    }
+                    Err(op) => op,
+                }
+            }
+            _ => op,
         };
-        let shared = shared.clone();
-        // Dropped with the runtime, the op's reply reports the journal gone.
-        drop(tokio::task::spawn_blocking(move || {
-            let writer = shared.lock_queued();
-            shared.slow.store(true, Ordering::Release);
-            let _ = shared.run(writer, op, Place::Blocking);
-            shared.slow.store(false, Ordering::Release);
-        }));
+        shared.queued.fetch_add(1, Ordering::AcqRel);
+        if let Err(mpsc::SendError(Msg::Op(op))) = self.handle.send(Msg::Op(op)) {
+            shared.queued.fetch_sub(1, Ordering::AcqRel);
+            op.fail(writer_gone(), &shared.deferred);
+        }
     }
 
     fn take_deferred(&self) -> Result<(), JournalError> {
@@ -432,59 +442,48 @@ impl SqliteJournal {
     }
 }
 
+impl Handle {
+    fn send(&self, msg: Msg) -> Result<(), mpsc::SendError<Msg>> {
+        match &self.queue {
+            Some(queue) => queue.send(msg),
+            None => Err(mpsc::SendError(msg)),
+        }
+    }
+}
+
 impl Drop for Handle {
     fn drop(&mut self) {
-        lock(&self.shared.writer).shutdown = true;
-        self.shared.wake.notify_one();
-        // The committer commits what is left and checkpoints; waiting for
-        // it means a reopened file sees everything this journal wrote.
-        if let Some(committer) = lock(&self.committer).take() {
-            let _ = committer.join();
+        // The writer thread commits what is left, checkpoints and ends once
+        // the queue is closed; waiting for it means a reopened file sees
+        // everything this journal wrote.
+        self.queue = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
         }
     }
 }
 
 impl Shared {
-    /// Waits for the connection, counted in `queued` meanwhile.
-    fn lock_queued(&self) -> MutexGuard<'_, Writer> {
-        self.queued.fetch_add(1, Ordering::AcqRel);
-        let writer = lock(&self.writer);
-        self.queued.fetch_sub(1, Ordering::AcqRel);
-        writer
-    }
-
-    /// Runs `op` on the locked connection, then unlocks it. Gives the op
-    /// back if it was inline and another process holds the file's write
-    /// lock.
-    fn run(&self, mut writer: MutexGuard<'_, Writer>, op: Op, place: Place) -> Option<Op> {
+    /// Runs `op` on the caller's thread with the connection locked, then
+    /// unlocks it. Says whether the writer thread has a commit to make; gives
+    /// the op back if another process holds the file's write lock.
+    fn run_here(&self, mut writer: MutexGuard<'_, Writer>, op: Op) -> Result<bool, Op> {
         let need = op.need(self.durability);
-        if need != Need::Read && !writer.open {
-            if let Err(e) = writer.begin(place) {
-                if place == Place::Inline && is_busy(&e) {
-                    return Some(op);
+        if need != Need::Read {
+            if let Err(e) = writer.begin(Place::Caller) {
+                if is_busy(&e) {
+                    return Err(op);
                 }
                 drop(writer);
                 op.fail(
                     backend_error(format!("cannot start a transaction: {e}")),
                     &self.deferred,
                 );
-                return None;
+                return Ok(false);
             }
         }
         let answer = apply(&writer.conn, op, &self.deferred);
-        let wake_committer = match need {
-            Need::Read | Need::Write
-                if !writer.waiting.is_empty()
-                    && self.durability == Durability::Committed
-                    && self.queued.load(Ordering::Acquire) == 0 =>
-            {
-                // The last in line after writes left for it to commit.
-                let commit = writer.commit(&self.deferred);
-                drop(writer);
-                commit.answer_waiting();
-                answer(None);
-                false
-            }
+        let wake_writer = match need {
             Need::Read => {
                 drop(writer);
                 answer(None);
@@ -499,18 +498,11 @@ impl Shared {
                 answer(None);
                 first
             }
-            // A synced commit is the committer's: on a runtime thread it
-            // would stall the thread, and from there one sync serves every
-            // write waiting.
+            // A synced commit is the writer thread's: here it would stall a
+            // runtime thread, and there one sync serves every write waiting.
             Need::Commit if self.durability == Durability::Full => {
                 writer.waiting.push(answer);
                 true
-            }
-            // Someone is queued for the lock: they commit this write with
-            // theirs (the last in line commits for everyone before it).
-            Need::Commit if self.queued.load(Ordering::Acquire) > 0 => {
-                writer.waiting.push(answer);
-                false
             }
             Need::Commit => {
                 let commit = writer.commit(&self.deferred);
@@ -521,69 +513,103 @@ impl Shared {
                 checkpoint_due
             }
         };
-        // Notified once unlocked, the committer does not wake only to wait
-        // for the lock.
-        if wake_committer {
-            self.wake.notify_one();
-        }
-        None
+        Ok(wake_writer)
     }
 }
 
-/// The committer thread: commits batched writes once their window is over
-/// and synced writes at once, and checkpoints the WAL every
-/// [`CHECKPOINT_EVERY`] commits.
-fn committer(shared: &Shared, checkpointer: &Connection) {
-    let mut writer = lock(&shared.writer);
+/// The writer thread: runs queued operations in batches, one transaction
+/// per batch, commits once per batch (and answers the operations waiting
+/// for it after the commit); commits what callers wrote on their own
+/// threads when their window is over (batched) or at once (synced); and
+/// checkpoints the WAL every [`CHECKPOINT_EVERY`] commits.
+fn writer(shared: &Shared, rx: &mpsc::Receiver<Msg>, checkpointer: &Connection) {
+    let mut batch: Vec<Op> = Vec::with_capacity(64);
+    let mut deadline: Option<Instant> = None;
     loop {
-        let due = writer.shutdown
+        let first = match deadline {
+            Some(at) => match rx.recv_timeout(at.saturating_duration_since(Instant::now())) {
+                Ok(msg) => Some(msg),
+                Err(mpsc::RecvTimeoutError::Timeout) => None,
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            },
+            None => match rx.recv() {
+                Ok(msg) => Some(msg),
+                Err(mpsc::RecvError) => break,
+            },
+        };
+        if let Some(Msg::Op(op)) = first {
+            batch.push(op);
+        }
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(Msg::Op(op)) => batch.push(op),
+                Ok(Msg::Wake) => {}
+                Err(_) => break,
+            }
+        }
+        let ran = !batch.is_empty();
+        let mut writer = lock(&shared.writer);
+        for op in batch.drain(..) {
+            run_queued(shared, &mut writer, op);
+            shared.queued.fetch_sub(1, Ordering::AcqRel);
+        }
+        let due = ran
             || !writer.waiting.is_empty()
             || writer
                 .opened_at
                 .is_some_and(|t| t.elapsed() >= BATCH_WINDOW);
-        if due {
-            let slow = shared.durability == Durability::Full;
-            if slow {
-                shared.slow.store(true, Ordering::Release);
-            }
-            let commit = writer.commit(&shared.deferred);
-            drop(writer);
-            if slow {
-                shared.slow.store(false, Ordering::Release);
-            }
-            commit.answer_waiting();
-            writer = lock(&shared.writer);
-        }
-        if writer.commits >= CHECKPOINT_EVERY || (writer.shutdown && writer.commits > 0) {
+        let commit = if due {
+            writer.commit(&shared.deferred)
+        } else {
+            Commit::default()
+        };
+        deadline = writer.opened_at.map(|t| t + BATCH_WINDOW);
+        let checkpoint = writer.commits >= CHECKPOINT_EVERY;
+        if checkpoint {
             writer.commits = 0;
-            drop(writer);
-            // PASSIVE: copies what it can without waiting for anyone.
-            if let Err(e) = checkpointer.execute_batch("PRAGMA wal_checkpoint(PASSIVE)") {
-                tracing::warn!(error = %e, "journal checkpoint failed");
-            }
-            writer = lock(&shared.writer);
-            continue;
         }
-        if writer.shutdown {
+        drop(writer);
+        commit.answer_waiting();
+        if checkpoint {
+            run_checkpoint(checkpointer);
+        }
+    }
+    // The journal is dropped: commit what is left.
+    let mut writer = lock(&shared.writer);
+    let commit = writer.commit(&shared.deferred);
+    let checkpoint = writer.commits > 0;
+    drop(writer);
+    commit.answer_waiting();
+    if checkpoint {
+        run_checkpoint(checkpointer);
+    }
+}
+
+/// Runs one queued operation in the writer thread's transaction. Reads and
+/// batched writes are answered at once; the rest once the batch commits.
+fn run_queued(shared: &Shared, writer: &mut Writer, op: Op) {
+    let need = op.need(shared.durability);
+    if need != Need::Read {
+        if let Err(e) = writer.begin(Place::WriterThread) {
+            op.fail(
+                backend_error(format!("cannot start a transaction: {e}")),
+                &shared.deferred,
+            );
             return;
         }
-        if due {
-            continue;
-        }
-        writer = match writer.opened_at {
-            Some(t) => {
-                let left = BATCH_WINDOW.saturating_sub(t.elapsed());
-                shared
-                    .wake
-                    .wait_timeout(writer, left)
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .0
-            }
-            None => shared
-                .wake
-                .wait(writer)
-                .unwrap_or_else(PoisonError::into_inner),
-        };
+    }
+    let answer = apply(&writer.conn, op, &shared.deferred);
+    match need {
+        Need::Read | Need::Write => answer(None),
+        Need::Commit => writer.waiting.push(answer),
+    }
+}
+
+/// Copies what it can of the WAL into the database without waiting for
+/// anyone (PASSIVE).
+fn run_checkpoint(checkpointer: &Connection) {
+    if let Err(e) = checkpointer.execute_batch("PRAGMA wal_checkpoint(PASSIVE)") {
+        tracing::warn!(error = %e, "journal checkpoint failed");
     }
 }
 
@@ -631,10 +657,10 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     )
 }
 
-/// The error of a call whose operation was dropped unanswered (the runtime
-/// shut down while it waited for a blocking thread).
+/// The error of a call whose operation was dropped unanswered (the writer
+/// thread is gone).
 fn writer_gone() -> JournalError {
-    backend_error("the journal operation was dropped before it ran (the runtime is shutting down)")
+    backend_error("the journal's writer thread has stopped")
 }
 
 /// Keeps the first failure nobody waited for, for the next call that
