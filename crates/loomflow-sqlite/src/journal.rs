@@ -56,6 +56,13 @@ pub enum Durability {
     /// (`synchronous = FULL`): a step the run saw recorded survives a power
     /// cut. Concurrent steps share commits: the writer thread syncs every
     /// write waiting at once.
+    ///
+    /// In every mode, starting and finishing a run do not wait for a commit
+    /// of their own: they are committed with the run's next step, or by the
+    /// writer thread within [`BATCH_WINDOW`]. The write lock held meanwhile
+    /// keeps other processes off the run; a run whose start is lost in a
+    /// crash has no steps either, and one whose finish is lost is replayed
+    /// from its recorded steps and finished by the next request.
     #[default]
     Full,
     /// A step is recorded once its transaction is committed to the WAL
@@ -71,9 +78,7 @@ pub enum Durability {
     /// in one transaction (`synchronous = NORMAL`). A crash can lose the
     /// last window's steps, which then run again on resume (runs are
     /// at-least-once either way; tools use their idempotency key).
-    /// Starting and finishing a run are written the same way: the write
-    /// lock held until the commit is what keeps two processes off one run,
-    /// and a commit that fails reaches the run as the error of its next
+    /// A commit that fails reaches the run as the error of its next
     /// batched call. Checkpoints and signals are committed before their
     /// call returns, and [`flush`](loomflow_core::journal::Journal::flush)
     /// commits everything written.
@@ -111,11 +116,12 @@ impl Op {
         match self {
             Op::LastRun(..) | Op::Runs(..) | Op::Steps(..) => Need::Read,
             Op::Checkpoints(..) | Op::Checkpoint(..) => Need::Read,
-            Op::StartRun(..) | Op::FinishRun(..) | Op::Record { .. }
-                if durability == Durability::Batched =>
-            {
-                Need::Write
-            }
+            // Neither needs its own commit: the write lock, held until the
+            // next commit, already keeps other processes off the run; a run
+            // whose start is lost has no steps either, and one whose finish
+            // is lost is replayed from its steps and finished again.
+            Op::StartRun(..) | Op::FinishRun(..) => Need::Write,
+            Op::Record { .. } if durability == Durability::Batched => Need::Write,
             _ => Need::Commit,
         }
     }
