@@ -2,7 +2,8 @@
 //! model calls, three tool calls: seven journaled steps, plus opening and
 //! finishing the run) with no journal, in memory, on SQLite (WAL, durable
 //! commits and batched commits) and on Postgres (a local server with fsync
-//! on). Each run uses a fresh session, so nothing is replayed.
+//! on). Each run uses a fresh session, so nothing is replayed. Also, on
+//! SQLite, 200 such runs at once (wall time for all of them).
 //!
 //! cargo bench -p loomflow-bench --bench journal_overhead
 //!
@@ -85,6 +86,38 @@ fn sqlite_wal_commits(bencher: divan::Bencher) {
 #[divan::bench(sample_count = 50)]
 fn sqlite_batched_commits(bencher: divan::Bencher) {
     sqlite(bencher, Durability::Batched);
+}
+
+/// Under load: 200 runs at once on the 2-worker runtime (wall time for all
+/// of them), with each SQLite durability.
+#[divan::bench(sample_count = 20, args = ["full", "committed", "batched"])]
+fn sqlite_200_concurrent(bencher: divan::Bencher, mode: &str) {
+    let durability = match mode {
+        "full" => Durability::Full,
+        "committed" => Durability::Committed,
+        _ => Durability::Batched,
+    };
+    let rt = runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let j: Arc<dyn Journal> =
+        Arc::new(SqliteJournal::open_with(dir.path().join("j.db"), durability).unwrap());
+    let agent = bench_agent_with(Some(j));
+    bencher.bench_local(|| {
+        rt.block_on(async {
+            let tasks: Vec<_> = (0..200)
+                .map(|_| {
+                    let agent = agent.clone();
+                    let n = SESSION.fetch_add(1, Ordering::Relaxed);
+                    tokio::spawn(
+                        async move { agent.run("prompt").session(format!("bench-{n}")).await },
+                    )
+                })
+                .collect();
+            for t in tasks {
+                assert_eq!(t.await.unwrap().unwrap().turns, 4);
+            }
+        })
+    });
 }
 
 #[divan::bench(sample_count = 50)]
