@@ -23,6 +23,7 @@ pub mod journal;
 pub mod message {
     pub use loomflow_model::message::*;
 }
+pub mod memory;
 pub mod model;
 /// Prices per million tokens and call costs (from `loomflow-model`).
 pub mod pricing {
