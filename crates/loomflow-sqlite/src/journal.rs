@@ -157,7 +157,7 @@ enum Need {
     /// Nothing: it reads (and sees what this connection wrote, committed
     /// or not).
     Read,
-    /// The write lock; the committer commits it later.
+    /// The write lock; the writer thread commits it later.
     Write,
     /// A commit before it is answered.
     Commit,

@@ -155,7 +155,7 @@ fn run_record(epoch: u64) -> loomflow::journal::RunRecord {
 }
 
 /// Another process holding the file's write lock makes a call wait (on a
-/// blocking thread) until it lets go; the runtime's only thread keeps
+/// writer thread) until it lets go; the runtime's only thread keeps
 /// running other tasks meanwhile, and nothing is lost.
 #[tokio::test(flavor = "current_thread")]
 async fn a_call_waits_for_another_writer_without_stalling_the_runtime() {
