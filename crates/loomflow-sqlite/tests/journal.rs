@@ -154,7 +154,7 @@ fn run_record(epoch: u64) -> loomflow::journal::RunRecord {
     }
 }
 
-/// Another process holding the file's write lock makes a call wait (on a
+/// Another process holding the file's write lock makes a call wait (on the
 /// writer thread) until it lets go; the runtime's only thread keeps
 /// running other tasks meanwhile, and nothing is lost.
 #[tokio::test(flavor = "current_thread")]
