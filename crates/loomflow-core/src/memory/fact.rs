@@ -223,12 +223,11 @@ pub fn plan_supersession(existing: &[Fact], new: &Fact) -> Supersession {
         if old.valid_from <= new.valid_from {
             plan.close.push((old.id.clone(), new.valid_from));
         } else {
-            plan.new_valid_until = Some(match plan.new_valid_until {
-                Some(until) => until.min(old.valid_from),
-                None => new
-                    .valid_until
-                    .map_or(old.valid_from, |u| u.min(old.valid_from)),
-            });
+            // Overlapping, so `old.valid_from` is before the new fact's end.
+            let end = plan
+                .new_valid_until
+                .map_or(old.valid_from, |u| u.min(old.valid_from));
+            plan.new_valid_until = Some(end);
         }
     }
     plan
