@@ -6,6 +6,7 @@ pub mod crash;
 pub mod fake_provider;
 pub mod journal_contract;
 pub mod live;
+pub mod memory_contract;
 pub mod postgres;
 
 use std::sync::{Arc, Mutex};

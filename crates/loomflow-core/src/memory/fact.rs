@@ -100,6 +100,29 @@ impl Fact {
         self
     }
 
+    /// The fact as a store keeps it: subject and object not blank, the
+    /// predicate canonical, confidence in 0.0..=1.0. Stores call this on
+    /// every fact they are given, since the fields are public.
+    pub fn validated(mut self) -> Result<Self, InvalidFact> {
+        if self.subject.trim().is_empty() {
+            return Err(InvalidFact::EmptySubject);
+        }
+        if self.object.trim().is_empty() {
+            return Err(InvalidFact::EmptyObject);
+        }
+        self.predicate = canonical_predicate(&self.predicate)?;
+        if let Some(until) = self.valid_until
+            && until < self.valid_from
+        {
+            return Err(InvalidFact::EndsBeforeStart {
+                valid_from: self.valid_from,
+                valid_until: until,
+            });
+        }
+        let confidence = self.confidence;
+        Ok(self.confidence(confidence))
+    }
+
     /// Whether it holds at `at`: `valid_from <= at < valid_until`.
     pub fn holds_at(&self, at: DateTime<Utc>) -> bool {
         self.valid_from <= at && self.valid_until.is_none_or(|until| at < until)
@@ -127,6 +150,17 @@ pub enum InvalidFact {
         "the predicate `{0}` has no letter or digit; name the relation, e.g. `lives_in` or `name is`"
     )]
     EmptyPredicate(String),
+    /// `valid_until` is before `valid_from`.
+    #[error(
+        "a fact cannot stop holding ({valid_until}) before it starts ({valid_from}); \
+         swap the two times or leave `valid_until` unset"
+    )]
+    EndsBeforeStart {
+        /// When it starts.
+        valid_from: DateTime<Utc>,
+        /// The earlier end.
+        valid_until: DateTime<Utc>,
+    },
 }
 
 /// The canonical form of a predicate: lower snake case, so that `NameIs`,
@@ -234,8 +268,9 @@ pub fn plan_supersession(existing: &[Fact], new: &Fact) -> Supersession {
 }
 
 /// Applies [`plan_supersession`] to an in-memory list of one user's facts
-/// and appends `new`: what a store does in one transaction.
-pub fn supersede_and_push(facts: &mut Vec<Fact>, mut new: Fact) {
+/// and appends `new`: what a store does in one transaction. Returns `new`
+/// as stored.
+pub fn supersede_and_push(facts: &mut Vec<Fact>, mut new: Fact) -> Fact {
     let plan = plan_supersession(facts, &new);
     for (id, until) in &plan.close {
         if let Some(old) = facts.iter_mut().find(|f| &f.id == id) {
@@ -245,7 +280,8 @@ pub fn supersede_and_push(facts: &mut Vec<Fact>, mut new: Fact) {
     if let Some(until) = plan.new_valid_until {
         new.valid_until = Some(until);
     }
-    facts.push(new);
+    facts.push(new.clone());
+    new
 }
 
 #[cfg(test)]

@@ -1,13 +1,218 @@
 //! Long-term memory: what a user's runs leave behind for later runs.
 //!
-//! This module starts with the part every backend shares: [`Fact`], the
-//! bi-temporal (subject, predicate, object) triple, the canonical form of
-//! its predicate ([`canonical_predicate`]) and the valid-time supersession
-//! rule ([`plan_supersession`]) that a store applies when a new value of a
-//! (subject, predicate) arrives, in whatever order facts arrive.
+//! The [`Memory`] port stores, per user:
+//!
+//! - **working blocks** ([`MemoryBlock`]): named texts pinned into every
+//!   prompt, in order (`persona`, `preferences`);
+//! - **episodes** ([`Episode`]): each run's input and answer, recalled by
+//!   hybrid search (vector similarity and BM25 fused by reciprocal rank,
+//!   [`Memory::recall_scored`]) and replayed as a session's history
+//!   ([`Memory::session_messages`]), so the same session id in a fresh
+//!   process continues the conversation;
+//! - **facts** ([`Fact`]): bi-temporal (subject, predicate, object) triples;
+//!   a new value of a (subject, predicate) closes the old one by valid time
+//!   ([`plan_supersession`]), whatever order they arrive in.
+//!
+//! Every method takes the [`UserId`]: one tenant can never read, recall or
+//! erase another's memory. [`Memory::profile`], [`Memory::export`] and
+//! [`Memory::forget`] serve data-protection requests.
+//!
+//! ```
+//! use loomflow_core::memory::{Episode, InMemoryMemory, Memory, Recall};
+//! use loomflow_core::UserId;
+//!
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! let memory = InMemoryMemory::new();
+//! let alice = UserId::new("alice").unwrap();
+//! memory.remember(&alice, Episode::new("I'm planning a trip to Rome", "Noted: Rome in May.")).await.unwrap();
+//! let hits = memory.recall(&alice, &Recall::new("Rome trip")).await.unwrap();
+//! assert_eq!(hits[0].output, "Noted: Rome in May.");
+//! // Bob shares nothing with Alice.
+//! let bob = UserId::new("bob").unwrap();
+//! assert!(memory.recall(&bob, &Recall::new("Rome trip")).await.unwrap().is_empty());
+//! # });
+//! ```
 
+mod ann;
 mod fact;
+mod hash_embed;
+mod in_memory;
+pub mod text;
+mod types;
 
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::id::{SessionId, UserId};
+use crate::message::{Message, Role};
+
+pub use ann::Hnsw;
 pub use fact::{
     Fact, InvalidFact, Supersession, canonical_predicate, plan_supersession, supersede_and_push,
 };
+pub use hash_embed::HashEmbedder;
+pub use in_memory::{InMemoryMemory, fuse_matches, recall_candidates, sample_facts};
+pub use types::{
+    Episode, EpisodeMatch, FactQuery, Forget, Forgotten, MemoryBlock, MemoryError, MemoryExport,
+    MemoryProfile, Recall,
+};
+
+/// A user-partitioned long-term memory. See the [module docs](self).
+///
+/// Backends: [`InMemoryMemory`] here, `loomflow-sqlite`'s `SqliteMemory`
+/// (the embedded default), and the Postgres (pgvector), Redis and Chroma
+/// adapters. Every one passes `loomflow_testkit::memory_contract`.
+#[async_trait]
+pub trait Memory: Send + Sync + 'static {
+    /// The backend's name (`inmemory`, `sqlite`, …).
+    fn backend(&self) -> &str;
+
+    /// The user's working blocks, in pinned order.
+    async fn working(&self, user: &UserId) -> Result<Vec<MemoryBlock>, MemoryError>;
+
+    /// Sets block `name` to `content`, creating it (pinned after the
+    /// user's other blocks) if needed.
+    async fn update_block(
+        &self,
+        user: &UserId,
+        name: &str,
+        content: &str,
+    ) -> Result<MemoryBlock, MemoryError>;
+
+    /// Appends `text` to block `name` on a new line, creating the block if
+    /// needed.
+    async fn append_block(
+        &self,
+        user: &UserId,
+        name: &str,
+        text: &str,
+    ) -> Result<MemoryBlock, MemoryError>;
+
+    /// Stores an episode and returns its id. Storing the same id again
+    /// replaces the episode.
+    async fn remember(&self, user: &UserId, episode: Episode) -> Result<String, MemoryError>;
+
+    /// The episodes best matching `query`, best first, with their scores:
+    /// the vector ranking and the BM25 ranking fused by reciprocal rank
+    /// (weights `alpha` and `1 - alpha`).
+    async fn recall_scored(
+        &self,
+        user: &UserId,
+        query: &Recall,
+    ) -> Result<Vec<EpisodeMatch>, MemoryError>;
+
+    /// The episodes best matching `query`, best first.
+    async fn recall(&self, user: &UserId, query: &Recall) -> Result<Vec<Episode>, MemoryError> {
+        Ok(self
+            .recall_scored(user, query)
+            .await?
+            .into_iter()
+            .map(|m| m.episode)
+            .collect())
+    }
+
+    /// The last `limit` episodes of `session`, oldest first.
+    async fn session_episodes(
+        &self,
+        user: &UserId,
+        session: &SessionId,
+        limit: usize,
+    ) -> Result<Vec<Episode>, MemoryError>;
+
+    /// The last `turns` turns of `session` as chat history, oldest first:
+    /// per episode the user's input, then (if it was persisted) its tool
+    /// transcript, then the answer.
+    async fn session_messages(
+        &self,
+        user: &UserId,
+        session: &SessionId,
+        turns: usize,
+    ) -> Result<Vec<Message>, MemoryError> {
+        let episodes = self.session_episodes(user, session, turns).await?;
+        Ok(episodes_to_messages(&episodes))
+    }
+
+    /// Stores `fact` for the user, applying valid-time supersession to the
+    /// user's facts with the same subject and predicate. Returns the fact
+    /// as stored (its `valid_until` is set when a later fact already
+    /// supersedes it).
+    async fn append_fact(&self, user: &UserId, fact: Fact) -> Result<Fact, MemoryError>;
+
+    /// The user's facts passing every filter of `query`, newest
+    /// `valid_from` first.
+    async fn query_facts(&self, user: &UserId, query: &FactQuery)
+    -> Result<Vec<Fact>, MemoryError>;
+
+    /// The user's facts most relevant to `text` (shared words between the
+    /// text and "subject predicate object"), holding at `valid_at` when
+    /// given, best first. An empty text returns the newest facts.
+    async fn recall_facts(
+        &self,
+        user: &UserId,
+        text: &str,
+        limit: usize,
+        valid_at: Option<DateTime<Utc>>,
+    ) -> Result<Vec<Fact>, MemoryError>;
+
+    /// A summary of what is stored about the user.
+    async fn profile(&self, user: &UserId) -> Result<MemoryProfile, MemoryError>;
+
+    /// Erases what `forget` selects (see [`Forget`]) and says how much.
+    async fn forget(&self, forget: &Forget) -> Result<Forgotten, MemoryError>;
+
+    /// Everything stored about the user.
+    async fn export(&self, user: &UserId) -> Result<MemoryExport, MemoryError>;
+}
+
+/// Episodes as chat history (see [`Memory::session_messages`]).
+pub fn episodes_to_messages(episodes: &[Episode]) -> Vec<Message> {
+    let mut out = Vec::with_capacity(episodes.len() * 2);
+    for ep in episodes {
+        out.push(Message::text(Role::User, ep.input.clone()));
+        out.extend(ep.tool_transcript.iter().cloned());
+        out.push(Message::text(Role::Assistant, ep.output.clone()));
+    }
+    out
+}
+
+/// Ranks `facts` for [`Memory::recall_facts`]: by the share of the query's
+/// words found in "subject predicate object", ties and empty queries by
+/// newest `valid_from`. Facts sharing no word with a non-empty query are
+/// dropped. Backends without a server-side ranking use it.
+pub fn rank_facts(mut facts: Vec<Fact>, text: &str, limit: usize) -> Vec<Fact> {
+    let words = text::tokens(text);
+    if words.is_empty() {
+        facts.sort_by_key(|f| std::cmp::Reverse(f.valid_from));
+        facts.truncate(limit);
+        return facts;
+    }
+    let mut scored: Vec<(f32, Fact)> = facts
+        .into_iter()
+        .filter_map(|f| {
+            let haystack = format!(
+                "{} {} {}",
+                f.subject,
+                f.predicate.replace('_', " "),
+                f.object
+            );
+            let s = text::word_overlap(&words, &haystack);
+            (s > 0.0).then_some((s, f))
+        })
+        .collect();
+    scored.sort_by(|a, b| {
+        b.0.total_cmp(&a.0)
+            .then_with(|| b.1.valid_from.cmp(&a.1.valid_from))
+    });
+    scored.into_iter().take(limit).map(|(_, f)| f).collect()
+}
+
+/// Checks a working block's name: 1 to 64 characters, not blank.
+pub fn check_block_name(name: &str) -> Result<(), MemoryError> {
+    if name.trim().is_empty() || name.chars().count() > 64 {
+        return Err(MemoryError::Invalid(format!(
+            "a working block needs a name of 1 to 64 characters (e.g. `persona`); got `{}`",
+            name.escape_debug()
+        )));
+    }
+    Ok(())
+}

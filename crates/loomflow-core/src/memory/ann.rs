@@ -1,0 +1,517 @@
+//! [`Hnsw`]: an in-process approximate nearest-neighbour index over cosine
+//! similarity (Malkov & Yashunin's hierarchical navigable small worlds),
+//! with deletion by tombstone and filtered search.
+//!
+//! Written here rather than taken from a crate: the maintained HNSW crates
+//! either build a static index (no insert after build), have no deletion, or
+//! pull a logger and memory-mapping stack into a library. Memory needs
+//! incremental inserts, tombstones for `forget`, and filters (time range,
+//! excluded session) applied during the walk so a filtered query still
+//! returns its full `limit`.
+
+use std::cell::RefCell;
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+
+/// Neighbours per node above layer 0.
+const M: usize = 16;
+/// Neighbours per node on layer 0.
+const M0: usize = 2 * M;
+/// Candidate list size while inserting.
+const EF_CONSTRUCTION: usize = 100;
+/// The highest layer a node can reach.
+const MAX_LEVEL: usize = 16;
+
+/// An HNSW index of unit vectors; nodes are numbered 0, 1, 2, … in
+/// insertion order.
+///
+/// ```
+/// use loomflow_core::memory::Hnsw;
+/// let mut index = Hnsw::new(2);
+/// let east = index.insert(&[1.0, 0.0]);
+/// let north = index.insert(&[0.0, 1.0]);
+/// let hits = index.search(&[0.9, 0.1], 1, 16, |_| true);
+/// assert_eq!(hits[0].0, east);
+/// index.remove(east);
+/// assert_eq!(index.search(&[0.9, 0.1], 1, 16, |_| true)[0].0, north);
+/// ```
+#[derive(Debug, Clone)]
+pub struct Hnsw {
+    dim: usize,
+    /// Every node's vector, normalised, back to back.
+    vectors: Vec<f32>,
+    /// Layer-0 neighbours, `M0` slots per node.
+    layer0: Vec<u32>,
+    layer0_len: Vec<u8>,
+    /// Neighbours on layers 1..=level, per node.
+    upper: Vec<Vec<Vec<u32>>>,
+    deleted: Vec<bool>,
+    deleted_count: usize,
+    entry: Option<u32>,
+    top_level: usize,
+    rng: u64,
+}
+
+/// A node and its distance to the query (1 - cosine), ordered by distance.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Near {
+    dist: f32,
+    id: u32,
+}
+
+impl Eq for Near {}
+
+impl PartialOrd for Near {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Near {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.dist
+            .total_cmp(&other.dist)
+            .then(self.id.cmp(&other.id))
+    }
+}
+
+/// Which nodes a walk has seen: a generation stamp per node, reused across
+/// searches on the same thread, so a search allocates nothing once warm.
+struct Visited {
+    marks: Vec<u32>,
+    generation: u32,
+}
+
+impl Visited {
+    fn reset(&mut self, n: usize) {
+        if self.marks.len() < n {
+            self.marks.resize(n, 0);
+        }
+        self.generation = self.generation.wrapping_add(1);
+        if self.generation == 0 {
+            self.marks.iter_mut().for_each(|m| *m = 0);
+            self.generation = 1;
+        }
+    }
+
+    /// Marks `id`; true if it was not marked yet.
+    fn insert(&mut self, id: u32) -> bool {
+        let m = &mut self.marks[id as usize];
+        let fresh = *m != self.generation;
+        *m = self.generation;
+        fresh
+    }
+}
+
+thread_local! {
+    static VISITED: RefCell<Visited> = const { RefCell::new(Visited { marks: Vec::new(), generation: 0 }) };
+}
+
+/// Dot product in eight lanes, which the compiler vectorises.
+pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for i in 0..8 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    let mut sum: f32 = acc.iter().sum();
+    for (x, y) in ra.iter().zip(rb) {
+        sum += x * y;
+    }
+    sum
+}
+
+/// `v` scaled to length 1 (unchanged when all zeros).
+pub(crate) fn normalised(v: &[f32]) -> Vec<f32> {
+    let norm = dot(v, v).sqrt();
+    if norm > 0.0 {
+        v.iter().map(|x| x / norm).collect()
+    } else {
+        v.to_vec()
+    }
+}
+
+impl Hnsw {
+    /// An empty index of `dim`-dimensional vectors.
+    pub fn new(dim: usize) -> Self {
+        Self {
+            dim,
+            vectors: Vec::new(),
+            layer0: Vec::new(),
+            layer0_len: Vec::new(),
+            upper: Vec::new(),
+            deleted: Vec::new(),
+            deleted_count: 0,
+            entry: None,
+            top_level: 0,
+            rng: 0x9e37_79b9_7f4a_7c15,
+        }
+    }
+
+    /// The vectors' dimension.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// Nodes inserted, removed ones included.
+    pub fn len(&self) -> usize {
+        self.deleted.len()
+    }
+
+    /// True when nothing was inserted.
+    pub fn is_empty(&self) -> bool {
+        self.deleted.is_empty()
+    }
+
+    /// Nodes removed (tombstoned) so far.
+    pub fn removed(&self) -> usize {
+        self.deleted_count
+    }
+
+    fn vector(&self, id: u32) -> &[f32] {
+        let at = id as usize * self.dim;
+        &self.vectors[at..at + self.dim]
+    }
+
+    /// The stored (normalised) vector of node `id`; empty for an id never
+    /// inserted.
+    pub fn vector_of(&self, id: u32) -> &[f32] {
+        let at = id as usize * self.dim;
+        self.vectors.get(at..at + self.dim).unwrap_or(&[])
+    }
+
+    fn dist(&self, q: &[f32], id: u32) -> f32 {
+        1.0 - dot(q, self.vector(id))
+    }
+
+    fn neighbours(&self, id: u32, level: usize) -> &[u32] {
+        if level == 0 {
+            let at = id as usize * M0;
+            &self.layer0[at..at + self.layer0_len[id as usize] as usize]
+        } else {
+            &self.upper[id as usize][level - 1]
+        }
+    }
+
+    fn set_neighbours(&mut self, id: u32, level: usize, list: &[u32]) {
+        if level == 0 {
+            let at = id as usize * M0;
+            let n = list.len().min(M0);
+            self.layer0[at..at + n].copy_from_slice(&list[..n]);
+            self.layer0_len[id as usize] = n as u8;
+        } else {
+            let slot = &mut self.upper[id as usize][level - 1];
+            slot.clear();
+            slot.extend_from_slice(list);
+        }
+    }
+
+    fn random_level(&mut self) -> usize {
+        // xorshift64*, then the geometric level distribution with mL = 1/ln(M).
+        self.rng ^= self.rng >> 12;
+        self.rng ^= self.rng << 25;
+        self.rng ^= self.rng >> 27;
+        let r = self.rng.wrapping_mul(0x2545_f491_4f6c_dd1d);
+        let uniform = ((r >> 11) as f64 + 1.0) / (1u64 << 53) as f64;
+        let ml = 1.0 / (M as f64).ln();
+        ((-uniform.ln() * ml) as usize).min(MAX_LEVEL)
+    }
+
+    /// Adds `vector` (normalised here) and returns its node id. A vector of
+    /// another length is padded or cut to the index's dimension.
+    pub fn insert(&mut self, vector: &[f32]) -> u32 {
+        let id = self.deleted.len() as u32;
+        let mut v = normalised(vector);
+        v.resize(self.dim, 0.0);
+        self.vectors.extend_from_slice(&v);
+        self.layer0.resize(self.layer0.len() + M0, 0);
+        self.layer0_len.push(0);
+        self.deleted.push(false);
+        let level = self.random_level();
+        self.upper.push(vec![Vec::new(); level]);
+
+        let Some(mut ep) = self.entry else {
+            self.entry = Some(id);
+            self.top_level = level;
+            return id;
+        };
+        VISITED.with(|visited| {
+            let mut visited = visited.borrow_mut();
+            let mut eps = vec![Near {
+                dist: self.dist(&v, ep),
+                id: ep,
+            }];
+            for l in (level + 1..=self.top_level).rev() {
+                ep = self.greedy(&v, ep, l);
+                eps = vec![Near {
+                    dist: self.dist(&v, ep),
+                    id: ep,
+                }];
+            }
+            for l in (0..=level.min(self.top_level)).rev() {
+                visited.reset(self.len());
+                let found =
+                    self.search_layer(&v, &eps, EF_CONSTRUCTION, l, &mut visited, &mut |_| true);
+                let max = if l == 0 { M0 } else { M };
+                let chosen = self.select(&found, max);
+                self.set_neighbours(id, l, &chosen);
+                for &n in &chosen {
+                    self.link(n, id, l, max);
+                }
+                eps = found;
+            }
+        });
+        if level > self.top_level {
+            self.top_level = level;
+            self.entry = Some(id);
+        }
+        id
+    }
+
+    /// Adds `new` to `node`'s neighbours on `level`, re-selecting when the
+    /// list is full.
+    fn link(&mut self, node: u32, new: u32, level: usize, max: usize) {
+        let current = self.neighbours(node, level);
+        if current.len() < max {
+            let mut list = current.to_vec();
+            list.push(new);
+            self.set_neighbours(node, level, &list);
+            return;
+        }
+        let base = self.vector(node).to_vec();
+        let mut candidates: Vec<Near> = current
+            .iter()
+            .chain(std::iter::once(&new))
+            .map(|&id| Near {
+                dist: self.dist(&base, id),
+                id,
+            })
+            .collect();
+        candidates.sort_unstable();
+        let chosen = self.select(&candidates, max);
+        self.set_neighbours(node, level, &chosen);
+    }
+
+    /// The neighbour-selection heuristic (Malkov & Yashunin, algorithm 4,
+    /// keeping pruned candidates to fill up): prefer candidates closer to
+    /// the base than to any already chosen, so links spread out.
+    fn select(&self, sorted: &[Near], max: usize) -> Vec<u32> {
+        let mut chosen: Vec<u32> = Vec::with_capacity(max);
+        let mut pruned: Vec<u32> = Vec::new();
+        for c in sorted {
+            if chosen.len() >= max {
+                break;
+            }
+            let cv = self.vector(c.id);
+            let diverse = chosen
+                .iter()
+                .all(|&s| 1.0 - dot(cv, self.vector(s)) > c.dist);
+            if diverse {
+                chosen.push(c.id);
+            } else {
+                pruned.push(c.id);
+            }
+        }
+        for p in pruned {
+            if chosen.len() >= max {
+                break;
+            }
+            chosen.push(p);
+        }
+        chosen
+    }
+
+    /// Greedy descent on one upper layer.
+    fn greedy(&self, q: &[f32], mut ep: u32, level: usize) -> u32 {
+        let mut best = self.dist(q, ep);
+        loop {
+            let mut moved = false;
+            for &n in self.neighbours(ep, level) {
+                let d = self.dist(q, n);
+                if d < best {
+                    best = d;
+                    ep = n;
+                    moved = true;
+                }
+            }
+            if !moved {
+                return ep;
+            }
+        }
+    }
+
+    /// The beam search of one layer. Returns up to `ef` admitted nodes,
+    /// nearest first. Nodes that are removed or not admitted are walked
+    /// through but never returned, and the walk goes on until `ef` admitted
+    /// nodes are found or the graph is exhausted, so a filter never
+    /// shortens the answer while admitted nodes remain.
+    fn search_layer(
+        &self,
+        q: &[f32],
+        eps: &[Near],
+        ef: usize,
+        level: usize,
+        visited: &mut Visited,
+        admit: &mut dyn FnMut(u32) -> bool,
+    ) -> Vec<Near> {
+        let mut candidates: BinaryHeap<std::cmp::Reverse<Near>> = BinaryHeap::new();
+        let mut results: BinaryHeap<Near> = BinaryHeap::new();
+        let ok =
+            |id: u32, admit: &mut dyn FnMut(u32) -> bool| !self.deleted[id as usize] && admit(id);
+        for &ep in eps {
+            if visited.insert(ep.id) {
+                candidates.push(std::cmp::Reverse(ep));
+                if ok(ep.id, admit) {
+                    results.push(ep);
+                }
+            }
+        }
+        while let Some(std::cmp::Reverse(c)) = candidates.pop() {
+            if results.len() >= ef && results.peek().is_some_and(|w| c.dist > w.dist) {
+                break;
+            }
+            for &n in self.neighbours(c.id, level) {
+                if !visited.insert(n) {
+                    continue;
+                }
+                let d = self.dist(q, n);
+                let full = results.len() >= ef;
+                if !full || results.peek().is_some_and(|w| d < w.dist) {
+                    let near = Near { dist: d, id: n };
+                    candidates.push(std::cmp::Reverse(near));
+                    if ok(n, admit) {
+                        results.push(near);
+                        if results.len() > ef {
+                            results.pop();
+                        }
+                    }
+                }
+            }
+        }
+        let mut out = results.into_vec();
+        out.sort_unstable();
+        out
+    }
+
+    /// The `k` nodes most similar to `query` that are not removed and that
+    /// `admit` accepts, most similar first, with their cosine similarity.
+    /// `ef` (raised to at least `k`) trades speed for recall; 64 is a good
+    /// start.
+    pub fn search(
+        &self,
+        query: &[f32],
+        k: usize,
+        ef: usize,
+        mut admit: impl FnMut(u32) -> bool,
+    ) -> Vec<(u32, f32)> {
+        let Some(mut ep) = self.entry else {
+            return Vec::new();
+        };
+        if k == 0 {
+            return Vec::new();
+        }
+        let mut q = normalised(query);
+        q.resize(self.dim, 0.0);
+        for l in (1..=self.top_level).rev() {
+            ep = self.greedy(&q, ep, l);
+        }
+        let eps = [Near {
+            dist: self.dist(&q, ep),
+            id: ep,
+        }];
+        let found = VISITED.with(|visited| {
+            let mut visited = visited.borrow_mut();
+            visited.reset(self.len());
+            self.search_layer(&q, &eps, ef.max(k), 0, &mut visited, &mut admit)
+        });
+        found
+            .into_iter()
+            .take(k)
+            .map(|n| (n.id, 1.0 - n.dist))
+            .collect()
+    }
+
+    /// Tombstones node `id`: it still routes searches but is never returned.
+    pub fn remove(&mut self, id: u32) {
+        if let Some(d) = self.deleted.get_mut(id as usize)
+            && !*d
+        {
+            *d = true;
+            self.deleted_count += 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn random_vectors(n: usize, dim: usize, seed: u64) -> Vec<Vec<f32>> {
+        let mut s = seed;
+        let mut next = move || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+        };
+        (0..n).map(|_| (0..dim).map(|_| next()).collect()).collect()
+    }
+
+    fn exact(data: &[Vec<f32>], q: &[f32], k: usize, admit: impl Fn(u32) -> bool) -> Vec<u32> {
+        let q = normalised(q);
+        let mut all: Vec<(u32, f32)> = data
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| admit(*i as u32))
+            .map(|(i, v)| (i as u32, dot(&q, &normalised(v))))
+            .collect();
+        all.sort_by(|a, b| b.1.total_cmp(&a.1));
+        all.into_iter().take(k).map(|x| x.0).collect()
+    }
+
+    #[test]
+    fn recall_against_exact_search_is_high() {
+        let data = random_vectors(1500, 24, 7);
+        let mut index = Hnsw::new(24);
+        for v in &data {
+            index.insert(v);
+        }
+        let queries = random_vectors(50, 24, 99);
+        let mut hit = 0;
+        for q in &queries {
+            let want = exact(&data, q, 10, |_| true);
+            let got: Vec<u32> = index
+                .search(q, 10, 64, |_| true)
+                .iter()
+                .map(|h| h.0)
+                .collect();
+            hit += want.iter().filter(|w| got.contains(w)).count();
+        }
+        let recall = hit as f32 / 500.0;
+        assert!(recall > 0.9, "recall@10 = {recall}");
+    }
+
+    #[test]
+    fn filters_and_tombstones_never_shorten_the_answer() {
+        let data = random_vectors(1200, 16, 3);
+        let mut index = Hnsw::new(16);
+        for v in &data {
+            index.insert(v);
+        }
+        for id in 0..600 {
+            index.remove(id);
+        }
+        // One node in fifty is admitted: the walk must still find k.
+        let admit = |id: u32| id % 50 == 7;
+        let got = index.search(&data[0], 10, 16, admit);
+        assert_eq!(got.len(), 10);
+        assert!(got.iter().all(|(id, _)| admit(*id) && *id >= 600));
+        let want = exact(&data, &data[0], 10, |id| admit(id) && id >= 600);
+        assert_eq!(got.iter().map(|h| h.0).collect::<Vec<_>>(), want);
+        assert_eq!(index.removed(), 600);
+    }
+}
