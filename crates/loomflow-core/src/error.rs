@@ -89,6 +89,10 @@ pub enum Error {
     /// The journal failed, or an entry in it does not decode.
     #[error(transparent)]
     Journal(#[from] crate::journal::JournalError),
+    /// The agent's memory failed (recalling before the run, or storing
+    /// the episode after it).
+    #[error(transparent)]
+    Memory(#[from] crate::memory::MemoryError),
     /// The run was cancelled.
     #[error("run cancelled")]
     Cancelled,
@@ -108,6 +112,7 @@ impl Error {
             Self::Id(_) => "IdError",
             Self::Tool(_) => "ToolError",
             Self::Journal(_) => "RuntimeJournalError",
+            Self::Memory(_) => "MemoryStoreError",
             Self::Cancelled => "Cancelled",
             Self::Internal(_) => "InternalError",
         }
@@ -122,6 +127,11 @@ impl Error {
                 e,
                 crate::journal::JournalError::Backend { .. }
                     | crate::journal::JournalError::Busy { .. }
+            ),
+            Self::Memory(e) => matches!(
+                e,
+                crate::memory::MemoryError::Backend { .. }
+                    | crate::memory::MemoryError::Unreachable { .. }
             ),
             _ => false,
         }

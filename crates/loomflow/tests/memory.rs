@@ -85,3 +85,221 @@ async fn forgetting_most_episodes_compacts_the_indexes_and_recall_still_works() 
         .unwrap();
     assert_eq!(hits[0].input, "note number 7 about llamas");
 }
+
+mod agent {
+    use std::sync::Arc;
+
+    use loomflow::journal::{InMemoryJournal, Journal, Scope};
+    use loomflow::memory::{Episode, Fact, InMemoryMemory, Memory, Recall};
+    use loomflow::{Agent, EchoModel, Role, SessionId, UserId};
+    use loomflow_testkit::RecordingModel;
+
+    fn transcript(call: &loomflow_testkit::RecordedCall) -> Vec<(Role, String)> {
+        call.messages
+            .iter()
+            .map(|m| (m.role, m.text_content()))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn runs_are_seeded_from_memory_and_stored_as_episodes() {
+        let memory = Arc::new(InMemoryMemory::new());
+        let model = RecordingModel::new(EchoModel::new());
+        let agent = Agent::builder()
+            .instructions("You are helpful.")
+            .model(model.clone())
+            .memory(memory.clone())
+            .build()
+            .unwrap();
+        let alice = UserId::new("alice").unwrap();
+        memory
+            .update_block(&alice, "persona", "Answer in French.")
+            .await
+            .unwrap();
+        memory
+            .append_fact(&alice, Fact::new("alice", "lives in", "Lyon").unwrap())
+            .await
+            .unwrap();
+        // An episode from another session, and one from another user.
+        memory
+            .remember(
+                &alice,
+                Episode::new("Recommend a bakery in Lyon", "Try Pralus.")
+                    .session(SessionId::new("older").unwrap()),
+            )
+            .await
+            .unwrap();
+        memory
+            .remember(
+                &UserId::new("bob").unwrap(),
+                Episode::new("Bakery in Lyon for bob?", "Bob's secret bakery."),
+            )
+            .await
+            .unwrap();
+
+        agent
+            .run("Which bakery in Lyon?")
+            .user("alice")
+            .session("s1")
+            .await
+            .unwrap();
+        let first = transcript(&model.calls()[0]);
+        let recalled = first[2].1.clone();
+        assert_eq!(first[0], (Role::System, "You are helpful.".into()));
+        assert_eq!(
+            first[1],
+            (
+                Role::System,
+                "<persona>\nAnswer in French.\n</persona>".into()
+            )
+        );
+        assert_eq!(first[2].0, Role::System);
+        assert!(
+            recalled.starts_with("Known facts:\n- alice lives_in Lyon (since "),
+            "{recalled}"
+        );
+        assert!(
+            recalled.contains("Relevant past episodes:\n- ")
+                && recalled.contains("User: Recommend a bakery in Lyon | Assistant: Try Pralus."),
+            "{recalled}"
+        );
+        assert!(
+            !recalled.contains("Bob"),
+            "another user's episode leaked: {recalled}"
+        );
+        assert_eq!(first[3], (Role::User, "Which bakery in Lyon?".into()));
+        assert_eq!(first.len(), 4);
+
+        // The second run of s1 replays s1's turn as history and does not
+        // recall it again as a "past episode".
+        agent
+            .run("And a cafe?")
+            .user("alice")
+            .session("s1")
+            .await
+            .unwrap();
+        let second = transcript(&model.calls()[1]);
+        let n = second.len();
+        assert_eq!(second[n - 3], (Role::User, "Which bakery in Lyon?".into()));
+        assert_eq!(
+            second[n - 2],
+            (Role::Assistant, "Echo: Which bakery in Lyon?".into())
+        );
+        assert_eq!(second[n - 1], (Role::User, "And a cafe?".into()));
+        assert!(
+            second
+                .iter()
+                .all(|(_, t)| !t.contains("User: Which bakery")),
+            "{second:#?}"
+        );
+
+        // Both runs are episodes of s1, under alice only.
+        let s1 = SessionId::new("s1").unwrap();
+        let eps = memory.session_episodes(&alice, &s1, 10).await.unwrap();
+        let got: Vec<(&str, &str)> = eps
+            .iter()
+            .map(|e| (e.input.as_str(), e.output.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("Which bakery in Lyon?", "Echo: Which bakery in Lyon?"),
+                ("And a cafe?", "Echo: And a cafe?")
+            ]
+        );
+        let bob = UserId::new("bob").unwrap();
+        assert!(
+            memory
+                .session_episodes(&bob, &s1, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let hits = memory.recall(&bob, &Recall::new("cafe")).await.unwrap();
+        assert!(hits.is_empty(), "{hits:#?}");
+    }
+
+    #[tokio::test]
+    async fn memory_steps_are_journaled_and_a_replayed_run_does_not_store_twice() {
+        let memory = Arc::new(InMemoryMemory::new());
+        let journal = Arc::new(InMemoryJournal::new());
+        let agent = Agent::builder()
+            .model("echo")
+            .memory(memory.clone())
+            .journal(journal.clone())
+            .build()
+            .unwrap();
+        agent
+            .run("hello")
+            .user("carol")
+            .session("j1")
+            .await
+            .unwrap();
+        let scope = Scope::new(UserId::new("carol").unwrap(), SessionId::new("j1").unwrap());
+        let keys: Vec<String> = journal
+            .steps(&scope, None)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|s| s.key.split('@').next().unwrap().to_owned())
+            .collect();
+        assert_eq!(keys, ["recall_memory", "model_call_1", "persist_episode_1"]);
+        let carol = UserId::new("carol").unwrap();
+        let eps = memory
+            .session_episodes(&carol, &SessionId::new("j1").unwrap(), 10)
+            .await
+            .unwrap();
+        assert_eq!(eps.len(), 1);
+        // The id comes from the step's idempotency key: a re-execution of the
+        // step after a crash replaces the episode instead of adding one.
+        assert!(
+            eps[0].id.starts_with("ep_") && eps[0].id.len() == 3 + 16,
+            "{}",
+            eps[0].id
+        );
+    }
+
+    #[tokio::test]
+    async fn tool_transcripts_are_kept_when_asked_and_replayed_with_the_session() {
+        use loomflow::agent::MemoryOptions;
+        use loomflow_testkit::ToolLoopModel;
+
+        /// Looks up the weather.
+        #[loomflow::tool]
+        async fn weather(n: u32) -> String {
+            format!("sunny in Oslo, reading {n}")
+        }
+
+        let memory = Arc::new(InMemoryMemory::new());
+        let agent = Agent::builder()
+            .model(ToolLoopModel::new("weather", 1))
+            .tool(weather)
+            .memory(memory.clone())
+            .memory_options(MemoryOptions::default().persist_tool_transcripts(true))
+            .build()
+            .unwrap();
+        agent
+            .run("Weather?")
+            .user("dave")
+            .session("t1")
+            .await
+            .unwrap();
+        let dave = UserId::new("dave").unwrap();
+        let t1 = SessionId::new("t1").unwrap();
+        let eps = memory.session_episodes(&dave, &t1, 10).await.unwrap();
+        assert_eq!(eps[0].tool_calls, ["weather"]);
+        let roles: Vec<Role> = eps[0].tool_transcript.iter().map(|m| m.role).collect();
+        assert_eq!(roles, [Role::Assistant, Role::Tool]);
+        assert!(
+            eps[0].tool_transcript[1]
+                .text_content()
+                .contains("sunny in Oslo")
+        );
+        let history = memory.session_messages(&dave, &t1, 10).await.unwrap();
+        let roles: Vec<Role> = history.iter().map(|m| m.role).collect();
+        assert_eq!(
+            roles,
+            [Role::User, Role::Assistant, Role::Tool, Role::Assistant]
+        );
+    }
+}

@@ -4,11 +4,13 @@ use std::time::Duration;
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 
+use super::memory::MemoryOptions;
 use super::{Agent, AgentInner};
 use crate::architecture::{Architecture, ReAct};
 use crate::effort::{Effort, PromptCache};
 use crate::error::ConfigError;
 use crate::journal::Journal;
+use crate::memory::Memory;
 use crate::model::Model;
 pub use crate::model::registry::IntoModel;
 use crate::model::registry::{ensure_providers, known_models};
@@ -59,6 +61,8 @@ pub struct AgentBuilder {
     settings: ModelSettings,
     journal: Option<Arc<dyn Journal>>,
     checkpoints: Option<usize>,
+    memory: Option<Arc<dyn Memory>>,
+    memory_options: MemoryOptions,
 }
 
 impl Default for AgentBuilder {
@@ -81,6 +85,8 @@ impl Default for AgentBuilder {
             settings: ModelSettings::default(),
             journal: None,
             checkpoints: None,
+            memory: None,
+            memory_options: MemoryOptions::default(),
         }
     }
 }
@@ -272,6 +278,35 @@ impl AgentBuilder {
         self
     }
 
+    /// Gives the agent a long-term [`Memory`]: each run's first prompt is
+    /// seeded with the user's working blocks, known facts, relevant past
+    /// episodes from other sessions and the session's own history, and
+    /// each run is stored as an episode (the journal steps
+    /// `recall_memory` and `persist_episode_{turns}`). Everything is read
+    /// and written under the run's user.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use loomflow_core::{Agent, memory::InMemoryMemory};
+    /// let agent = Agent::builder()
+    ///     .model("echo")
+    ///     .memory(Arc::new(InMemoryMemory::new()))
+    ///     .build()
+    ///     .unwrap();
+    /// # let _ = agent;
+    /// ```
+    pub fn memory(mut self, memory: Arc<dyn Memory>) -> Self {
+        self.memory = Some(memory);
+        self
+    }
+
+    /// How the agent uses its memory (token budget, how much to recall,
+    /// whether tool transcripts are kept).
+    pub fn memory_options(mut self, options: MemoryOptions) -> Self {
+        self.memory_options = options;
+        self
+    }
+
     /// Checks the configuration and builds the agent.
     pub fn build(self) -> Result<Agent, ConfigError> {
         let model = match self.model {
@@ -357,6 +392,8 @@ impl AgentBuilder {
                 settings: self.settings,
                 journal: self.journal,
                 checkpoints: self.checkpoints,
+                memory: self.memory,
+                memory_options: self.memory_options,
             }),
         })
     }

@@ -15,6 +15,7 @@
 //! ```
 
 mod builder;
+mod memory;
 mod run;
 mod stream;
 
@@ -22,6 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use builder::{AgentBuilder, IntoModel};
+pub use memory::MemoryOptions;
 pub use run::{RunRequest, RunResult};
 pub use stream::EventStream;
 
@@ -52,6 +54,8 @@ pub(crate) struct AgentInner {
     pub(crate) settings: ModelSettings,
     pub(crate) journal: Option<Arc<dyn Journal>>,
     pub(crate) checkpoints: Option<usize>,
+    pub(crate) memory: Option<Arc<dyn crate::memory::Memory>>,
+    pub(crate) memory_options: MemoryOptions,
 }
 
 /// Per-call model settings an agent applies to every request.

@@ -605,11 +605,33 @@ async fn run_loop(
         instructions.push_str(&suffix);
     }
     let mut session = AgentSession::new(ctx.session_id.clone(), instructions);
+    let input_text = inner.memory.as_ref().map(|_| input.text_content());
     if let Some(checkpoint) = restore {
         session.messages = checkpoint.messages;
         session.turns = checkpoint.turn;
         session.usage = checkpoint.usage;
+    } else if let (Some(memory), Some(text)) = (&inner.memory, &input_text) {
+        // Boxed: memory is optional and its future would otherwise size
+        // every run's.
+        let seeded = Box::pin(super::memory::seed(
+            memory.as_ref(),
+            &inner.memory_options,
+            ctx,
+            text,
+        ))
+        .await?;
+        if !seeded.is_empty() {
+            session.messages.reserve(seeded.len() + 8);
+            if !session.instructions.is_empty() {
+                session
+                    .messages
+                    .push(Message::system(session.instructions.clone()));
+            }
+            session.messages.extend(seeded);
+        }
     }
+    // This run's own messages start after the seed and the input.
+    let run_start = session.messages.len() + 1;
     let native_output = if native { schema } else { None };
     let deps = RunDeps {
         model: &inner.model,
@@ -673,6 +695,19 @@ async fn run_loop(
                 }
             }
         }
+    }
+    if let (Some(memory), Some(text)) = (&inner.memory, &input_text) {
+        let transcript = session.messages.get(run_start..).unwrap_or_default();
+        Box::pin(super::memory::persist(
+            memory.as_ref(),
+            &inner.memory_options,
+            ctx,
+            text,
+            &session.output,
+            transcript,
+            session.turns,
+        ))
+        .await?;
     }
     Ok(Finished {
         output: session.output,
