@@ -10,6 +10,7 @@ use loomflow::config::AgentConfig;
 use loomflow::{Agent, AgentBuilder, EventKind, ModelChunk, PromptCache, RunRequest};
 
 mod journal;
+mod memory;
 mod queue;
 mod workflow;
 
@@ -33,6 +34,9 @@ enum Command {
     /// Inspect or prune the journal of durable runs.
     #[command(subcommand)]
     Journal(journal::JournalCommand),
+    /// Show, export or erase what long-term memory holds about a user.
+    #[command(subcommand)]
+    Memory(memory::MemoryCommand),
     /// Queue a run in Postgres for a worker to execute.
     Submit(queue::SubmitArgs),
     /// Execute queued runs (run any number, on any number of machines).
@@ -108,6 +112,11 @@ pub(crate) struct RunArgs {
     /// same prompt resumes it.
     #[arg(long, value_name = "SPEC")]
     runtime: Option<String>,
+    /// Long-term memory for the agent: inmemory, sqlite:PATH, … (default:
+    /// the config's `memory`, else none). The run is seeded from the
+    /// user's memory and stored in it.
+    #[arg(long, value_name = "SPEC")]
+    memory: Option<String>,
 }
 
 fn builder(args: &RunArgs) -> Result<AgentBuilder, loomflow::ConfigError> {
@@ -172,20 +181,37 @@ async fn run(args: RunArgs) -> Result<(), String> {
     if let Some(input) = &args.input {
         return workflow::run(&args, PathBuf::from(&args.prompt), input.clone()).await;
     }
-    let configured = match &args.config {
-        Some(path) => AgentConfig::from_file(path)
-            .and_then(|c| c.runtime_spec())
-            .map_err(|e| e.to_string())?,
+    let config = match &args.config {
+        Some(path) => Some(AgentConfig::from_file(path).map_err(|e| e.to_string())?),
+        None => None,
+    };
+    let configured = match &config {
+        Some(c) => c.runtime_spec().map_err(|e| e.to_string())?,
         None => None,
     };
     let spec = journal::spec(args.runtime.as_deref(), configured)?;
     let journal = loomflow::open_journal(&spec)
         .await
         .map_err(|e| e.to_string())?;
-    let agent = builder(&args)
-        .map(|b| b.journal(journal))
-        .and_then(AgentBuilder::build)
-        .map_err(|e| e.to_string())?;
+    let memory_spec = match (&args.memory, &config) {
+        (Some(flag), _) => Some(
+            flag.parse::<loomflow::memory::MemorySpec>()
+                .map_err(|e| e.to_string())?,
+        ),
+        (None, Some(c)) => c.memory_spec().map_err(|e| e.to_string())?,
+        (None, None) => None,
+    };
+    let mut b = builder(&args).map_err(|e| e.to_string())?.journal(journal);
+    if let Some(spec) = memory_spec {
+        let memory = loomflow::open_memory(&spec)
+            .await
+            .map_err(|e| e.to_string())?;
+        b = b.memory(memory);
+        if !spec.with_facts {
+            b = b.memory_options(loomflow::agent::MemoryOptions::default().facts(0));
+        }
+    }
+    let agent = b.build().map_err(|e| e.to_string())?;
     let request = request(&agent, &args).map_err(|e| e.to_string())?;
     let mut out = std::io::stdout().lock();
     if !args.stream {
@@ -260,6 +286,7 @@ fn main() -> ExitCode {
         Command::Run(args) => block_on(run(*args)),
         Command::Signal(args) => block_on(journal::signal(args)),
         Command::Journal(command) => block_on(journal::journal(command)),
+        Command::Memory(command) => block_on(memory::memory(command)),
         Command::Submit(args) => block_on(queue::submit(args)),
         Command::Worker(args) => block_on(queue::worker(args)),
         Command::Status(args) => block_on(queue::status(args)),

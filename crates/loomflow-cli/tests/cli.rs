@@ -527,3 +527,91 @@ fn submit_worker_and_status_share_a_postgres_queue() {
         "{err}"
     );
 }
+
+#[test]
+fn memory_carries_a_session_across_processes_and_the_memory_commands_serve_gdpr_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let mem = format!("sqlite:{}", dir.path().join("mem.db").display());
+    let journal = format!("sqlite:{}", dir.path().join("journal.db").display());
+    let run = |prompt: &str, user: &str, session: &str| {
+        let o = loomflow(&[
+            "run",
+            prompt,
+            "--model",
+            "echo",
+            "--json",
+            "--user",
+            user,
+            "--session",
+            session,
+            "--memory",
+            &mem,
+            "--runtime",
+            &journal,
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let r: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+        r["tokens_in"].as_u64().unwrap()
+    };
+    // The echo model counts one input token per word of the transcript it
+    // is sent: a second process continuing s1 sends the first turn too.
+    let first = run("my name is Alice", "alice", "s1");
+    let continued = run("what is my name", "alice", "s1");
+    let fresh = run("what is my name", "alice", "s9");
+    let other_user = run("what is my name", "bob", "s1");
+    assert_eq!(first, 4);
+    assert_eq!(other_user, 4, "bob's s1 is not alice's s1");
+    // The first turn (4 + 5 words), then the new prompt.
+    assert_eq!(continued, 4 + 5 + 4, "history replayed");
+    // Another session of alice's recalls s1's turns as past episodes.
+    assert!(fresh > 4, "s9 recalls s1 as past episodes: {fresh}");
+
+    let o = loomflow(&["memory", "profile", "--memory", &mem, "--user", "alice"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let p: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(p["episode_count"], 3);
+    assert_eq!(p["recent_sessions"], serde_json::json!(["s9", "s1"]));
+    assert_eq!(p["backend"], "sqlite");
+
+    let o = loomflow(&["memory", "export", "--memory", &mem, "--user", "alice"]);
+    let e: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(e["episodes"][0]["input"], "my name is Alice");
+    assert_eq!(e["episodes"][0]["output"], "Echo: my name is Alice");
+
+    let o = loomflow(&[
+        "memory",
+        "forget",
+        "--memory",
+        &mem,
+        "--user",
+        "alice",
+        "--session",
+        "s1",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let f: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(f["erased"]["episodes"], 2);
+    let o = loomflow(&[
+        "memory", "forget", "--memory", &mem, "--user", "alice", "--before", "1d",
+    ]);
+    let f: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(f["total"], 0, "nothing is a day old");
+    let o = loomflow(&["memory", "forget", "--memory", &mem, "--user", "alice"]);
+    let f: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(f["erased"]["episodes"], 1);
+    let o = loomflow(&["memory", "profile", "--memory", &mem, "--user", "bob"]);
+    let p: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(p["episode_count"], 1, "bob keeps his");
+
+    let o = loomflow(&[
+        "memory", "forget", "--memory", &mem, "--user", "alice", "--before", "soon",
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("neither an RFC 3339 time"),
+        "{}",
+        stderr(&o)
+    );
+    let o = loomflow(&["memory", "profile", "--memory", "mongo://x"]);
+    assert!(stderr(&o).contains("valid choices are"), "{}", stderr(&o));
+}

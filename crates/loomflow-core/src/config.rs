@@ -47,6 +47,7 @@ const TOP_KEYS: &[&str] = &[
     "strict_effort",
     "prompt_caching",
     "runtime",
+    "memory",
 ];
 const PROMPT_CACHING_KEYS: &[&str] = &["ttl", "key"];
 const MODEL_KEYS: &[&str] = &["name", "model", "turns", "prefix"];
@@ -144,9 +145,30 @@ pub struct AgentConfig {
     /// Checked here; opened by the caller (`loomflow::open_journal`), since
     /// the backends live in their own crates.
     pub runtime: Option<String>,
+    /// Where long-term memory lives: a string such as `"sqlite:./bot.db"`
+    /// or a table `{ backend, path | url, namespace, embedder, with_facts }`
+    /// (see [`MemorySpec`](crate::memory::MemorySpec)). Checked here;
+    /// opened by the caller (`loomflow::open_memory`).
+    pub memory: Option<toml::Value>,
 }
 
 impl AgentConfig {
+    /// The `memory` key, parsed.
+    pub fn memory_spec(&self) -> Result<Option<crate::memory::MemorySpec>, ConfigError> {
+        match &self.memory {
+            None => Ok(None),
+            Some(toml::Value::String(s)) => s.parse().map(Some),
+            Some(toml::Value::Table(t)) => crate::memory::MemorySpec::from_table(t).map(Some),
+            Some(other) => Err(ConfigError::invalid(
+                "memory",
+                format!(
+                    "`memory` must be a string such as \"sqlite:./bot.db\" or a table, not a {}",
+                    other.type_str()
+                ),
+            )),
+        }
+    }
+
     /// The `runtime` key, parsed.
     pub fn runtime_spec(&self) -> Result<Option<crate::journal::RuntimeSpec>, ConfigError> {
         self.runtime.as_deref().map(str::parse).transpose()
@@ -258,6 +280,10 @@ impl AgentConfig {
                 message: format!("{key_prefix}{}", e.message()),
             })?;
         config.runtime_spec().map_err(|e| ConfigError::File {
+            file: file.to_owned(),
+            message: format!("{key_prefix}{e}"),
+        })?;
+        config.memory_spec().map_err(|e| ConfigError::File {
             file: file.to_owned(),
             message: format!("{key_prefix}{e}"),
         })?;

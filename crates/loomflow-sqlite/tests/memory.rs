@@ -1,6 +1,8 @@
 //! The SQLite memory: the shared contract, a file shared by two handles
 //! (as by two processes), and continuity across reopening the file.
 
+#![allow(clippy::unwrap_used, clippy::panic)]
+
 use std::sync::Arc;
 
 use loomflow::memory::{Episode, Fact, FactQuery, HashEmbedder, Memory, MemoryError, Recall};
@@ -132,4 +134,100 @@ async fn namespaces_share_nothing_and_a_different_embedder_dimension_is_refused(
     );
     // Nothing stored was lost.
     assert_eq!(support.profile(&u).await.unwrap().episode_count, 1);
+}
+
+/// Set in the re-executed test binary: the database file.
+const CHILD_DB: &str = "LOOMFLOW_MEMORY_CHILD_DB";
+/// Set in the re-executed test binary: the prompt.
+const CHILD_PROMPT: &str = "LOOMFLOW_MEMORY_CHILD_PROMPT";
+
+/// The child: one agent run on the SQLite memory, printing what the model
+/// was sent. A no-op in a normal test run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_child() {
+    let (Ok(db), Ok(prompt)) = (std::env::var(CHILD_DB), std::env::var(CHILD_PROMPT)) else {
+        return;
+    };
+    let memory = Arc::new(SqliteMemory::open(&db).unwrap());
+    let alice = UserId::new("alice").unwrap();
+    if prompt.starts_with("My name") {
+        memory
+            .append_fact(&alice, Fact::new("user", "NameIs", "Alice").unwrap())
+            .await
+            .unwrap();
+    }
+    let model = loomflow_testkit::RecordingModel::new(loomflow::EchoModel::new());
+    let agent = loomflow::Agent::builder()
+        .instructions("Be brief.")
+        .model(model.clone())
+        .memory(memory)
+        .build()
+        .unwrap();
+    agent
+        .run(prompt)
+        .user("alice")
+        .session("chat")
+        .await
+        .unwrap();
+    let sent: Vec<(String, String)> = model.calls()[0]
+        .messages
+        .iter()
+        .map(|m| (format!("{:?}", m.role), m.text_content()))
+        .collect();
+    println!("SENT {}", serde_json::to_string(&sent).unwrap());
+}
+
+fn child(db: &std::path::Path, prompt: &str) -> Vec<(String, String)> {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "memory_child", "--nocapture", "--test-threads=1"])
+        .env(CHILD_DB, db)
+        .env(CHILD_PROMPT, prompt)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = stdout
+        .lines()
+        .find_map(|l| l.split_once("SENT ").map(|(_, json)| json))
+        .unwrap_or_else(|| panic!("no SENT line in {stdout}"));
+    serde_json::from_str(line).unwrap()
+}
+
+#[test]
+fn a_fresh_process_continues_the_session_and_recalls_facts_from_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("bot.db");
+    // The first process stores a fact, then runs: no history yet.
+    let first = child(&db, "My name is Alice");
+    assert_eq!(
+        first.len(),
+        3,
+        "instructions, the fact, the prompt: {first:?}"
+    );
+    let second = child(&db, "What is my name?");
+    let texts: Vec<(&str, &str)> = second
+        .iter()
+        .map(|(r, t)| (r.as_str(), t.as_str()))
+        .collect();
+    assert_eq!(texts[0], ("System", "Be brief."));
+    assert_eq!(texts[1].0, "System");
+    assert!(
+        texts[1]
+            .1
+            .starts_with("Known facts:\n- user name_is Alice (since "),
+        "{:?}",
+        texts[1]
+    );
+    assert_eq!(
+        &texts[2..],
+        [
+            ("User", "My name is Alice"),
+            ("Assistant", "Echo: My name is Alice"),
+            ("User", "What is my name?")
+        ]
+    );
 }

@@ -79,6 +79,91 @@ pub mod postgres {
     pub use loomflow_postgres::*;
 }
 
+/// Opens the memory a [`MemorySpec`](memory::MemorySpec) names, with its
+/// embedder: in this process, or a SQLite file (its folder is created;
+/// feature `sqlite`). The Postgres, Redis and Chroma memories are not in
+/// this release yet: naming one is a [`ConfigError`] that says so, as is a
+/// backend whose feature is off.
+///
+/// ```
+/// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+/// let memory = loomflow::open_memory(&"inmemory".parse().unwrap()).await.unwrap();
+/// assert_eq!(memory.backend(), "inmemory");
+/// # });
+/// ```
+pub async fn open_memory(
+    spec: &memory::MemorySpec,
+) -> Result<std::sync::Arc<dyn memory::Memory>, ConfigError> {
+    use memory::MemoryBackend;
+    let embedder = open_embedder(&spec.embedder()?)?;
+    match &spec.backend {
+        MemoryBackend::InMemory => Ok(std::sync::Arc::new(memory::InMemoryMemory::with_embedder(
+            embedder,
+        ))),
+        #[cfg(feature = "sqlite")]
+        MemoryBackend::Sqlite(path) => {
+            let opened = if path.as_os_str() == ":memory:" {
+                loomflow_sqlite::SqliteMemory::open_in_memory()
+            } else {
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir).map_err(|e| {
+                        ConfigError::invalid(
+                            "memory",
+                            format!("cannot create the memory folder `{}`: {e}", dir.display()),
+                        )
+                    })?;
+                }
+                loomflow_sqlite::SqliteMemory::open(path)
+            };
+            let mut m = opened
+                .map_err(|e| ConfigError::invalid("memory", e.to_string()))?
+                .with_embedder(embedder);
+            if let Some(ns) = &spec.namespace {
+                m = m.with_namespace(ns.clone());
+            }
+            Ok(std::sync::Arc::new(m))
+        }
+        #[allow(unreachable_patterns)]
+        other => Err(ConfigError::invalid(
+            "memory",
+            match other {
+                MemoryBackend::Sqlite(_) => {
+                    format!("`{spec}` needs the loomflow crate's `sqlite` feature")
+                }
+                _ => format!(
+                    "`{spec}`: the Postgres, Redis and Chroma memories are not in this release yet; \
+                     use \"sqlite:<path>\" or \"inmemory\""
+                ),
+            },
+        )),
+    }
+}
+
+/// The embedder an [`EmbedderSpec`](memory::EmbedderSpec) names.
+pub fn open_embedder(
+    spec: &memory::EmbedderSpec,
+) -> Result<std::sync::Arc<dyn Embedder>, ConfigError> {
+    use memory::EmbedderSpec;
+    match spec {
+        EmbedderSpec::Hash(n) => Ok(std::sync::Arc::new(memory::HashEmbedder::new(*n))),
+        #[cfg(feature = "openai")]
+        EmbedderSpec::OpenAi(model) => Ok(std::sync::Arc::new(
+            loomflow_openai::OpenAiEmbedder::builder(model.clone()).build()?,
+        )),
+        #[allow(unreachable_patterns)]
+        other => Err(ConfigError::invalid(
+            "memory.embedder",
+            match other {
+                EmbedderSpec::OpenAi(_) => {
+                    "the OpenAI embedder needs the loomflow crate's `openai` feature".to_owned()
+                }
+                _ => "the local MiniLM embedder is not in this release yet; use \"hash\" or \"openai\""
+                    .to_owned(),
+            },
+        )),
+    }
+}
+
 /// Opens the journal a [`RuntimeSpec`](journal::RuntimeSpec) names:
 /// in memory, a SQLite file (its folder is created; feature `sqlite`), or a
 /// Postgres database (feature `postgres`). A backend whose feature is off is

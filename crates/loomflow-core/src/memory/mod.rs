@@ -37,6 +37,7 @@ mod ann;
 mod fact;
 mod hash_embed;
 mod in_memory;
+mod spec;
 pub mod text;
 mod types;
 
@@ -52,6 +53,7 @@ pub use fact::{
 };
 pub use hash_embed::HashEmbedder;
 pub use in_memory::{InMemoryMemory, fuse_matches, recall_candidates, sample_facts};
+pub use spec::{EmbedderSpec, MemoryBackend, MemorySpec};
 pub use types::{
     Episode, EpisodeMatch, FactQuery, Forget, Forgotten, MemoryBlock, MemoryError, MemoryExport,
     MemoryProfile, Recall,
