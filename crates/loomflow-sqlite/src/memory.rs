@@ -501,6 +501,8 @@ impl Inner {
         })
     }
 
+    /// The user's episodes matching `filter` (SQL after `WHERE`, with the
+    /// namespace and user key bound as ?1 and ?2), with their row numbers.
     fn episodes_where(
         &self,
         conn: &Connection,
@@ -510,7 +512,7 @@ impl Inner {
     ) -> Result<Vec<(i64, Episode)>, MemoryError> {
         let sql = format!(
             "SELECT id, session, occurred_at, input, output, extra, seq FROM memory_episodes
-             WHERE ns = ?1 AND user_key = ?2 {filter}"
+             WHERE {filter}"
         );
         let mut stmt = conn.prepare_cached(&sql).map_err(db_error)?;
         let key = user.storage_key();
@@ -850,7 +852,14 @@ impl Memory for SqliteMemory {
                 .collect::<Vec<_>>()
                 .join(",");
             let mut loaded: HashMap<i64, Episode> = inner
-                .episodes_where(conn, &user, &format!("AND seq IN ({list})"), &[])?
+                // `+` keeps SQLite on the primary key for the candidates
+                // instead of scanning the user's rows through an index.
+                .episodes_where(
+                    conn,
+                    &user,
+                    &format!("seq IN ({list}) AND +ns = ?1 AND +user_key = ?2"),
+                    &[],
+                )?
                 .into_iter()
                 .collect();
             Ok(fuse_matches(&by_vector, &by_keyword, &query, |seq| {
@@ -872,7 +881,7 @@ impl Memory for SqliteMemory {
             let mut eps = inner.episodes_where(
                 conn,
                 &user,
-                "AND session = ?3 ORDER BY occurred_at DESC, id DESC LIMIT ?4",
+                "ns = ?1 AND user_key = ?2 AND session = ?3 ORDER BY occurred_at DESC, id DESC LIMIT ?4",
                 &[&session, &limit],
             )?;
             eps.reverse();
@@ -1053,7 +1062,12 @@ impl Memory for SqliteMemory {
                 filter.push_str(&format!(" AND occurred_at < ?{}", args.len() + 2));
             }
             let refs: Vec<&dyn rusqlite::ToSql> = args.iter().map(|b| b.as_ref()).collect();
-            let doomed = inner.episodes_where(&tx, user, &filter, &refs)?;
+            let doomed = inner.episodes_where(
+                &tx,
+                user,
+                &format!("ns = ?1 AND user_key = ?2{filter}"),
+                &refs,
+            )?;
             for (seq, _) in &doomed {
                 tx.execute(
                     "DELETE FROM memory_episodes WHERE ns = ?1 AND user_key = ?2 AND seq = ?3",
@@ -1101,7 +1115,12 @@ impl Memory for SqliteMemory {
         let user = user.clone();
         self.with_conn(move |inner, conn| {
             let episodes = inner
-                .episodes_where(conn, &user, "ORDER BY occurred_at, id", &[])?
+                .episodes_where(
+                    conn,
+                    &user,
+                    "ns = ?1 AND user_key = ?2 ORDER BY occurred_at, id",
+                    &[],
+                )?
                 .into_iter()
                 .map(|(_, e)| e)
                 .collect();
