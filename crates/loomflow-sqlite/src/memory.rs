@@ -514,15 +514,30 @@ impl Inner {
             "SELECT id, session, occurred_at, input, output, extra, seq FROM memory_episodes
              WHERE {filter}"
         );
-        let mut stmt = conn.prepare_cached(&sql).map_err(db_error)?;
+        self.rows(conn, user, &sql, extra, |row| {
+            let seq: i64 = row.get(6).map_err(db_error)?;
+            Ok((seq, self.read_episode(user, row)?))
+        })
+    }
+
+    /// Runs `sql` with the namespace and user key bound as ?1 and ?2 and
+    /// `extra` after them, reading each row with `read`.
+    fn rows<T>(
+        &self,
+        conn: &Connection,
+        user: &UserId,
+        sql: &str,
+        extra: &[&dyn rusqlite::ToSql],
+        mut read: impl FnMut(&rusqlite::Row<'_>) -> Result<T, MemoryError>,
+    ) -> Result<Vec<T>, MemoryError> {
+        let mut stmt = conn.prepare_cached(sql).map_err(db_error)?;
         let key = user.storage_key();
         let mut args: Vec<&dyn rusqlite::ToSql> = vec![&self.namespace, &key];
         args.extend_from_slice(extra);
         let mut rows = stmt.query(args.as_slice()).map_err(db_error)?;
         let mut out = Vec::new();
         while let Some(row) = rows.next().map_err(db_error)? {
-            let seq: i64 = row.get(6).map_err(db_error)?;
-            out.push((seq, self.read_episode(user, row)?));
+            out.push(read(row)?);
         }
         Ok(out)
     }
@@ -539,19 +554,13 @@ impl Inner {
                     recorded_at, sources
              FROM memory_facts WHERE ns = ?1 AND user_key = ?2 {filter}"
         );
-        let mut stmt = conn.prepare_cached(&sql).map_err(db_error)?;
-        let key = user.storage_key();
-        let mut args: Vec<&dyn rusqlite::ToSql> = vec![&self.namespace, &key];
-        args.extend_from_slice(extra);
-        let mut rows = stmt.query(args.as_slice()).map_err(db_error)?;
-        let mut out = Vec::new();
-        while let Some(row) = rows.next().map_err(db_error)? {
+        self.rows(conn, user, &sql, extra, |row| {
             let id: String = row.get(0).map_err(db_error)?;
             let sources: String = row.get(8).map_err(db_error)?;
             let sources: Vec<String> = serde_json::from_str(&sources)
                 .map_err(|e| corrupt(user, format!("fact {id}"), e))?;
             let until: Option<i64> = row.get(6).map_err(db_error)?;
-            out.push(Fact {
+            Ok(Fact {
                 subject: row.get(1).map_err(db_error)?,
                 predicate: row.get(2).map_err(db_error)?,
                 object: row.get(3).map_err(db_error)?,
@@ -561,9 +570,8 @@ impl Inner {
                 recorded_at: from_micros(row.get(7).map_err(db_error)?),
                 sources,
                 id,
-            });
-        }
-        Ok(out)
+            })
+        })
     }
 
     fn blocks(&self, conn: &Connection, user: &UserId) -> Result<Vec<MemoryBlock>, MemoryError> {

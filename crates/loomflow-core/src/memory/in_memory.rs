@@ -268,6 +268,45 @@ impl InMemoryMemory {
         state
     }
 
+    /// Sets (or, with `append`, extends on a new line) block `name`,
+    /// creating it after the user's other blocks.
+    fn write_block(
+        &self,
+        user: &UserId,
+        name: &str,
+        text: &str,
+        append: bool,
+    ) -> Result<MemoryBlock, MemoryError> {
+        check_block_name(name)?;
+        let state = self.get_or_create(user);
+        let mut s = write(&state);
+        let next = s.blocks.len() as u32;
+        let now = Utc::now();
+        let block = match s.blocks.iter_mut().find(|b| b.name == name) {
+            Some(b) => {
+                if !append {
+                    b.content.clear();
+                } else if !b.content.is_empty() {
+                    b.content.push('\n');
+                }
+                b.content.push_str(text);
+                b.updated_at = now;
+                b.clone()
+            }
+            None => {
+                let b = MemoryBlock {
+                    name: name.to_owned(),
+                    content: text.to_owned(),
+                    updated_at: now,
+                    pinned_order: next,
+                };
+                s.blocks.push(b.clone());
+                b
+            }
+        };
+        Ok(block)
+    }
+
     async fn embed(&self, text: &str) -> Result<Vec<f32>, MemoryError> {
         let mut vectors =
             self.embedder
@@ -333,29 +372,7 @@ impl Memory for InMemoryMemory {
         name: &str,
         content: &str,
     ) -> Result<MemoryBlock, MemoryError> {
-        check_block_name(name)?;
-        let state = self.get_or_create(user);
-        let mut s = write(&state);
-        let next = s.blocks.len() as u32;
-        let now = Utc::now();
-        let block = match s.blocks.iter_mut().find(|b| b.name == name) {
-            Some(b) => {
-                b.content = content.to_owned();
-                b.updated_at = now;
-                b.clone()
-            }
-            None => {
-                let b = MemoryBlock {
-                    name: name.to_owned(),
-                    content: content.to_owned(),
-                    updated_at: now,
-                    pinned_order: next,
-                };
-                s.blocks.push(b.clone());
-                b
-            }
-        };
-        Ok(block)
+        self.write_block(user, name, content, false)
     }
 
     async fn append_block(
@@ -364,32 +381,7 @@ impl Memory for InMemoryMemory {
         name: &str,
         text: &str,
     ) -> Result<MemoryBlock, MemoryError> {
-        check_block_name(name)?;
-        let state = self.get_or_create(user);
-        let mut s = write(&state);
-        let next = s.blocks.len() as u32;
-        let now = Utc::now();
-        let block = match s.blocks.iter_mut().find(|b| b.name == name) {
-            Some(b) => {
-                if !b.content.is_empty() {
-                    b.content.push('\n');
-                }
-                b.content.push_str(text);
-                b.updated_at = now;
-                b.clone()
-            }
-            None => {
-                let b = MemoryBlock {
-                    name: name.to_owned(),
-                    content: text.to_owned(),
-                    updated_at: now,
-                    pinned_order: next,
-                };
-                s.blocks.push(b.clone());
-                b
-            }
-        };
-        Ok(block)
+        self.write_block(user, name, text, true)
     }
 
     async fn remember(&self, user: &UserId, episode: Episode) -> Result<String, MemoryError> {
