@@ -64,7 +64,9 @@ impl std::fmt::Debug for SqliteMemory {
 }
 
 struct Inner {
-    conn: Mutex<Connection>,
+    /// Shared by every handle derived from one `open` (another namespace
+    /// or embedder on the same database).
+    conn: Arc<Mutex<Connection>>,
     path: PathBuf,
     namespace: String,
     embedder: Arc<dyn Embedder>,
@@ -239,7 +241,7 @@ impl SqliteMemory {
             .map_err(|e| db_error(format!("cannot set up `{}`: {e}", path.display())))?;
         Ok(Self {
             inner: Arc::new(Inner {
-                conn: Mutex::new(conn),
+                conn: Arc::new(Mutex::new(conn)),
                 path,
                 namespace: String::new(),
                 embedder: Arc::new(HashEmbedder::default()),
@@ -262,33 +264,18 @@ impl SqliteMemory {
         self.rebuild(|inner| inner.namespace = namespace)
     }
 
+    /// A handle on the same connection with `change` applied and an index
+    /// cache of its own (a cached index belongs to one namespace and
+    /// embedder).
     fn rebuild(self, change: impl FnOnce(&mut Inner)) -> Self {
-        let inner = match Arc::try_unwrap(self.inner) {
-            Ok(mut inner) => {
-                change(&mut inner);
-                inner.indexes = Mutex::new(IndexCache::default());
-                inner
-            }
-            Err(shared) => {
-                // Another clone exists: open a second connection to the file.
-                let conn = match &*shared.path.to_string_lossy() {
-                    ":memory:" => None,
-                    _ => Connection::open(&shared.path).ok(),
-                };
-                let Some(conn) = conn else {
-                    return Self { inner: shared };
-                };
-                let mut inner = Inner {
-                    conn: Mutex::new(conn),
-                    path: shared.path.clone(),
-                    namespace: shared.namespace.clone(),
-                    embedder: shared.embedder.clone(),
-                    indexes: Mutex::new(IndexCache::default()),
-                };
-                change(&mut inner);
-                inner
-            }
+        let mut inner = Inner {
+            conn: self.inner.conn.clone(),
+            path: self.inner.path.clone(),
+            namespace: self.inner.namespace.clone(),
+            embedder: self.inner.embedder.clone(),
+            indexes: Mutex::new(IndexCache::default()),
         };
+        change(&mut inner);
         Self {
             inner: Arc::new(inner),
         }
@@ -582,14 +569,7 @@ impl Inner {
             )
             .map_err(db_error)?;
         let rows = stmt
-            .query_map(params![self.ns(), user.storage_key()], |r| {
-                Ok(MemoryBlock {
-                    name: r.get(0)?,
-                    content: r.get(1)?,
-                    updated_at: from_micros(r.get(2)?),
-                    pinned_order: r.get::<_, i64>(3)? as u32,
-                })
-            })
+            .query_map(params![self.ns(), user.storage_key()], read_block)
             .map_err(db_error)?;
         rows.collect::<Result<_, _>>().map_err(db_error)
     }
@@ -641,19 +621,22 @@ impl Inner {
                 "SELECT name, content, updated_at, pinned_order FROM memory_blocks
                  WHERE ns = ?1 AND user_key = ?2 AND name = ?3",
                 params![self.ns(), key, name],
-                |r| {
-                    Ok(MemoryBlock {
-                        name: r.get(0)?,
-                        content: r.get(1)?,
-                        updated_at: from_micros(r.get(2)?),
-                        pinned_order: r.get::<_, i64>(3)? as u32,
-                    })
-                },
+                read_block,
             )
             .map_err(db_error)?;
         tx.commit().map_err(db_error)?;
         Ok(block)
     }
+}
+
+/// A block from `SELECT name, content, updated_at, pinned_order`.
+fn read_block(r: &rusqlite::Row<'_>) -> rusqlite::Result<MemoryBlock> {
+    Ok(MemoryBlock {
+        name: r.get(0)?,
+        content: r.get(1)?,
+        updated_at: from_micros(r.get(2)?),
+        pinned_order: r.get::<_, i64>(3)? as u32,
+    })
 }
 
 fn corrupt(user: &UserId, what: String, e: impl std::fmt::Display) -> MemoryError {
@@ -850,23 +833,19 @@ impl Memory for SqliteMemory {
                 Vec::new()
             };
             drop(index);
-            // Load only the candidates, in one query.
+            // Load only the candidates, in one cached statement (the ids go
+            // in as one JSON array). `+` keeps SQLite on the primary key
+            // instead of scanning the user's rows through an index.
             let mut wanted: Vec<i64> = by_vector.iter().chain(&by_keyword).map(|h| h.0).collect();
             wanted.sort_unstable();
             wanted.dedup();
-            let list = wanted
-                .iter()
-                .map(i64::to_string)
-                .collect::<Vec<_>>()
-                .join(",");
+            let list = serde_json::to_string(&wanted).map_err(db_error)?;
             let mut loaded: HashMap<i64, Episode> = inner
-                // `+` keeps SQLite on the primary key for the candidates
-                // instead of scanning the user's rows through an index.
                 .episodes_where(
                     conn,
                     &user,
-                    &format!("seq IN ({list}) AND +ns = ?1 AND +user_key = ?2"),
-                    &[],
+                    "seq IN (SELECT value FROM json_each(?3)) AND +ns = ?1 AND +user_key = ?2",
+                    &[&list],
                 )?
                 .into_iter()
                 .collect();

@@ -231,3 +231,21 @@ fn a_fresh_process_continues_the_session_and_recalls_facts_from_the_file() {
         ]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cloned_in_memory_handle_can_take_another_namespace() {
+    let base = SqliteMemory::open_in_memory().unwrap();
+    let kept = base.clone();
+    let other = base.with_namespace("other");
+    let u = UserId::new("alice").unwrap();
+    other
+        .remember(&u, Episode::new("only in other", "ok"))
+        .await
+        .unwrap();
+    assert_eq!(other.profile(&u).await.unwrap().episode_count, 1);
+    assert_eq!(
+        kept.profile(&u).await.unwrap().episode_count,
+        0,
+        "namespaces share nothing"
+    );
+}

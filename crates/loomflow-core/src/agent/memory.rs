@@ -92,15 +92,37 @@ fn tokens(text: &str) -> usize {
     text.len().div_ceil(4)
 }
 
+/// The longest prefix of `text` of at most `max` bytes that ends on a
+/// character boundary (`str::floor_char_boundary` is newer than our MSRV).
 fn clip(text: &str, max: usize) -> &str {
-    if text.len() <= max {
-        return text;
-    }
-    let mut end = max;
+    let mut end = max.min(text.len());
     while !text.is_char_boundary(end) {
         end -= 1;
     }
     &text[..end]
+}
+
+/// Appends `heading` and as many of `lines` as `budget` (in tokens) allows
+/// to `out` (the heading only if a line fits); stops at the first line
+/// that does not fit.
+fn pack(out: &mut String, heading: &str, lines: impl Iterator<Item = String>, budget: &mut usize) {
+    let mut started = false;
+    for line in lines {
+        let cost = tokens(&line) + if started { 0 } else { tokens(heading) };
+        if cost > *budget {
+            return;
+        }
+        *budget -= cost;
+        if !started {
+            if !out.is_empty() {
+                out.push('\n');
+            }
+            out.push_str(heading);
+            started = true;
+        }
+        out.push('\n');
+        out.push_str(&line);
+    }
 }
 
 /// The messages that go between the system instructions and the user's
@@ -149,48 +171,28 @@ pub(crate) async fn seed(
         }
         let mut budget = options.token_budget;
         let mut recalled = String::new();
-        let mut take = |line: String, heading: &str, recalled: &mut String| {
-            let cost = tokens(&line)
-                + if recalled.contains(heading) {
-                    0
-                } else {
-                    tokens(heading)
-                };
-            if cost > budget {
-                return false;
-            }
-            budget -= cost;
-            if !recalled.contains(heading) {
-                if !recalled.is_empty() {
-                    recalled.push('\n');
-                }
-                recalled.push_str(heading);
-            }
-            recalled.push('\n');
-            recalled.push_str(&line);
-            true
-        };
-        for f in &facts {
+        let facts = facts.iter().map(|f| {
             let since = f.valid_from.format("%Y-%m-%d");
-            let line = format!(
+            format!(
                 "- {} {} {} (since {since})",
                 f.subject, f.predicate, f.object
-            );
-            if !take(line, "Known facts:", &mut recalled) {
-                break;
-            }
-        }
-        for e in &episodes {
-            let line = format!(
+            )
+        });
+        pack(&mut recalled, "Known facts:", facts, &mut budget);
+        let episodes = episodes.iter().map(|e| {
+            format!(
                 "- {}: User: {} | Assistant: {}",
                 e.occurred_at.format("%Y-%m-%d"),
                 clip(&e.input, 600),
                 clip(&e.output, 600)
-            );
-            if !take(line, "Relevant past episodes:", &mut recalled) {
-                break;
-            }
-        }
+            )
+        });
+        pack(
+            &mut recalled,
+            "Relevant past episodes:",
+            episodes,
+            &mut budget,
+        );
         if !recalled.is_empty() {
             messages.push(Message::system(recalled));
         }
@@ -218,7 +220,7 @@ pub(crate) async fn persist(
     let mut episode = Episode::new(input, output).session(ctx.session_id.clone());
     for m in transcript {
         for call in &m.tool_calls {
-            episode.tool_calls.push(call.tool.to_string());
+            episode.tool_calls.push(call.tool.clone());
         }
     }
     if options.persist_tool_transcripts {
@@ -228,11 +230,9 @@ pub(crate) async fn persist(
             .map(|m| {
                 let mut m = m.clone();
                 for part in &mut m.content {
-                    if let crate::message::ContentPart::Text { text } = part
-                        && text.len() > options.transcript_max_bytes
-                    {
-                        let cut = clip(text, options.transcript_max_bytes).len();
-                        text.truncate(cut);
+                    if let crate::message::ContentPart::Text { text } = part {
+                        let keep = clip(text, options.transcript_max_bytes).len();
+                        text.truncate(keep);
                     }
                 }
                 m

@@ -13,8 +13,7 @@ use super::text::for_each_token;
 /// platform and release.
 ///
 /// It is lexical, not semantic ("car" and "automobile" share nothing); use a
-/// real model (OpenAI, or the local MiniLM behind the `local-embed` feature)
-/// when meaning matters. The reference's hash embedder seeded Python's
+/// real model (`loomflow::openai::OpenAiEmbedder`) when meaning matters. The reference's hash embedder seeded Python's
 /// random generator from a SHA-256 of the whole text, so only identical
 /// texts were similar; this one is not vector-compatible with it.
 ///

@@ -61,9 +61,9 @@ pub use types::{
 
 /// A user-partitioned long-term memory. See the [module docs](self).
 ///
-/// Backends: [`InMemoryMemory`] here, `loomflow-sqlite`'s `SqliteMemory`
-/// (the embedded default), and the Postgres (pgvector), Redis and Chroma
-/// adapters. Every one passes `loomflow_testkit::memory_contract`.
+/// Backends: [`InMemoryMemory`] here and `loomflow-sqlite`'s `SqliteMemory`
+/// (the embedded default); both pass `loomflow_testkit::memory_contract`,
+/// which every later adapter must pass too.
 #[async_trait]
 pub trait Memory: Send + Sync + 'static {
     /// The backend's name (`inmemory`, `sqlite`, …).

@@ -35,7 +35,8 @@ pub enum EmbedderSpec {
     /// `"openai-large"`, or `"openai:<model>"`).
     OpenAi(String),
     /// The local all-MiniLM-L6-v2 model from a folder of its files
-    /// (`"local:<dir>"`), with the `local-embed` feature.
+    /// (`"local:<dir>"`). Parsed, but not in this release yet: opening it
+    /// is an error that says so.
     Local(PathBuf),
 }
 
@@ -111,7 +112,10 @@ pub struct MemorySpec {
     pub namespace: Option<String>,
     /// The embedder (`None`: [`EmbedderSpec::from_env`]).
     pub embedder: Option<EmbedderSpec>,
-    /// Whether facts are kept (default true).
+    /// Whether agents recall facts from this memory (default true). With
+    /// `false` the caller sets the agent's
+    /// [`MemoryOptions::facts`](crate::agent::MemoryOptions::facts) to 0, as
+    /// `loomflow run` does; a store still keeps any fact it is given.
     pub with_facts: bool,
 }
 
