@@ -17,14 +17,12 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use loomflow_core::memory::text::Bm25Index;
 use loomflow_core::memory::{
-    Episode, EpisodeMatch, Fact, FactQuery, Forget, Forgotten, HashEmbedder, Hnsw, Memory,
-    MemoryBlock, MemoryError, MemoryExport, MemoryProfile, Recall, check_block_name, fuse_matches,
-    plan_supersession, rank_facts, recall_candidates,
+    Episode, EpisodeMatch, EpisodeTools, Fact, FactQuery, Forget, Forgotten, HashEmbedder, Hnsw,
+    Memory, MemoryBlock, MemoryError, MemoryExport, MemoryProfile, Recall, check_block_name,
+    embed_text, fuse_matches, plan_supersession, rank_facts, recall_candidates,
 };
-use loomflow_core::message::Message;
 use loomflow_core::{Embedder, SessionId, UserId};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
-use serde::{Deserialize, Serialize};
 
 const BACKEND: &str = "sqlite";
 /// Search breadth of the vector index (HNSW `ef`).
@@ -124,15 +122,6 @@ impl UserIndex {
             self.keywords.remove(slot, &meta.text);
         }
     }
-}
-
-/// The tool-related parts of an episode, stored as one JSON column.
-#[derive(Serialize, Deserialize, Default)]
-struct EpisodeExtra {
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    tool_calls: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    tool_transcript: Vec<Message>,
 }
 
 fn micros(at: DateTime<Utc>) -> i64 {
@@ -282,24 +271,8 @@ impl SqliteMemory {
     }
 
     async fn embed(&self, text: &str) -> Result<Vec<f32>, MemoryError> {
-        let e = &self.inner.embedder;
-        let mut v = e
-            .embed(&[text])
-            .await
-            .map_err(|err| MemoryError::Embedder {
-                embedder: e.name().to_owned(),
-                message: err.to_string(),
-            })?;
-        let v = v.pop().unwrap_or_default();
-        if v.len() != e.dimensions() {
-            return Err(MemoryError::Dimensions {
-                store: self.inner.path.display().to_string(),
-                stored: e.dimensions(),
-                embedder: e.name().to_owned(),
-                made: v.len(),
-            });
-        }
-        Ok(v)
+        let store = self.inner.path.display().to_string();
+        embed_text(self.inner.embedder.as_ref(), &store, text).await
     }
 
     /// Runs `f` with the connection on a blocking thread.
@@ -475,7 +448,7 @@ impl Inner {
             .transpose()
             .map_err(|e| corrupt(user, format!("episode {id}"), e))?;
         let extra: String = row.get(5).map_err(db_error)?;
-        let extra: EpisodeExtra =
+        let extra: EpisodeTools =
             serde_json::from_str(&extra).map_err(|e| corrupt(user, format!("episode {id}"), e))?;
         Ok(Episode {
             session,
@@ -712,11 +685,7 @@ impl Memory for SqliteMemory {
         let vector = self.embed(&episode.text()).await?;
         let user = user.clone();
         self.with_conn(move |inner, conn| {
-            let extra = serde_json::to_string(&EpisodeExtra {
-                tool_calls: episode.tool_calls.clone(),
-                tool_transcript: episode.tool_transcript.clone(),
-            })
-            .map_err(db_error)?;
+            let extra = serde_json::to_string(&EpisodeTools::from(&episode)).map_err(db_error)?;
             let tx = conn.transaction().map_err(db_error)?;
             inner.check_embedder(&tx)?;
             let key = user.storage_key();

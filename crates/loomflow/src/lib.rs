@@ -72,17 +72,18 @@ pub mod sqlite {
     pub use loomflow_sqlite::*;
 }
 
-/// Postgres storage: the shared journal and the run queue (feature
-/// `postgres`).
+/// Postgres storage: the shared journal, the run queue and long-term memory
+/// on pgvector (feature `postgres`).
 #[cfg(feature = "postgres")]
 pub mod postgres {
     pub use loomflow_postgres::*;
 }
 
 /// Opens the memory a [`MemorySpec`](memory::MemorySpec) names, with its
-/// embedder: in this process, or a SQLite file (its folder is created;
-/// feature `sqlite`). The Postgres, Redis and Chroma memories are not in
-/// this release yet: naming one is a [`ConfigError`] that says so, as is a
+/// embedder: in this process, a SQLite file (its folder is created;
+/// feature `sqlite`) or Postgres with pgvector (feature `postgres`; it
+/// connects on first use). The Redis and Chroma memories are not in this
+/// release yet: naming one is a [`ConfigError`] that says so, as is a
 /// backend whose feature is off.
 ///
 /// ```
@@ -123,6 +124,18 @@ pub async fn open_memory(
             }
             Ok(std::sync::Arc::new(m))
         }
+        #[cfg(feature = "postgres")]
+        MemoryBackend::Postgres(url) => {
+            // Lazy: nothing connects until the first operation, which names
+            // the URL (password redacted) if the server cannot be reached.
+            let mut m = loomflow_postgres::PostgresMemory::new(url)
+                .map_err(|e| ConfigError::invalid("memory", e.to_string()))?
+                .with_embedder(embedder);
+            if let Some(ns) = &spec.namespace {
+                m = m.with_namespace(ns.clone());
+            }
+            Ok(std::sync::Arc::new(m))
+        }
         #[allow(unreachable_patterns)]
         other => Err(ConfigError::invalid(
             "memory",
@@ -130,9 +143,12 @@ pub async fn open_memory(
                 MemoryBackend::Sqlite(_) => {
                     format!("`{spec}` needs the loomflow crate's `sqlite` feature")
                 }
+                MemoryBackend::Postgres(_) => {
+                    format!("`{spec}` needs the loomflow crate's `postgres` feature")
+                }
                 _ => format!(
-                    "`{spec}`: the Postgres, Redis and Chroma memories are not in this release yet; \
-                     use \"sqlite:<path>\" or \"inmemory\""
+                    "`{spec}`: the Redis and Chroma memories are not in this release yet; \
+                     use \"sqlite:<path>\", \"postgres://…\" or \"inmemory\""
                 ),
             },
         )),

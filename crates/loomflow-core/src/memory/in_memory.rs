@@ -308,24 +308,7 @@ impl InMemoryMemory {
     }
 
     async fn embed(&self, text: &str) -> Result<Vec<f32>, MemoryError> {
-        let mut vectors =
-            self.embedder
-                .embed(&[text])
-                .await
-                .map_err(|e| MemoryError::Embedder {
-                    embedder: self.embedder.name().to_owned(),
-                    message: e.to_string(),
-                })?;
-        let v = vectors.pop().unwrap_or_default();
-        if v.len() != self.embedder.dimensions() {
-            return Err(MemoryError::Dimensions {
-                store: BACKEND.to_owned(),
-                stored: self.embedder.dimensions(),
-                embedder: self.embedder.name().to_owned(),
-                made: v.len(),
-            });
-        }
-        Ok(v)
+        super::embed_text(self.embedder.as_ref(), BACKEND, text).await
     }
 }
 

@@ -55,8 +55,8 @@ pub use hash_embed::HashEmbedder;
 pub use in_memory::{InMemoryMemory, fuse_matches, recall_candidates, sample_facts};
 pub use spec::{EmbedderSpec, MemoryBackend, MemorySpec};
 pub use types::{
-    Episode, EpisodeMatch, FactQuery, Forget, Forgotten, MemoryBlock, MemoryError, MemoryExport,
-    MemoryProfile, Recall,
+    Episode, EpisodeMatch, EpisodeTools, FactQuery, Forget, Forgotten, MemoryBlock, MemoryError,
+    MemoryExport, MemoryProfile, Recall,
 };
 
 /// A user-partitioned long-term memory. See the [module docs](self).
@@ -206,6 +206,34 @@ pub fn rank_facts(mut facts: Vec<Fact>, text: &str, limit: usize) -> Vec<Fact> {
             .then_with(|| b.1.valid_from.cmp(&a.1.valid_from))
     });
     scored.into_iter().take(limit).map(|(_, f)| f).collect()
+}
+
+/// Embeds one text with `embedder` for the memory `store` (a path, URL or
+/// collection, named in errors): an embedder failure is a
+/// [`MemoryError::Embedder`], a vector of the wrong length a
+/// [`MemoryError::Dimensions`].
+pub async fn embed_text(
+    embedder: &dyn crate::Embedder,
+    store: &str,
+    text: &str,
+) -> Result<Vec<f32>, MemoryError> {
+    let mut vectors = embedder
+        .embed(&[text])
+        .await
+        .map_err(|err| MemoryError::Embedder {
+            embedder: embedder.name().to_owned(),
+            message: err.to_string(),
+        })?;
+    let vector = vectors.pop().unwrap_or_default();
+    if vector.len() != embedder.dimensions() || !vectors.is_empty() {
+        return Err(MemoryError::Dimensions {
+            store: store.to_owned(),
+            stored: embedder.dimensions(),
+            embedder: embedder.name().to_owned(),
+            made: vector.len(),
+        });
+    }
+    Ok(vector)
 }
 
 /// Checks a working block's name: 1 to 64 characters, not blank.

@@ -197,13 +197,36 @@ pub fn tokens(text: &str) -> Vec<String> {
 /// The length of a free slot.
 const ABSENT: u32 = u32::MAX;
 
-/// BM25 term-frequency saturation.
-const K1: f32 = 1.2;
+/// BM25 term-frequency saturation (backends that rank on their server use
+/// the same constants, so every backend scores alike).
+pub const BM25_K1: f32 = 1.2;
 /// BM25 length normalisation.
-const B: f32 = 0.75;
+pub const BM25_B: f32 = 0.75;
 
-/// An in-process inverted index ranking documents by BM25 (k1 = 1.2,
-/// b = 0.75). Documents are numbered by the caller (dense `u32` slots).
+/// The distinct words of `text` (as [`for_each_token`] yields them), each
+/// with how often it occurs, sorted by word; and the number of words.
+///
+/// ```
+/// let (counts, len) = loomflow_core::memory::text::term_counts("Cats chase cats");
+/// assert_eq!(counts, [("cat".to_owned(), 2), ("chase".to_owned(), 1)]);
+/// assert_eq!(len, 3);
+/// ```
+pub fn term_counts(text: &str) -> (Vec<(String, u32)>, u32) {
+    let mut words = tokens(text);
+    let len = words.len() as u32;
+    words.sort_unstable();
+    let mut counts: Vec<(String, u32)> = Vec::new();
+    for w in words {
+        match counts.last_mut() {
+            Some((last, n)) if *last == w => *n += 1,
+            _ => counts.push((w, 1)),
+        }
+    }
+    (counts, len)
+}
+
+/// An in-process inverted index ranking documents by BM25 (k1 =
+/// [`BM25_K1`], b = [`BM25_B`]). Documents are numbered by the caller (dense `u32` slots).
 ///
 /// ```
 /// use loomflow_core::memory::text::Bm25Index;
@@ -229,17 +252,12 @@ impl Bm25Index {
     /// Indexes document `doc`. Re-inserting a slot without removing it
     /// first double-counts it.
     pub fn insert(&mut self, doc: u32, text: &str) {
-        let mut counts: HashMap<&str, u32> = HashMap::new();
-        let words = tokens(text);
-        for w in &words {
-            *counts.entry(w.as_str()).or_default() += 1;
-        }
-        let len = words.len() as u32;
+        let (counts, len) = term_counts(text);
         for (word, tf) in counts {
-            match self.postings.get_mut(word) {
+            match self.postings.get_mut(word.as_str()) {
                 Some(list) => list.push((doc, tf)),
                 None => {
-                    self.postings.insert(word.into(), vec![(doc, tf)]);
+                    self.postings.insert(word.into_boxed_str(), vec![(doc, tf)]);
                 }
             }
         }
@@ -313,7 +331,8 @@ impl Bm25Index {
             for &(doc, tf) in list {
                 let len = self.lengths.get(doc as usize).copied().unwrap_or(0) as f32;
                 let tf = tf as f32;
-                let s = idf * tf * (K1 + 1.0) / (tf + K1 * (1.0 - B + B * len / avg_len));
+                let s = idf * tf * (BM25_K1 + 1.0)
+                    / (tf + BM25_K1 * (1.0 - BM25_B + BM25_B * len / avg_len));
                 *scores.entry(doc).or_default() += s;
             }
         }

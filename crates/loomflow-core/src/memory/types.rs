@@ -75,6 +75,35 @@ impl Episode {
     }
 }
 
+/// The tool-related parts of an [`Episode`] (its tool call names and
+/// transcript), as storage backends keep them in one JSON field.
+///
+/// ```
+/// use loomflow_core::memory::{Episode, EpisodeTools};
+/// let mut ep = Episode::new("What's the weather?", "Sunny.");
+/// ep.tool_calls.push("weather".into());
+/// let json = serde_json::to_string(&EpisodeTools::from(&ep)).unwrap();
+/// assert_eq!(json, r#"{"tool_calls":["weather"]}"#);
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EpisodeTools {
+    /// [`Episode::tool_calls`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<String>,
+    /// [`Episode::tool_transcript`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_transcript: Vec<Message>,
+}
+
+impl From<&Episode> for EpisodeTools {
+    fn from(episode: &Episode) -> Self {
+        Self {
+            tool_calls: episode.tool_calls.clone(),
+            tool_transcript: episode.tool_transcript.clone(),
+        }
+    }
+}
+
 /// A named piece of text pinned into every prompt of the user's runs, in
 /// `pinned_order` (e.g. `persona`, `preferences`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,0 +1,175 @@
+//! The Postgres memory on a real server with pgvector: the shared contract,
+//! filtered vector recall that still fills its LIMIT, two handles as two
+//! processes, namespaces, and the errors a misconfigured deployment sees.
+
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+use std::sync::Arc;
+
+use futures_util::future::join_all;
+use loomflow::memory::{Episode, Forget, HashEmbedder, Memory, MemoryError, Recall};
+use loomflow::{SessionId, UserId};
+use loomflow_postgres::PostgresMemory;
+use loomflow_testkit::postgres::TempPostgres;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_memory_passes_the_memory_contract() {
+    let pg = TempPostgres::start();
+    let memory = PostgresMemory::connect(&pg.url()).await.unwrap();
+    let profile = memory
+        .profile(&UserId::new("nobody").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        profile.vector_search,
+        "pgvector hnsw (cosine, hnsw.iterative_scan = relaxed_order)"
+    );
+    loomflow_testkit::memory_contract::run_all(Arc::new(memory)).await;
+}
+
+/// HNSW filters after it walks the graph: without pgvector's iterative scan
+/// a query whose nearest neighbours the filter removes returns fewer rows
+/// than asked (none, when the 64 nearest are all in the excluded session).
+/// Whether the planner walks the index or sorts the rows the filter keeps
+/// (it sorts at this size), the answer must be full; the profile shows the
+/// connection setting that makes the index walk full too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filtered_vector_recall_returns_the_full_limit() {
+    let pg = TempPostgres::start();
+    let memory = PostgresMemory::connect(&pg.url()).await.unwrap();
+    let u = UserId::new("traveller").unwrap();
+    let noise = SessionId::new("noise").unwrap();
+    let keep = SessionId::new("keep").unwrap();
+    for chunk in (0..3000).collect::<Vec<_>>().chunks(16) {
+        join_all(chunk.iter().map(|i| {
+            let (memory, u) = (memory.clone(), u.clone());
+            let (session, text) = if i % 2 == 0 {
+                (keep.clone(), format!("visit the paris museum, day {i}"))
+            } else {
+                (noise.clone(), format!("plan the rome trip, day {i}"))
+            };
+            async move {
+                memory
+                    .remember(&u, Episode::new(text, "noted").session(session))
+                    .await
+                    .unwrap();
+            }
+        }))
+        .await;
+    }
+    // Fresh statistics, as autovacuum keeps them, so the planner knows the
+    // filter keeps half the rows.
+    let (client, conn) = tokio_postgres::connect(&pg.url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    client.batch_execute("ANALYZE").await.unwrap();
+    let query = Recall::new("rome trip plan")
+        .alpha(1.0)
+        .limit(25)
+        .excluding_session(noise.clone());
+    let hits = memory.recall_scored(&u, &query).await.unwrap();
+    assert_eq!(hits.len(), 25, "the filter must not shorten the answer");
+    assert!(
+        hits.iter()
+            .all(|h| h.episode.session.as_ref() == Some(&keep) && h.vector_score.is_some())
+    );
+    // Keywords alone are filtered the same way.
+    let query = Recall::new("noted day")
+        .alpha(0.0)
+        .limit(25)
+        .excluding_session(noise);
+    let hits = memory.recall_scored(&u, &query).await.unwrap();
+    assert_eq!(hits.len(), 25);
+    assert!(
+        hits.iter()
+            .all(|h| h.episode.session.as_ref() == Some(&keep) && h.bm25_score.is_some())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_handles_share_one_database_and_namespaces_share_nothing() {
+    let pg = TempPostgres::start();
+    let a = PostgresMemory::new(&pg.url()).unwrap();
+    let b = PostgresMemory::new(&pg.url()).unwrap();
+    let u = UserId::new("shared").unwrap();
+    a.remember(&u, Episode::new("The wifi password is on the fridge", "ok"))
+        .await
+        .unwrap();
+    assert_eq!(b.recall(&u, &Recall::new("wifi")).await.unwrap().len(), 1);
+    // The keyword statistics follow every writer's changes.
+    b.forget(&Forget::user(u.clone())).await.unwrap();
+    assert!(a.recall(&u, &Recall::new("wifi")).await.unwrap().is_empty());
+    a.remember(&u, Episode::new("wifi router in the hall", "ok"))
+        .await
+        .unwrap();
+    let hits = b
+        .recall_scored(&u, &Recall::new("wifi").alpha(0.0))
+        .await
+        .unwrap();
+    assert_eq!(hits.len(), 1);
+    assert!(hits[0].bm25_score.unwrap() > 0.0);
+
+    let other = a.clone().with_namespace("other-bot");
+    assert!(
+        other
+            .recall(&u, &Recall::new("wifi"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(other.profile(&u).await.unwrap().episode_count, 0);
+    // The resolver's string opens the same store; a namespace set there too.
+    let resolved = loomflow::open_memory(&pg.url().parse().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(resolved.backend(), "postgres");
+    assert_eq!(
+        resolved
+            .recall(&u, &Recall::new("wifi"))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // A namespace keeps its embedder's size.
+    let wide = a.with_embedder(Arc::new(HashEmbedder::new(64)));
+    let err = wide.remember(&u, Episode::new("x", "y")).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            MemoryError::Dimensions {
+                stored: 384,
+                made: 64,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(
+        b.profile(&u).await.unwrap().episode_count,
+        1,
+        "nothing lost"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connects_lazily_and_names_the_url_without_its_password() {
+    // Nothing listens on this port once the server is dropped.
+    let url = {
+        let pg = TempPostgres::start();
+        format!("postgres://bot:hunter2@127.0.0.1:{}/postgres", pg.port())
+    };
+    let memory = PostgresMemory::new(&url).unwrap();
+    let u = UserId::new("alice").unwrap();
+    let err = memory.recall(&u, &Recall::new("x")).await.unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, MemoryError::Unreachable { .. }), "{text}");
+    assert!(text.contains("127.0.0.1"), "{text}");
+    assert!(!text.contains("hunter2"), "{text}");
+
+    let err = PostgresMemory::new("postgres://bot:hunter2@host:notaport/db").unwrap_err();
+    assert!(matches!(err, MemoryError::Config(_)), "{err}");
+    assert!(!err.to_string().contains("hunter2"), "{err}");
+}
