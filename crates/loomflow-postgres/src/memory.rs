@@ -889,7 +889,7 @@ impl Memory for PostgresMemory {
             .into_iter()
             .collect();
         Ok(fuse_matches(&by_vector, &by_keyword, query, |seq| {
-            loaded.remove(&seq)
+            loaded.remove(seq)
         }))
     }
 

@@ -819,7 +819,7 @@ impl Memory for SqliteMemory {
                 .into_iter()
                 .collect();
             Ok(fuse_matches(&by_vector, &by_keyword, &query, |seq| {
-                loaded.remove(&seq)
+                loaded.remove(seq)
             }))
         })
         .await

@@ -8,6 +8,7 @@ pub mod journal_contract;
 pub mod live;
 pub mod memory_contract;
 pub mod postgres;
+pub mod redis;
 
 use std::sync::{Arc, Mutex};
 

@@ -79,12 +79,18 @@ pub mod postgres {
     pub use loomflow_postgres::*;
 }
 
+/// Redis storage: long-term memory (feature `redis`).
+#[cfg(feature = "redis")]
+pub mod redis {
+    pub use loomflow_redis::*;
+}
+
 /// Opens the memory a [`MemorySpec`](memory::MemorySpec) names, with its
 /// embedder: in this process, a SQLite file (its folder is created;
 /// feature `sqlite`) or Postgres with pgvector (feature `postgres`; it
-/// connects on first use). The Redis and Chroma memories are not in this
-/// release yet: naming one is a [`ConfigError`] that says so, as is a
-/// backend whose feature is off.
+/// connects on first use) or Redis (feature `redis`; also lazy). The
+/// Chroma memory is not in this release yet: naming it is a
+/// [`ConfigError`] that says so, as is a backend whose feature is off.
 ///
 /// ```
 /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
@@ -136,6 +142,17 @@ pub async fn open_memory(
             }
             Ok(std::sync::Arc::new(m))
         }
+        #[cfg(feature = "redis")]
+        MemoryBackend::Redis(url) => {
+            // Lazy, like Postgres.
+            let mut m = loomflow_redis::RedisMemory::new(url)
+                .map_err(|e| ConfigError::invalid("memory", e.to_string()))?
+                .with_embedder(embedder);
+            if let Some(ns) = &spec.namespace {
+                m = m.with_namespace(ns.clone());
+            }
+            Ok(std::sync::Arc::new(m))
+        }
         #[allow(unreachable_patterns)]
         other => Err(ConfigError::invalid(
             "memory",
@@ -146,9 +163,12 @@ pub async fn open_memory(
                 MemoryBackend::Postgres(_) => {
                     format!("`{spec}` needs the loomflow crate's `postgres` feature")
                 }
+                MemoryBackend::Redis(_) => {
+                    format!("`{spec}` needs the loomflow crate's `redis` feature")
+                }
                 _ => format!(
-                    "`{spec}`: the Redis and Chroma memories are not in this release yet; \
-                     use \"sqlite:<path>\", \"postgres://…\" or \"inmemory\""
+                    "`{spec}`: the Chroma memory is not in this release yet; use \
+                     \"sqlite:<path>\", \"postgres://…\", \"redis://…\" or \"inmemory\""
                 ),
             },
         )),

@@ -414,7 +414,7 @@ impl Memory for InMemoryMemory {
             Vec::new()
         };
         Ok(fuse_matches(&by_vector, &by_keyword, query, |slot| {
-            s.episodes.get(slot as usize).and_then(Option::clone)
+            s.episodes.get(*slot as usize).and_then(Option::clone)
         }))
     }
 
@@ -614,23 +614,23 @@ pub fn sample_facts(facts: &[Fact]) -> Vec<Fact> {
 /// `query.limit` best [`EpisodeMatch`]es; `load` fetches an episode by key.
 /// Backends that rank in their own server call this with the two lists
 /// they got back.
-pub fn fuse_matches<K: Copy + Eq + std::hash::Hash>(
+pub fn fuse_matches<K: Clone + Eq + std::hash::Hash>(
     by_vector: &[(K, f32)],
     by_keyword: &[(K, f32)],
     query: &Recall,
-    mut load: impl FnMut(K) -> Option<Episode>,
+    mut load: impl FnMut(&K) -> Option<Episode>,
 ) -> Vec<EpisodeMatch> {
-    let v: Vec<K> = by_vector.iter().map(|h| h.0).collect();
-    let k: Vec<K> = by_keyword.iter().map(|h| h.0).collect();
-    let find = |list: &[(K, f32)], key: K| list.iter().find(|h| h.0 == key).map(|h| h.1);
+    let v: Vec<K> = by_vector.iter().map(|h| h.0.clone()).collect();
+    let k: Vec<K> = by_keyword.iter().map(|h| h.0.clone()).collect();
+    let find = |list: &[(K, f32)], key: &K| list.iter().find(|h| &h.0 == key).map(|h| h.1);
     fuse(&v, &k, query.alpha)
         .into_iter()
         .filter_map(|(key, score)| {
             Some(EpisodeMatch {
-                episode: load(key)?,
+                episode: load(&key)?,
                 score,
-                vector_score: find(by_vector, key),
-                bm25_score: find(by_keyword, key),
+                vector_score: find(by_vector, &key),
+                bm25_score: find(by_keyword, &key),
             })
         })
         .take(query.limit)

@@ -1,0 +1,165 @@
+//! The Redis memory on real servers: Redis 8 (vector recall through Vector
+//! Sets) and Debian's Redis 7 (no Vector Sets: client-side scoring), each
+//! through the shared contract; filtered recall that fills its limit; keys
+//! that a hostile user id cannot reach; and the errors a misconfigured
+//! deployment sees.
+
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+use std::sync::Arc;
+
+use futures_util::future::join_all;
+use loomflow::memory::{Episode, Forget, HashEmbedder, Memory, MemoryError, Recall};
+use loomflow::{SessionId, UserId};
+use loomflow_redis::RedisMemory;
+use loomflow_testkit::redis::TempRedis;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_8_memory_passes_the_memory_contract_with_vector_sets() {
+    let server = TempRedis::start();
+    let memory = RedisMemory::connect(&server.url()).await.unwrap();
+    let profile = memory.profile(&UserId::anonymous()).await.unwrap();
+    assert_eq!(
+        profile.vector_search,
+        "redis vector sets (VSIM, unbounded filtered walk)"
+    );
+    loomflow_testkit::memory_contract::run_all(Arc::new(memory)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_7_memory_passes_the_memory_contract_scoring_on_the_client() {
+    let server = TempRedis::start_without_vector_sets();
+    let memory = RedisMemory::connect(&server.url()).await.unwrap();
+    let profile = memory.profile(&UserId::anonymous()).await.unwrap();
+    assert!(
+        profile.vector_search.starts_with("client-side cosine"),
+        "{}",
+        profile.vector_search
+    );
+    loomflow_testkit::memory_contract::run_all(Arc::new(memory)).await;
+}
+
+/// A session whose episodes are the query's nearest neighbours is left
+/// out: the vector set's filtered walk must still fill the limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filtered_vector_recall_returns_the_full_limit() {
+    let server = TempRedis::start();
+    let memory = RedisMemory::connect(&server.url()).await.unwrap();
+    let u = UserId::new("traveller").unwrap();
+    let noise = SessionId::new("noise\"quoted\"\\session").unwrap();
+    let keep = SessionId::new("keep").unwrap();
+    for chunk in (0..2000).collect::<Vec<_>>().chunks(32) {
+        join_all(chunk.iter().map(|i| {
+            let (memory, u) = (memory.clone(), u.clone());
+            let (session, text) = if i % 2 == 0 {
+                (keep.clone(), format!("visit the paris museum, day {i}"))
+            } else {
+                (noise.clone(), format!("plan the rome trip, day {i}"))
+            };
+            async move {
+                memory
+                    .remember(&u, Episode::new(text, "noted").session(session))
+                    .await
+                    .unwrap();
+            }
+        }))
+        .await;
+    }
+    // Every episode shares "noted" with the query, so all score above zero.
+    let query = Recall::new("rome trip plan noted")
+        .alpha(1.0)
+        .limit(25)
+        .excluding_session(noise.clone());
+    let hits = memory.recall_scored(&u, &query).await.unwrap();
+    assert_eq!(hits.len(), 25, "the filter must not shorten the answer");
+    assert!(
+        hits.iter()
+            .all(|h| h.episode.session.as_ref() == Some(&keep) && h.vector_score.is_some())
+    );
+    // Without the filter the nearest are the excluded session's.
+    let hits = memory
+        .recall_scored(&u, &Recall::new("rome trip plan").alpha(1.0).limit(25))
+        .await
+        .unwrap();
+    assert!(
+        hits.iter()
+            .all(|h| h.episode.session.as_ref() == Some(&noise))
+    );
+    let erased = memory
+        .forget(&Forget::user(u.clone()).session(noise))
+        .await
+        .unwrap();
+    assert_eq!(erased.episodes, 1000);
+    assert_eq!(memory.profile(&u).await.unwrap().episode_count, 1000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn namespaces_share_nothing_and_keep_their_embedder() {
+    let server = TempRedis::start();
+    let a = RedisMemory::new(&server.url()).unwrap();
+    let u = UserId::new("shared").unwrap();
+    a.remember(&u, Episode::new("The wifi password is on the fridge", "ok"))
+        .await
+        .unwrap();
+    let other = a.clone().with_namespace("other:bot}");
+    assert!(
+        other
+            .recall(&u, &Recall::new("wifi"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(other.profile(&u).await.unwrap().episode_count, 0);
+    let resolved = loomflow::open_memory(&server.url().parse().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(resolved.backend(), "redis");
+    assert_eq!(
+        resolved
+            .recall(&u, &Recall::new("wifi"))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+
+    let wide = a.clone().with_embedder(Arc::new(HashEmbedder::new(64)));
+    let err = wide.remember(&u, Episode::new("x", "y")).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            MemoryError::Dimensions {
+                stored: 384,
+                made: 64,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(
+        a.profile(&u).await.unwrap().episode_count,
+        1,
+        "nothing lost"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connects_lazily_and_names_the_url_without_its_password() {
+    let url = {
+        let server = TempRedis::start();
+        format!("redis://:hunter2@127.0.0.1:{}/0", server.port())
+    };
+    let memory = RedisMemory::new(&url).unwrap();
+    let err = memory
+        .recall(&UserId::new("alice").unwrap(), &Recall::new("x"))
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, MemoryError::Unreachable { .. }), "{text}");
+    assert!(text.contains("127.0.0.1"), "{text}");
+    assert!(!text.contains("hunter2"), "{text}");
+
+    let err = RedisMemory::new("redis://:hunter2@host:notaport/0").unwrap_err();
+    assert!(matches!(err, MemoryError::Config(_)), "{err}");
+    assert!(!err.to_string().contains("hunter2"), "{err}");
+}
