@@ -34,8 +34,8 @@ use loomflow_core::journal::redact_url;
 use loomflow_core::memory::text::{self, BM25_B, BM25_K1, term_counts};
 use loomflow_core::memory::{
     Episode, EpisodeMatch, EpisodeTools, Fact, FactQuery, Forget, Forgotten, HashEmbedder, Memory,
-    MemoryBlock, MemoryError, MemoryExport, MemoryProfile, Recall, check_block_name, embed_text,
-    fuse_matches, plan_supersession, rank_facts, recall_candidates, sample_facts,
+    MemoryBlock, MemoryError, MemoryExport, MemoryProfile, Recall, UserLocks, check_block_name,
+    embed_text, fuse_matches, plan_supersession, rank_facts, recall_candidates, sample_facts,
 };
 use loomflow_core::{Embedder, SessionId, UserId};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -121,14 +121,10 @@ struct Inner {
     embedder: Arc<dyn Embedder>,
     /// This handle's mode, once the namespace's record is checked.
     mode: OnceCell<Vectors>,
-    /// Writers in this process queue here (by a hash of the user's key
-    /// prefix) before taking the user's lock in Redis, so they wait in
-    /// line instead of polling the server.
-    local_locks: Arc<[tokio::sync::Mutex<()>]>,
+    /// Writers in this process queue here before taking the user's lock in
+    /// Redis, so they wait in line instead of polling the server.
+    local_locks: UserLocks,
 }
-
-/// Stripes of [`Inner::local_locks`].
-const LOCAL_LOCK_STRIPES: usize = 64;
 
 fn db_error(e: redis::RedisError) -> MemoryError {
     MemoryError::backend(BACKEND, e)
@@ -293,9 +289,7 @@ impl RedisMemory {
                 namespace: String::new(),
                 embedder: Arc::new(HashEmbedder::default()),
                 mode: OnceCell::new(),
-                local_locks: (0..LOCAL_LOCK_STRIPES)
-                    .map(|_| tokio::sync::Mutex::new(()))
-                    .collect(),
+                local_locks: UserLocks::default(),
             }),
         })
     }
@@ -448,12 +442,7 @@ impl RedisMemory {
         keys: &Keys,
         f: impl AsyncFnOnce(&mut ConnectionManager) -> Result<R, MemoryError>,
     ) -> Result<R, MemoryError> {
-        let stripe = {
-            use std::hash::{BuildHasher, BuildHasherDefault};
-            let hasher = BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default();
-            hasher.hash_one(&keys.prefix) as usize % self.inner.local_locks.len()
-        };
-        let _local = self.inner.local_locks[stripe].lock().await;
+        let _local = self.inner.local_locks.lock(&keys.prefix).await;
         let mut conn = self.conn().await?;
         let lock = keys.key("lock");
         let token = ulid::Ulid::new().to_string();

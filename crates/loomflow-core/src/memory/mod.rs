@@ -40,6 +40,7 @@ mod in_memory;
 mod spec;
 pub mod text;
 mod types;
+mod user_locks;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -58,6 +59,7 @@ pub use types::{
     Episode, EpisodeMatch, EpisodeTools, FactQuery, Forget, Forgotten, MemoryBlock, MemoryError,
     MemoryExport, MemoryProfile, Recall,
 };
+pub use user_locks::UserLocks;
 
 /// A user-partitioned long-term memory. See the [module docs](self).
 ///
