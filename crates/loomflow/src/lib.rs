@@ -79,6 +79,12 @@ pub mod postgres {
     pub use loomflow_postgres::*;
 }
 
+/// Chroma storage: long-term memory on a Chroma server (feature `chroma`).
+#[cfg(feature = "chroma")]
+pub mod chroma {
+    pub use loomflow_chroma::*;
+}
+
 /// Redis storage: long-term memory (feature `redis`).
 #[cfg(feature = "redis")]
 pub mod redis {
@@ -88,9 +94,9 @@ pub mod redis {
 /// Opens the memory a [`MemorySpec`](memory::MemorySpec) names, with its
 /// embedder: in this process, a SQLite file (its folder is created;
 /// feature `sqlite`) or Postgres with pgvector (feature `postgres`; it
-/// connects on first use) or Redis (feature `redis`; also lazy). The
-/// Chroma memory is not in this release yet: naming it is a
-/// [`ConfigError`] that says so, as is a backend whose feature is off.
+/// connects on first use), Redis (feature `redis`) or a Chroma server
+/// (feature `chroma`), both lazy too. A backend whose feature is off is a
+/// [`ConfigError`] that names the feature.
 ///
 /// ```
 /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
@@ -153,6 +159,17 @@ pub async fn open_memory(
             }
             Ok(std::sync::Arc::new(m))
         }
+        #[cfg(feature = "chroma")]
+        MemoryBackend::Chroma(url) => {
+            let url = url.as_deref().unwrap_or(loomflow_chroma::DEFAULT_URL);
+            let mut m = loomflow_chroma::ChromaMemory::new(url)
+                .map_err(|e| ConfigError::invalid("memory", e.to_string()))?
+                .with_embedder(embedder);
+            if let Some(ns) = &spec.namespace {
+                m = m.with_namespace(ns.clone());
+            }
+            Ok(std::sync::Arc::new(m))
+        }
         #[allow(unreachable_patterns)]
         other => Err(ConfigError::invalid(
             "memory",
@@ -166,10 +183,7 @@ pub async fn open_memory(
                 MemoryBackend::Redis(_) => {
                     format!("`{spec}` needs the loomflow crate's `redis` feature")
                 }
-                _ => format!(
-                    "`{spec}`: the Chroma memory is not in this release yet; use \
-                     \"sqlite:<path>\", \"postgres://…\", \"redis://…\" or \"inmemory\""
-                ),
+                _ => format!("`{spec}` needs the loomflow crate's `chroma` feature"),
             },
         )),
     }

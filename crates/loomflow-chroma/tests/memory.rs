@@ -1,0 +1,137 @@
+//! The Chroma memory on a real Chroma server (the pinned `chromadb`
+//! package): the shared contract, filtered recall that fills its limit,
+//! namespaces and the embedder's size, and the errors a misconfigured
+//! deployment sees.
+
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+use std::sync::Arc;
+
+use futures_util::future::join_all;
+use loomflow::memory::{Episode, HashEmbedder, Memory, MemoryError, Recall};
+use loomflow::{SessionId, UserId};
+use loomflow_chroma::ChromaMemory;
+use loomflow_testkit::chroma::TempChroma;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chroma_memory_passes_the_memory_contract() {
+    let server = TempChroma::start();
+    let memory = ChromaMemory::connect(&server.url()).await.unwrap();
+    loomflow_testkit::memory_contract::run_all(Arc::new(memory)).await;
+}
+
+/// The query's nearest neighbours all sit in the excluded session: the
+/// answer must still be full.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filtered_vector_recall_returns_the_full_limit() {
+    let server = TempChroma::start();
+    let memory = ChromaMemory::connect(&server.url()).await.unwrap();
+    let u = UserId::new("traveller").unwrap();
+    let noise = SessionId::new("noise").unwrap();
+    let keep = SessionId::new("keep").unwrap();
+    for chunk in (0..600).collect::<Vec<_>>().chunks(16) {
+        join_all(chunk.iter().map(|i| {
+            let (memory, u) = (memory.clone(), u.clone());
+            let (session, text) = if i % 2 == 0 {
+                (keep.clone(), format!("visit the paris museum, day {i}"))
+            } else {
+                (noise.clone(), format!("plan the rome trip, day {i}"))
+            };
+            async move {
+                memory
+                    .remember(&u, Episode::new(text, "noted").session(session))
+                    .await
+                    .unwrap();
+            }
+        }))
+        .await;
+    }
+    let query = Recall::new("rome trip plan noted")
+        .alpha(1.0)
+        .limit(25)
+        .excluding_session(noise.clone());
+    let hits = memory.recall_scored(&u, &query).await.unwrap();
+    assert_eq!(hits.len(), 25, "the filter must not shorten the answer");
+    assert!(
+        hits.iter()
+            .all(|h| h.episode.session.as_ref() == Some(&keep) && h.vector_score.is_some())
+    );
+    let hits = memory
+        .recall_scored(&u, &query.clone().alpha(0.0))
+        .await
+        .unwrap();
+    assert_eq!(hits.len(), 25);
+    assert!(
+        hits.iter()
+            .all(|h| h.episode.session.as_ref() == Some(&keep) && h.bm25_score.is_some())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn namespaces_share_nothing_and_keep_their_embedder() {
+    let server = TempChroma::start();
+    let a = ChromaMemory::new(&server.url()).unwrap();
+    let u = UserId::new("shared").unwrap();
+    a.remember(&u, Episode::new("The wifi password is on the fridge", "ok"))
+        .await
+        .unwrap();
+    let other = a.clone().with_namespace("other bot/ü");
+    assert!(
+        other
+            .recall(&u, &Recall::new("wifi"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(other.profile(&u).await.unwrap().episode_count, 0);
+    let spec = format!("chroma:{}", server.url());
+    let resolved = loomflow::open_memory(&spec.parse().unwrap()).await.unwrap();
+    assert_eq!(resolved.backend(), "chroma");
+    assert_eq!(
+        resolved
+            .recall(&u, &Recall::new("wifi"))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+
+    let wide = a.clone().with_embedder(Arc::new(HashEmbedder::new(64)));
+    let err = wide.remember(&u, Episode::new("x", "y")).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            MemoryError::Dimensions {
+                stored: 384,
+                made: 64,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(
+        a.profile(&u).await.unwrap().episode_count,
+        1,
+        "nothing lost"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connects_lazily_and_names_the_url() {
+    let url = {
+        let server = TempChroma::start();
+        server.url()
+    };
+    let memory = ChromaMemory::new(&url).unwrap();
+    let err = memory
+        .recall(&UserId::new("alice").unwrap(), &Recall::new("x"))
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, MemoryError::Unreachable { .. }), "{text}");
+    assert!(text.contains(&url), "{text}");
+
+    let err = ChromaMemory::new("./a-local-folder").unwrap_err();
+    assert!(matches!(err, MemoryError::Config(_)), "{err}");
+    assert!(err.to_string().contains("chroma run --path"), "{err}");
+}
