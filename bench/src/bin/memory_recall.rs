@@ -1,9 +1,11 @@
 //! Memory: insert throughput and recall latency (p50 / p99) at a given size,
-//! for the in-memory and SQLite memories, with the hash embedder.
+//! for every memory backend, with the hash embedder.
 //!
 //! `cargo run --release -p loomflow-bench --bin memory_recall -- [BACKEND] [N] [QUERIES]`
 //!
-//! BACKEND is `inmemory` or `sqlite` (default `inmemory`), N the number of
+//! BACKEND is `inmemory`, `sqlite`, `postgres`, `redis` or `chroma` (default
+//! `inmemory`; the servers are the testkit's: Postgres with fsync on, Redis
+//! 8, the pinned Chroma, each on loopback), N the number of
 //! episodes of one user (default 10 000), QUERIES how many recalls to time
 //! (default 500). The episodes are synthetic but topical, as a user's memory
 //! is: each of 200 topics has 25 words, and an episode takes 8 words from its
@@ -17,6 +19,9 @@ use std::time::{Duration, Instant};
 
 use loomflow::UserId;
 use loomflow::memory::{Episode, InMemoryMemory, Memory, Recall};
+use loomflow_testkit::chroma::TempChroma;
+use loomflow_testkit::postgres::TempPostgres;
+use loomflow_testkit::redis::TempRedis;
 
 #[cfg(feature = "mimalloc")]
 #[global_allocator]
@@ -95,12 +100,33 @@ fn main() {
         .build()
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
+    // The servers stay up until the end of main.
+    let mut _servers: (Option<TempPostgres>, Option<TempRedis>, Option<TempChroma>) =
+        (None, None, None);
     let memory: Arc<dyn Memory> = match backend.as_str() {
         "inmemory" => Arc::new(InMemoryMemory::new()),
         "sqlite" => {
             Arc::new(loomflow::sqlite::SqliteMemory::open(dir.path().join("m.db")).unwrap())
         }
-        other => panic!("unknown backend {other}: inmemory or sqlite"),
+        "postgres" => {
+            let pg = TempPostgres::start_durable();
+            let m = loomflow::postgres::PostgresMemory::new(&pg.url()).unwrap();
+            _servers.0 = Some(pg);
+            Arc::new(m)
+        }
+        "redis" => {
+            let r = TempRedis::start();
+            let m = loomflow::redis::RedisMemory::new(&r.url()).unwrap();
+            _servers.1 = Some(r);
+            Arc::new(m)
+        }
+        "chroma" => {
+            let c = TempChroma::start();
+            let m = loomflow::chroma::ChromaMemory::new(&c.url()).unwrap();
+            _servers.2 = Some(c);
+            Arc::new(m)
+        }
+        other => panic!("unknown backend {other}: inmemory, sqlite, postgres, redis or chroma"),
     };
     let user = UserId::new("bench-user").unwrap();
     let mut rng = Rng(0x2545_f491_4f6c_dd1d);
@@ -109,7 +135,7 @@ fn main() {
         for i in 0..n {
             let ep = Episode::new(episode_text(&mut rng), "ok");
             memory.remember(&user, ep).await.unwrap();
-            if i > 0 && i % 100_000 == 0 {
+            if i > 0 && i % 20_000 == 0 {
                 eprintln!("{i} episodes in {:.1}s", started.elapsed().as_secs_f64());
             }
         }
