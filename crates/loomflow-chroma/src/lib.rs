@@ -532,22 +532,7 @@ impl ChromaMemory {
         let _writer = self.inner.locks.lock(user.storage_key()).await;
         let blocks: Vec<MemoryBlock> = self.records(&c, user, "block").await?;
         let now = from_micros(micros(Utc::now()));
-        let block = match blocks.iter().find(|b| b.name == name) {
-            Some(b) => MemoryBlock {
-                content: match (append, b.content.is_empty()) {
-                    (true, false) => format!("{}\n{text}", b.content),
-                    _ => text.to_owned(),
-                },
-                updated_at: now,
-                ..b.clone()
-            },
-            None => MemoryBlock {
-                name: name.to_owned(),
-                content: text.to_owned(),
-                updated_at: now,
-                pinned_order: blocks.iter().map(|b| b.pinned_order + 1).max().unwrap_or(0),
-            },
-        };
+        let block = MemoryBlock::written(&blocks, name, text, append, now);
         self.put_records(&c, user, "block", &[(name, &block)])
             .await?;
         Ok(block)
@@ -885,18 +870,7 @@ impl Memory for ChromaMemory {
                 f.id != fact.id && f.subject == fact.subject && f.predicate == fact.predicate
             })
             .collect();
-        let plan = plan_supersession(&same, &fact);
-        let mut closed = Vec::new();
-        for (id, until) in &plan.close {
-            if let Some(old) = same.iter().find(|f| &f.id == id) {
-                let mut old = old.clone();
-                old.valid_until = Some(*until);
-                closed.push(old);
-            }
-        }
-        if let Some(until) = plan.new_valid_until {
-            fact.valid_until = Some(until);
-        }
+        let closed = plan_supersession(&same, &fact).apply(&same, &mut fact);
         let mut items: Vec<(&str, &Fact)> = closed.iter().map(|f| (f.id.as_str(), f)).collect();
         items.push((fact.id.as_str(), &fact));
         self.put_records(&c, user, "fact", &items).await?;
@@ -910,15 +884,7 @@ impl Memory for ChromaMemory {
     ) -> Result<Vec<Fact>, MemoryError> {
         let query = query.clone().canonical()?;
         let c = self.collections().await?;
-        let mut facts: Vec<Fact> = self
-            .records::<Fact>(&c, user, "fact")
-            .await?
-            .into_iter()
-            .filter(|f| query.admits(f))
-            .collect();
-        facts.sort_by(|a, b| b.valid_from.cmp(&a.valid_from).then(a.id.cmp(&b.id)));
-        facts.truncate(query.limit);
-        Ok(facts)
+        Ok(query.select(self.records::<Fact>(&c, user, "fact").await?))
     }
 
     async fn recall_facts(

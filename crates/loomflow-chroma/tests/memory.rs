@@ -7,64 +7,25 @@
 
 use std::sync::Arc;
 
-use futures_util::future::join_all;
+use loomflow::UserId;
 use loomflow::memory::{Episode, HashEmbedder, Memory, MemoryError, Recall};
-use loomflow::{SessionId, UserId};
 use loomflow_chroma::ChromaMemory;
 use loomflow_testkit::chroma::TempChroma;
+use loomflow_testkit::memory_contract;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chroma_memory_passes_the_memory_contract() {
     let server = TempChroma::start();
     let memory = ChromaMemory::connect(&server.url()).await.unwrap();
-    loomflow_testkit::memory_contract::run_all(Arc::new(memory)).await;
+    memory_contract::run_all(Arc::new(memory)).await;
 }
 
-/// The query's nearest neighbours all sit in the excluded session: the
-/// answer must still be full.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn filtered_vector_recall_returns_the_full_limit() {
     let server = TempChroma::start();
-    let memory = ChromaMemory::connect(&server.url()).await.unwrap();
-    let u = UserId::new("traveller").unwrap();
-    let noise = SessionId::new("noise").unwrap();
-    let keep = SessionId::new("keep").unwrap();
-    for chunk in (0..600).collect::<Vec<_>>().chunks(16) {
-        join_all(chunk.iter().map(|i| {
-            let (memory, u) = (memory.clone(), u.clone());
-            let (session, text) = if i % 2 == 0 {
-                (keep.clone(), format!("visit the paris museum, day {i}"))
-            } else {
-                (noise.clone(), format!("plan the rome trip, day {i}"))
-            };
-            async move {
-                memory
-                    .remember(&u, Episode::new(text, "noted").session(session))
-                    .await
-                    .unwrap();
-            }
-        }))
-        .await;
-    }
-    let query = Recall::new("rome trip plan noted")
-        .alpha(1.0)
-        .limit(25)
-        .excluding_session(noise.clone());
-    let hits = memory.recall_scored(&u, &query).await.unwrap();
-    assert_eq!(hits.len(), 25, "the filter must not shorten the answer");
-    assert!(
-        hits.iter()
-            .all(|h| h.episode.session.as_ref() == Some(&keep) && h.vector_score.is_some())
-    );
-    let hits = memory
-        .recall_scored(&u, &query.clone().alpha(0.0))
-        .await
-        .unwrap();
-    assert_eq!(hits.len(), 25);
-    assert!(
-        hits.iter()
-            .all(|h| h.episode.session.as_ref() == Some(&keep) && h.bm25_score.is_some())
-    );
+    let memory: Arc<dyn Memory> = Arc::new(ChromaMemory::connect(&server.url()).await.unwrap());
+    let (u, keep, noise) = memory_contract::seed_two_sessions(&memory, 600).await;
+    memory_contract::assert_filtered_recall_is_full(memory.as_ref(), &u, &keep, &noise).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,10 +6,10 @@
 
 use std::sync::Arc;
 
-use futures_util::future::join_all;
+use loomflow::UserId;
 use loomflow::memory::{Episode, Forget, HashEmbedder, Memory, MemoryError, Recall};
-use loomflow::{SessionId, UserId};
 use loomflow_postgres::PostgresMemory;
+use loomflow_testkit::memory_contract;
 use loomflow_testkit::postgres::TempPostgres;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -24,7 +24,7 @@ async fn postgres_memory_passes_the_memory_contract() {
         profile.vector_search,
         "pgvector hnsw (cosine, hnsw.iterative_scan = relaxed_order)"
     );
-    loomflow_testkit::memory_contract::run_all(Arc::new(memory)).await;
+    memory_contract::run_all(Arc::new(memory)).await;
 }
 
 /// HNSW filters after it walks the graph: without pgvector's iterative scan
@@ -36,27 +36,8 @@ async fn postgres_memory_passes_the_memory_contract() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn filtered_vector_recall_returns_the_full_limit() {
     let pg = TempPostgres::start();
-    let memory = PostgresMemory::connect(&pg.url()).await.unwrap();
-    let u = UserId::new("traveller").unwrap();
-    let noise = SessionId::new("noise").unwrap();
-    let keep = SessionId::new("keep").unwrap();
-    for chunk in (0..3000).collect::<Vec<_>>().chunks(16) {
-        join_all(chunk.iter().map(|i| {
-            let (memory, u) = (memory.clone(), u.clone());
-            let (session, text) = if i % 2 == 0 {
-                (keep.clone(), format!("visit the paris museum, day {i}"))
-            } else {
-                (noise.clone(), format!("plan the rome trip, day {i}"))
-            };
-            async move {
-                memory
-                    .remember(&u, Episode::new(text, "noted").session(session))
-                    .await
-                    .unwrap();
-            }
-        }))
-        .await;
-    }
+    let memory: Arc<dyn Memory> = Arc::new(PostgresMemory::connect(&pg.url()).await.unwrap());
+    let (u, keep, noise) = memory_contract::seed_two_sessions(&memory, 3000).await;
     // Fresh statistics, as autovacuum keeps them, so the planner knows the
     // filter keeps half the rows.
     let (client, conn) = tokio_postgres::connect(&pg.url(), tokio_postgres::NoTls)
@@ -64,27 +45,7 @@ async fn filtered_vector_recall_returns_the_full_limit() {
         .unwrap();
     tokio::spawn(conn);
     client.batch_execute("ANALYZE").await.unwrap();
-    let query = Recall::new("rome trip plan")
-        .alpha(1.0)
-        .limit(25)
-        .excluding_session(noise.clone());
-    let hits = memory.recall_scored(&u, &query).await.unwrap();
-    assert_eq!(hits.len(), 25, "the filter must not shorten the answer");
-    assert!(
-        hits.iter()
-            .all(|h| h.episode.session.as_ref() == Some(&keep) && h.vector_score.is_some())
-    );
-    // Keywords alone are filtered the same way.
-    let query = Recall::new("noted day")
-        .alpha(0.0)
-        .limit(25)
-        .excluding_session(noise);
-    let hits = memory.recall_scored(&u, &query).await.unwrap();
-    assert_eq!(hits.len(), 25);
-    assert!(
-        hits.iter()
-            .all(|h| h.episode.session.as_ref() == Some(&keep) && h.bm25_score.is_some())
-    );
+    memory_contract::assert_filtered_recall_is_full(memory.as_ref(), &u, &keep, &noise).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

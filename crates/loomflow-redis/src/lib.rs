@@ -666,22 +666,7 @@ impl RedisMemory {
         self.locked(&keys, async |conn| {
             let blocks = self.blocks(conn, &keys, user).await?;
             let now = from_micros(micros(Utc::now()));
-            let block = match blocks.iter().find(|b| b.name == name) {
-                Some(b) => MemoryBlock {
-                    content: match (append, b.content.is_empty()) {
-                        (true, false) => format!("{}\n{text}", b.content),
-                        _ => text.to_owned(),
-                    },
-                    updated_at: now,
-                    ..b.clone()
-                },
-                None => MemoryBlock {
-                    name: name.to_owned(),
-                    content: text.to_owned(),
-                    updated_at: now,
-                    pinned_order: blocks.iter().map(|b| b.pinned_order + 1).max().unwrap_or(0),
-                },
-            };
+            let block = MemoryBlock::written(&blocks, name, text, append, now);
             let _: i64 = conn
                 .hset(keys.key("blocks"), name, encode_json(&block)?)
                 .await
@@ -1041,19 +1026,12 @@ impl Memory for RedisMemory {
                     f.id != fact.id && f.subject == fact.subject && f.predicate == fact.predicate
                 })
                 .collect();
-            let plan = plan_supersession(&same, &fact);
+            let closed = plan_supersession(&same, &fact).apply(&same, &mut fact);
             let mut pipe = redis::pipe();
             pipe.atomic();
-            for (id, until) in &plan.close {
-                if let Some(old) = same.iter().find(|f| &f.id == id) {
-                    let mut closed = old.clone();
-                    closed.valid_until = Some(*until);
-                    pipe.hset(keys.key("facts"), id, encode_json(&closed)?)
-                        .ignore();
-                }
-            }
-            if let Some(until) = plan.new_valid_until {
-                fact.valid_until = Some(until);
+            for f in &closed {
+                pipe.hset(keys.key("facts"), &f.id, encode_json(f)?)
+                    .ignore();
             }
             pipe.hset(keys.key("facts"), &fact.id, encode_json(&fact)?)
                 .ignore();
@@ -1073,15 +1051,7 @@ impl Memory for RedisMemory {
         self.mode().await?;
         let mut conn = self.conn().await?;
         let keys = Keys::new(&self.inner.namespace, user);
-        let mut facts: Vec<Fact> = self
-            .facts(&mut conn, &keys, user)
-            .await?
-            .into_iter()
-            .filter(|f| query.admits(f))
-            .collect();
-        facts.sort_by(|a, b| b.valid_from.cmp(&a.valid_from).then(a.id.cmp(&b.id)));
-        facts.truncate(query.limit);
-        Ok(facts)
+        Ok(query.select(self.facts(&mut conn, &keys, user).await?))
     }
 
     async fn recall_facts(

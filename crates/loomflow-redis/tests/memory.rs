@@ -8,10 +8,10 @@
 
 use std::sync::Arc;
 
-use futures_util::future::join_all;
+use loomflow::UserId;
 use loomflow::memory::{Episode, Forget, HashEmbedder, Memory, MemoryError, Recall};
-use loomflow::{SessionId, UserId};
 use loomflow_redis::RedisMemory;
+use loomflow_testkit::memory_contract;
 use loomflow_testkit::redis::TempRedis;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -23,7 +23,7 @@ async fn redis_8_memory_passes_the_memory_contract_with_vector_sets() {
         profile.vector_search,
         "redis vector sets (VSIM, unbounded filtered walk)"
     );
-    loomflow_testkit::memory_contract::run_all(Arc::new(memory)).await;
+    memory_contract::run_all(Arc::new(memory)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -36,55 +36,15 @@ async fn redis_7_memory_passes_the_memory_contract_scoring_on_the_client() {
         "{}",
         profile.vector_search
     );
-    loomflow_testkit::memory_contract::run_all(Arc::new(memory)).await;
+    memory_contract::run_all(Arc::new(memory)).await;
 }
 
-/// A session whose episodes are the query's nearest neighbours is left
-/// out: the vector set's filtered walk must still fill the limit.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn filtered_vector_recall_returns_the_full_limit() {
     let server = TempRedis::start();
-    let memory = RedisMemory::connect(&server.url()).await.unwrap();
-    let u = UserId::new("traveller").unwrap();
-    let noise = SessionId::new("noise\"quoted\"\\session").unwrap();
-    let keep = SessionId::new("keep").unwrap();
-    for chunk in (0..2000).collect::<Vec<_>>().chunks(32) {
-        join_all(chunk.iter().map(|i| {
-            let (memory, u) = (memory.clone(), u.clone());
-            let (session, text) = if i % 2 == 0 {
-                (keep.clone(), format!("visit the paris museum, day {i}"))
-            } else {
-                (noise.clone(), format!("plan the rome trip, day {i}"))
-            };
-            async move {
-                memory
-                    .remember(&u, Episode::new(text, "noted").session(session))
-                    .await
-                    .unwrap();
-            }
-        }))
-        .await;
-    }
-    // Every episode shares "noted" with the query, so all score above zero.
-    let query = Recall::new("rome trip plan noted")
-        .alpha(1.0)
-        .limit(25)
-        .excluding_session(noise.clone());
-    let hits = memory.recall_scored(&u, &query).await.unwrap();
-    assert_eq!(hits.len(), 25, "the filter must not shorten the answer");
-    assert!(
-        hits.iter()
-            .all(|h| h.episode.session.as_ref() == Some(&keep) && h.vector_score.is_some())
-    );
-    // Without the filter the nearest are the excluded session's.
-    let hits = memory
-        .recall_scored(&u, &Recall::new("rome trip plan").alpha(1.0).limit(25))
-        .await
-        .unwrap();
-    assert!(
-        hits.iter()
-            .all(|h| h.episode.session.as_ref() == Some(&noise))
-    );
+    let memory: Arc<dyn Memory> = Arc::new(RedisMemory::connect(&server.url()).await.unwrap());
+    let (u, keep, noise) = memory_contract::seed_two_sessions(&memory, 2000).await;
+    memory_contract::assert_filtered_recall_is_full(memory.as_ref(), &u, &keep, &noise).await;
     let erased = memory
         .forget(&Forget::user(u.clone()).session(noise))
         .await

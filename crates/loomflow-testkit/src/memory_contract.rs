@@ -611,3 +611,80 @@ async fn fifty_users_stay_isolated(m: Arc<dyn Memory>) {
         );
     }
 }
+
+/// The session [`seed_two_sessions`] fills with the query's nearest
+/// neighbours (quotes and a backslash in its id, for backends that put it
+/// in a filter expression).
+pub const NOISE_SESSION: &str = "noise\"quoted\"\\session";
+
+/// Stores `n` episodes for one user (`traveller`), alternating between
+/// session `keep` ("visit the paris museum, day i") and
+/// [`NOISE_SESSION`] ("plan the rome trip, day i"), 16 writers at a time.
+/// Every episode's answer is "noted". Returns (user, keep, noise).
+pub async fn seed_two_sessions(
+    memory: &Arc<dyn Memory>,
+    n: usize,
+) -> (UserId, SessionId, SessionId) {
+    let u = user("traveller");
+    let keep = session("keep");
+    let noise = session(NOISE_SESSION);
+    for chunk in (0..n).collect::<Vec<_>>().chunks(16) {
+        futures_util::future::join_all(chunk.iter().map(|i| {
+            let (memory, u) = (memory.clone(), u.clone());
+            let (s, text) = if i % 2 == 0 {
+                (keep.clone(), format!("visit the paris museum, day {i}"))
+            } else {
+                (noise.clone(), format!("plan the rome trip, day {i}"))
+            };
+            async move {
+                memory
+                    .remember(&u, Episode::new(text, "noted").session(s))
+                    .await
+                    .unwrap();
+            }
+        }))
+        .await;
+    }
+    (u, keep, noise)
+}
+
+/// After [`seed_two_sessions`]: a recall whose nearest neighbours all sit
+/// in the excluded session still returns its full limit, by vectors alone
+/// and by keywords alone. (HNSW filters after it walks the graph; a backend
+/// that does not keep walking returns fewer rows, or none.)
+pub async fn assert_filtered_recall_is_full(
+    memory: &dyn Memory,
+    u: &UserId,
+    keep: &SessionId,
+    noise: &SessionId,
+) {
+    // Every episode shares "noted" with the query, so all score above zero.
+    let query = Recall::new("rome trip plan noted")
+        .alpha(1.0)
+        .limit(25)
+        .excluding_session(noise.clone());
+    let hits = memory.recall_scored(u, &query).await.unwrap();
+    assert_eq!(hits.len(), 25, "the filter must not shorten the answer");
+    assert!(
+        hits.iter()
+            .all(|h| h.episode.session.as_ref() == Some(keep) && h.vector_score.is_some())
+    );
+    let hits = memory
+        .recall_scored(u, &query.clone().alpha(0.0))
+        .await
+        .unwrap();
+    assert_eq!(hits.len(), 25, "keywords are filtered the same way");
+    assert!(
+        hits.iter()
+            .all(|h| h.episode.session.as_ref() == Some(keep) && h.bm25_score.is_some())
+    );
+    // Unfiltered, the nearest are the excluded session's.
+    let hits = memory
+        .recall_scored(u, &Recall::new("rome trip plan").alpha(1.0).limit(25))
+        .await
+        .unwrap();
+    assert!(
+        hits.iter()
+            .all(|h| h.episode.session.as_ref() == Some(noise))
+    );
+}

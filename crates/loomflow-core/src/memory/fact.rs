@@ -219,6 +219,25 @@ pub struct Supersession {
     pub new_valid_until: Option<DateTime<Utc>>,
 }
 
+impl Supersession {
+    /// Carries the plan out on copies: sets `new`'s `valid_until` if the
+    /// plan says so and returns the stored facts of `existing` it closes,
+    /// with their new `valid_until`, ready to be written back.
+    pub fn apply(&self, existing: &[Fact], new: &mut Fact) -> Vec<Fact> {
+        if let Some(until) = self.new_valid_until {
+            new.valid_until = Some(until);
+        }
+        self.close
+            .iter()
+            .filter_map(|(id, until)| {
+                let mut closed = existing.iter().find(|f| &f.id == id)?.clone();
+                closed.valid_until = Some(*until);
+                Some(closed)
+            })
+            .collect()
+    }
+}
+
 /// The valid-time rule (as in Zep/Graphiti and the reference): among the
 /// user's stored facts with the new fact's subject and predicate, a
 /// different object, and validity that overlaps the new fact's,

@@ -463,15 +463,7 @@ impl Memory for InMemoryMemory {
             return Ok(Vec::new());
         };
         let s = read(&state);
-        let mut facts: Vec<Fact> = s
-            .facts
-            .iter()
-            .filter(|f| query.admits(f))
-            .cloned()
-            .collect();
-        facts.sort_by(|a, b| b.valid_from.cmp(&a.valid_from).then(a.id.cmp(&b.id)));
-        facts.truncate(query.limit);
-        Ok(facts)
+        Ok(query.select(s.facts.iter().filter(|f| query.admits(f)).cloned()))
     }
 
     async fn recall_facts(

@@ -118,6 +118,48 @@ pub struct MemoryBlock {
     pub pinned_order: u32,
 }
 
+impl MemoryBlock {
+    /// The block `name` after writing `text` at `now`, given the user's
+    /// current `blocks`: replaced (or, with `append`, added on a new line)
+    /// if it exists, else a new block pinned after the others. Backends that
+    /// read the blocks, then store the result, share this rule.
+    ///
+    /// ```
+    /// use chrono::Utc;
+    /// use loomflow_core::memory::MemoryBlock;
+    /// let now = Utc::now();
+    /// let first = MemoryBlock::written(&[], "persona", "terse", false, now);
+    /// assert_eq!(first.pinned_order, 0);
+    /// let more = MemoryBlock::written(&[first], "persona", "kind", true, now);
+    /// assert_eq!(more.content, "terse\nkind");
+    /// ```
+    pub fn written(
+        blocks: &[MemoryBlock],
+        name: &str,
+        text: &str,
+        append: bool,
+        now: DateTime<Utc>,
+    ) -> MemoryBlock {
+        match blocks.iter().find(|b| b.name == name) {
+            Some(b) => MemoryBlock {
+                content: if append && !b.content.is_empty() {
+                    format!("{}\n{text}", b.content)
+                } else {
+                    text.to_owned()
+                },
+                updated_at: now,
+                ..b.clone()
+            },
+            None => MemoryBlock {
+                name: name.to_owned(),
+                content: text.to_owned(),
+                updated_at: now,
+                pinned_order: blocks.iter().map(|b| b.pinned_order + 1).max().unwrap_or(0),
+            },
+        }
+    }
+}
+
 /// What [`recall`](super::Memory::recall) looks for.
 ///
 /// ```
@@ -276,6 +318,16 @@ impl FactQuery {
             && self.predicate.as_ref().is_none_or(|p| &fact.predicate == p)
             && self.object.as_ref().is_none_or(|o| &fact.object == o)
             && self.valid_at.is_none_or(|at| fact.holds_at(at))
+    }
+
+    /// The facts of `facts` this query selects: those it admits, newest
+    /// `valid_from` first (ties by id), at most `limit`. `self` must be
+    /// canonical.
+    pub fn select(&self, facts: impl IntoIterator<Item = Fact>) -> Vec<Fact> {
+        let mut selected: Vec<Fact> = facts.into_iter().filter(|f| self.admits(f)).collect();
+        selected.sort_by(|a, b| b.valid_from.cmp(&a.valid_from).then(a.id.cmp(&b.id)));
+        selected.truncate(self.limit);
+        selected
     }
 
     /// The same query with its predicate canonicalised.
