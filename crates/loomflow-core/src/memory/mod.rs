@@ -63,9 +63,10 @@ pub use user_locks::UserLocks;
 
 /// A user-partitioned long-term memory. See the [module docs](self).
 ///
-/// Backends: [`InMemoryMemory`] here and `loomflow-sqlite`'s `SqliteMemory`
-/// (the embedded default); both pass `loomflow_testkit::memory_contract`,
-/// which every later adapter must pass too.
+/// Backends: [`InMemoryMemory`] here, `loomflow-sqlite`'s `SqliteMemory`
+/// (the embedded default), `loomflow-postgres`'s `PostgresMemory`,
+/// `loomflow-redis`'s `RedisMemory` and `loomflow-chroma`'s `ChromaMemory`;
+/// all pass `loomflow_testkit::memory_contract`.
 #[async_trait]
 pub trait Memory: Send + Sync + 'static {
     /// The backend's name (`inmemory`, `sqlite`, …).
