@@ -565,7 +565,7 @@ impl RedisMemory {
     }
 
     /// Queues the removal of stored episode `id` (its `fields` as read)
-    /// onto `pipe`; returns its word count.
+    /// onto `pipe`, statistics included.
     fn unindex(
         &self,
         pipe: &mut Pipeline,
@@ -573,7 +573,7 @@ impl RedisMemory {
         mode: Vectors,
         id: &str,
         fields: &HashMap<String, String>,
-    ) -> i64 {
+    ) {
         for word in fields
             .get("terms")
             .map(String::as_str)
@@ -601,7 +601,6 @@ impl RedisMemory {
         let len: i64 = fields.get("len").and_then(|l| l.parse().ok()).unwrap_or(0);
         pipe.hincr(keys.key("stats"), "episodes", -1).ignore();
         pipe.hincr(keys.key("stats"), "total_len", -len).ignore();
-        len
     }
 
     /// Drops sessions left without episodes from the `sessions` set.
