@@ -4,8 +4,9 @@
 //! A namespace is two collections: `…-episodes` (cosine HNSW over the
 //! embeddings we compute: Chroma never embeds) and `…-records` (facts,
 //! working blocks and per-user statistics as JSON documents). Every record
-//! carries its user's storage key in the `user` metadata field and every
-//! request filters on it, so one tenant never reads another's records.
+//! carries its user's storage key in the `user` metadata field, and every
+//! request either filters on it or names record ids that begin with it, so
+//! one tenant never reads another's records.
 //!
 //! An episode's document is the list of its words as the shared tokenizer
 //! yields them (` rome trip plan `), so keyword recall asks Chroma for the
@@ -24,7 +25,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use loomflow_core::journal::redact_url;
-use loomflow_core::memory::text::{self, BM25_B, BM25_K1};
+use loomflow_core::memory::text;
 use loomflow_core::memory::{
     Episode, EpisodeMatch, EpisodeTools, Fact, FactQuery, Forget, Forgotten, HashEmbedder, Memory,
     MemoryBlock, MemoryError, MemoryExport, MemoryProfile, Recall, UserLocks, check_block_name,
@@ -636,7 +637,6 @@ fn bm25(
     let (from, to) = query
         .time_range
         .map_or((i64::MIN, i64::MAX), |(a, b)| (micros(a), micros(b)));
-    let (k1, b) = (f64::from(BM25_K1), f64::from(BM25_B));
     let mut hits: Vec<(String, f32)> = Vec::new();
     for (i, id) in reply.ids.iter().enumerate() {
         let admitted = metadatas.get(i).and_then(Option::as_ref).is_some_and(|m| {
@@ -653,13 +653,13 @@ fn bm25(
             continue;
         };
         let len = f64::from(lens[i]);
-        let mut score = 0.0;
-        for (w, tf) in counts {
-            let d = df.get(w).copied().unwrap_or(1.0);
-            let idf = (1.0 + (docs - d + 0.5) / (d + 0.5)).ln();
-            let tf = f64::from(*tf);
-            score += idf * tf * (k1 + 1.0) / (tf + k1 * (1.0 - b + b * len / avg_len));
-        }
+        let score: f64 = counts
+            .iter()
+            .map(|(w, tf)| {
+                let idf = text::bm25_idf(docs, df.get(w).copied().unwrap_or(1.0));
+                text::bm25_weight(idf, f64::from(*tf), len, avg_len)
+            })
+            .sum();
         if score > 0.0 {
             hits.push((id.clone(), score as f32));
         }
@@ -884,7 +884,7 @@ impl Memory for ChromaMemory {
     ) -> Result<Vec<Fact>, MemoryError> {
         let query = query.clone().canonical()?;
         let c = self.collections().await?;
-        Ok(query.select(self.records::<Fact>(&c, user, "fact").await?))
+        Ok(query.select(&self.records::<Fact>(&c, user, "fact").await?))
     }
 
     async fn recall_facts(

@@ -49,7 +49,7 @@ async fn filtered_vector_recall_returns_the_full_limit() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_handles_share_one_database_and_namespaces_share_nothing() {
+async fn two_handles_share_one_database() {
     let pg = TempPostgres::start();
     let a = PostgresMemory::new(&pg.url()).unwrap();
     let b = PostgresMemory::new(&pg.url()).unwrap();
@@ -70,49 +70,22 @@ async fn two_handles_share_one_database_and_namespaces_share_nothing() {
         .unwrap();
     assert_eq!(hits.len(), 1);
     assert!(hits[0].bm25_score.unwrap() > 0.0);
+}
 
-    let other = a.clone().with_namespace("other-bot");
-    assert!(
-        other
-            .recall(&u, &Recall::new("wifi"))
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn namespaces_share_nothing_and_keep_their_embedder() {
+    let pg = TempPostgres::start();
+    let base = PostgresMemory::new(&pg.url()).unwrap();
+    memory_contract::assert_namespaces_and_embedder_size(
+        &base,
+        &base.clone().with_namespace("other-bot"),
+        loomflow::open_memory(&pg.url().parse().unwrap())
             .await
             .unwrap()
-            .is_empty()
-    );
-    assert_eq!(other.profile(&u).await.unwrap().episode_count, 0);
-    // The resolver's string opens the same store; a namespace set there too.
-    let resolved = loomflow::open_memory(&pg.url().parse().unwrap())
-        .await
-        .unwrap();
-    assert_eq!(resolved.backend(), "postgres");
-    assert_eq!(
-        resolved
-            .recall(&u, &Recall::new("wifi"))
-            .await
-            .unwrap()
-            .len(),
-        1
-    );
-
-    // A namespace keeps its embedder's size.
-    let wide = a.with_embedder(Arc::new(HashEmbedder::new(64)));
-    let err = wide.remember(&u, Episode::new("x", "y")).await.unwrap_err();
-    assert!(
-        matches!(
-            err,
-            MemoryError::Dimensions {
-                stored: 384,
-                made: 64,
-                ..
-            }
-        ),
-        "{err}"
-    );
-    assert_eq!(
-        b.profile(&u).await.unwrap().episode_count,
-        1,
-        "nothing lost"
-    );
+            .as_ref(),
+        &base.clone().with_embedder(Arc::new(HashEmbedder::new(64))),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -123,12 +96,7 @@ async fn connects_lazily_and_names_the_url_without_its_password() {
         format!("postgres://bot:hunter2@127.0.0.1:{}/postgres", pg.port())
     };
     let memory = PostgresMemory::new(&url).unwrap();
-    let u = UserId::new("alice").unwrap();
-    let err = memory.recall(&u, &Recall::new("x")).await.unwrap_err();
-    let text = err.to_string();
-    assert!(matches!(err, MemoryError::Unreachable { .. }), "{text}");
-    assert!(text.contains("127.0.0.1"), "{text}");
-    assert!(!text.contains("hunter2"), "{text}");
+    memory_contract::assert_unreachable(&memory, "127.0.0.1", "hunter2").await;
 
     let err = PostgresMemory::new("postgres://bot:hunter2@host:notaport/db").unwrap_err();
     assert!(matches!(err, MemoryError::Config(_)), "{err}");

@@ -31,7 +31,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use loomflow_core::journal::redact_url;
-use loomflow_core::memory::text::{self, BM25_B, BM25_K1, term_counts};
+use loomflow_core::memory::text::{self, term_counts};
 use loomflow_core::memory::{
     Episode, EpisodeMatch, EpisodeTools, Fact, FactQuery, Forget, Forgotten, HashEmbedder, Memory,
     MemoryBlock, MemoryError, MemoryExport, MemoryProfile, Recall, UserLocks, check_block_name,
@@ -464,7 +464,11 @@ impl RedisMemory {
             if tokio::time::Instant::now() >= deadline {
                 return Err(MemoryError::backend(
                     BACKEND,
-                    format!("the write lock {lock} stayed taken for {LOCK_WAIT:?}"),
+                    format!(
+                        "the write lock {lock} stayed taken for {LOCK_WAIT:?}: another writer \
+                         holds it, or died holding it (it expires {LOCK_TTL:?} after it was \
+                         taken); retry the write"
+                    ),
                 ));
             }
             tokio::time::sleep(pause).await;
@@ -803,16 +807,12 @@ impl RedisMemory {
                 filters.admits(&e).then_some((id.as_str(), e.len))
             })
             .collect();
-        let (k1, b) = (f64::from(BM25_K1), f64::from(BM25_B));
         let mut scores: HashMap<&str, f64> = HashMap::new();
         for list in &postings {
-            let df = list.len() as f64;
-            let idf = (1.0 + (docs - df + 0.5) / (df + 0.5)).ln();
+            let idf = text::bm25_idf(docs, list.len() as f64);
             for (id, tf) in list {
                 if let Some(len) = admitted.get(id.as_str()) {
-                    let tf = f64::from(*tf);
-                    let s = idf * tf * (k1 + 1.0)
-                        / (tf + k1 * (1.0 - b + b * f64::from(*len) / avg_len));
+                    let s = text::bm25_weight(idf, f64::from(*tf), f64::from(*len), avg_len);
                     *scores.entry(id.as_str()).or_default() += s;
                 }
             }
@@ -1050,7 +1050,7 @@ impl Memory for RedisMemory {
         self.mode().await?;
         let mut conn = self.conn().await?;
         let keys = Keys::new(&self.inner.namespace, user);
-        Ok(query.select(self.facts(&mut conn, &keys, user).await?))
+        Ok(query.select(&self.facts(&mut conn, &keys, user).await?))
     }
 
     async fn recall_facts(

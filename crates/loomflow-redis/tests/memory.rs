@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use loomflow::UserId;
-use loomflow::memory::{Episode, Forget, HashEmbedder, Memory, MemoryError, Recall};
+use loomflow::memory::{Forget, HashEmbedder, Memory, MemoryError};
 use loomflow_redis::RedisMemory;
 use loomflow_testkit::memory_contract;
 use loomflow_testkit::redis::TempRedis;
@@ -56,51 +56,17 @@ async fn filtered_vector_recall_returns_the_full_limit() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn namespaces_share_nothing_and_keep_their_embedder() {
     let server = TempRedis::start();
-    let a = RedisMemory::new(&server.url()).unwrap();
-    let u = UserId::new("shared").unwrap();
-    a.remember(&u, Episode::new("The wifi password is on the fridge", "ok"))
-        .await
-        .unwrap();
-    let other = a.clone().with_namespace("other:bot}");
-    assert!(
-        other
-            .recall(&u, &Recall::new("wifi"))
+    let base = RedisMemory::new(&server.url()).unwrap();
+    memory_contract::assert_namespaces_and_embedder_size(
+        &base,
+        &base.clone().with_namespace("other:bot}"),
+        loomflow::open_memory(&server.url().parse().unwrap())
             .await
             .unwrap()
-            .is_empty()
-    );
-    assert_eq!(other.profile(&u).await.unwrap().episode_count, 0);
-    let resolved = loomflow::open_memory(&server.url().parse().unwrap())
-        .await
-        .unwrap();
-    assert_eq!(resolved.backend(), "redis");
-    assert_eq!(
-        resolved
-            .recall(&u, &Recall::new("wifi"))
-            .await
-            .unwrap()
-            .len(),
-        1
-    );
-
-    let wide = a.clone().with_embedder(Arc::new(HashEmbedder::new(64)));
-    let err = wide.remember(&u, Episode::new("x", "y")).await.unwrap_err();
-    assert!(
-        matches!(
-            err,
-            MemoryError::Dimensions {
-                stored: 384,
-                made: 64,
-                ..
-            }
-        ),
-        "{err}"
-    );
-    assert_eq!(
-        a.profile(&u).await.unwrap().episode_count,
-        1,
-        "nothing lost"
-    );
+            .as_ref(),
+        &base.clone().with_embedder(Arc::new(HashEmbedder::new(64))),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -110,14 +76,7 @@ async fn connects_lazily_and_names_the_url_without_its_password() {
         format!("redis://:hunter2@127.0.0.1:{}/0", server.port())
     };
     let memory = RedisMemory::new(&url).unwrap();
-    let err = memory
-        .recall(&UserId::new("alice").unwrap(), &Recall::new("x"))
-        .await
-        .unwrap_err();
-    let text = err.to_string();
-    assert!(matches!(err, MemoryError::Unreachable { .. }), "{text}");
-    assert!(text.contains("127.0.0.1"), "{text}");
-    assert!(!text.contains("hunter2"), "{text}");
+    memory_contract::assert_unreachable(&memory, "127.0.0.1", "hunter2").await;
 
     let err = RedisMemory::new("redis://:hunter2@host:notaport/0").unwrap_err();
     assert!(matches!(err, MemoryError::Config(_)), "{err}");

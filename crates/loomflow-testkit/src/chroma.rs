@@ -9,17 +9,32 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
+
+use crate::server::{ChildServer, free_port};
 
 /// A running throwaway server.
 #[derive(Debug)]
 pub struct TempChroma {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
+    server: ChildServer,
+}
+
+/// Whether a Chroma server answers its heartbeat on `port`.
+fn heartbeat(port: u16) -> bool {
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    let request = format!(
+        "GET /api/v2/heartbeat HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+    );
+    let mut reply = String::new();
+    s.write_all(request.as_bytes()).is_ok()
+        && s.read_to_string(&mut reply).is_ok()
+        && reply.starts_with("HTTP/1.1 200")
 }
 
 fn chroma_binary() -> PathBuf {
@@ -47,73 +62,32 @@ impl TempChroma {
             .prefix("loomflow-chroma-")
             .tempdir()
             .unwrap();
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new(&bin)
+        let port = free_port();
+        let mut command = Command::new(&bin);
+        command
             .arg("run")
             .arg("--path")
             .arg(dir.path())
             .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-            .env("ANONYMIZED_TELEMETRY", "False")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
-        let mut server = Self {
-            child,
+            .env("ANONYMIZED_TELEMETRY", "False");
+        let server = ChildServer::start(
+            "the Chroma server",
+            command,
             port,
-            _dir: dir,
-        };
-        server.wait_ready();
-        server
-    }
-
-    fn wait_ready(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) {
-                let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-                let request = format!(
-                    "GET /api/v2/heartbeat HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\n\r\n",
-                    self.port
-                );
-                let mut reply = String::new();
-                if s.write_all(request.as_bytes()).is_ok()
-                    && s.read_to_string(&mut reply).is_ok()
-                    && reply.starts_with("HTTP/1.1 200")
-                {
-                    return;
-                }
-            }
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("the Chroma server exited early: {status}");
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the Chroma server did not answer on port {} within 30 s",
-                self.port
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+            dir,
+            Duration::from_secs(30),
+            heartbeat,
+        );
+        Self { server }
     }
 
     /// The port.
     pub fn port(&self) -> u16 {
-        self.port
+        self.server.port()
     }
 
     /// `http://127.0.0.1:<port>`.
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for TempChroma {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        format!("http://127.0.0.1:{}", self.port())
     }
 }

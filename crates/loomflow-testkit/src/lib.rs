@@ -10,6 +10,7 @@ pub mod live;
 pub mod memory_contract;
 pub mod postgres;
 pub mod redis;
+pub mod server;
 
 use std::sync::{Arc, Mutex};
 

@@ -688,3 +688,58 @@ pub async fn assert_filtered_recall_is_full(
             .all(|h| h.episode.session.as_ref() == Some(noise))
     );
 }
+
+/// Namespaces and the embedder's size on one store: `base` (empty, default
+/// namespace, 384-dimension hash embedder), `other_namespace` (the same
+/// store, another namespace), `resolved` (the same store opened by
+/// [`loomflow::open_memory`] from its spec string), `wide` (the default
+/// namespace with a 64-dimension embedder). The other namespace sees
+/// nothing, the resolved handle sees everything, and `wide` is refused
+/// with [`MemoryError::Dimensions`] without losing what is stored.
+pub async fn assert_namespaces_and_embedder_size(
+    base: &dyn Memory,
+    other_namespace: &dyn Memory,
+    resolved: &dyn Memory,
+    wide: &dyn Memory,
+) {
+    let u = user("shared");
+    base.remember(&u, Episode::new("The wifi password is on the fridge", "ok"))
+        .await
+        .unwrap();
+    let wifi = Recall::new("wifi");
+    assert!(other_namespace.recall(&u, &wifi).await.unwrap().is_empty());
+    assert_eq!(other_namespace.profile(&u).await.unwrap().episode_count, 0);
+    assert_eq!(resolved.backend(), base.backend());
+    assert_eq!(resolved.recall(&u, &wifi).await.unwrap().len(), 1);
+    let err = wide.remember(&u, Episode::new("x", "y")).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            MemoryError::Dimensions {
+                stored: 384,
+                made: 64,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(
+        base.profile(&u).await.unwrap().episode_count,
+        1,
+        "nothing lost"
+    );
+}
+
+/// `memory` points at a server that is gone: its first operation fails
+/// with [`MemoryError::Unreachable`] naming `host`, and never shows
+/// `password`.
+pub async fn assert_unreachable(memory: &dyn Memory, host: &str, password: &str) {
+    let err = memory
+        .recall(&user("alice"), &Recall::new("x"))
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, MemoryError::Unreachable { .. }), "{text}");
+    assert!(text.contains(host), "{text}");
+    assert!(!text.contains(password), "{text}");
+}

@@ -8,10 +8,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
+
+use crate::server::free_port;
 
 /// A running throwaway server.
 #[derive(Debug)]
@@ -122,14 +123,6 @@ fn template(bin: &Path, as_postgres: bool) -> PathBuf {
     }
     let _ = std::fs::remove_dir_all(&staging);
     path
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 impl TempPostgres {

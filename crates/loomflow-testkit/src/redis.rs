@@ -11,17 +11,17 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
+
+use crate::server::{ChildServer, free_port};
 
 /// A running throwaway server.
 #[derive(Debug)]
 pub struct TempRedis {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
+    server: ChildServer,
 }
 
 /// Where `scripts/services/redis.sh` installs Redis 8.
@@ -29,12 +29,14 @@ const WITH_VECTOR_SETS: &str = "/usr/local/bin/redis-server";
 /// Debian bookworm's Redis 7.
 const WITHOUT_VECTOR_SETS: &str = "/usr/bin/redis-server";
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// Whether a Redis server answers `PING` on `port`.
+fn pong(port: u16) -> bool {
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
+    let mut reply = [0u8; 7];
+    s.write_all(b"PING\r\n").is_ok() && s.read_exact(&mut reply).is_ok() && &reply == b"+PONG\r\n"
 }
 
 impl TempRedis {
@@ -49,9 +51,9 @@ impl TempRedis {
     }
 
     fn start_binary(binary: &Path, version: &str) -> Self {
-        let out = Command::new(binary).arg("--version").output();
-        let ok = out
-            .as_ref()
+        let ok = Command::new(binary)
+            .arg("--version")
+            .output()
             .map(|o| String::from_utf8_lossy(&o.stdout).contains(&format!("v={version}")))
             .unwrap_or(false);
         assert!(
@@ -65,7 +67,8 @@ impl TempRedis {
             .tempdir()
             .unwrap();
         let port = free_port();
-        let child = Command::new(binary)
+        let mut command = Command::new(binary);
+        command
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args([
                 "--save",
@@ -76,59 +79,25 @@ impl TempRedis {
                 "yes",
             ])
             .arg("--dir")
-            .arg(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
-        let mut server = Self {
-            child,
+            .arg(dir.path());
+        let server = ChildServer::start(
+            "redis-server",
+            command,
             port,
-            _dir: dir,
-        };
-        server.wait_ready();
-        server
-    }
-
-    fn wait_ready(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) {
-                let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
-                let mut reply = [0u8; 7];
-                if s.write_all(b"PING\r\n").is_ok()
-                    && s.read_exact(&mut reply).is_ok()
-                    && &reply == b"+PONG\r\n"
-                {
-                    return;
-                }
-            }
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("redis-server exited early: {status}");
-            }
-            assert!(
-                Instant::now() < deadline,
-                "redis-server did not answer on port {} within 10 s",
-                self.port
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+            dir,
+            Duration::from_secs(10),
+            pong,
+        );
+        Self { server }
     }
 
     /// The port.
     pub fn port(&self) -> u16 {
-        self.port
+        self.server.port()
     }
 
     /// `redis://127.0.0.1:<port>/`.
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
-    }
-}
-
-impl Drop for TempRedis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        format!("redis://127.0.0.1:{}/", self.port())
     }
 }

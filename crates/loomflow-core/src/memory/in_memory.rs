@@ -463,7 +463,7 @@ impl Memory for InMemoryMemory {
             return Ok(Vec::new());
         };
         let s = read(&state);
-        Ok(query.select(s.facts.iter().filter(|f| query.admits(f)).cloned()))
+        Ok(query.select(&s.facts))
     }
 
     async fn recall_facts(

@@ -203,6 +203,22 @@ pub const BM25_K1: f32 = 1.2;
 /// BM25 length normalisation.
 pub const BM25_B: f32 = 0.75;
 
+/// BM25's inverse document frequency of a word found in `df` of `docs`
+/// documents (the `+ 1` inside the log keeps it positive).
+pub fn bm25_idf(docs: f64, df: f64) -> f64 {
+    (1.0 + (docs - df + 0.5) / (df + 0.5)).ln()
+}
+
+/// BM25's score for a word with inverse document frequency `idf` occurring
+/// `tf` times in a document of `len` words, when documents average
+/// `avg_len` words ([`BM25_K1`], [`BM25_B`]). A document's score is the sum
+/// over the query's distinct words. Every backend that ranks on the client
+/// calls this, so they all score alike.
+pub fn bm25_weight(idf: f64, tf: f64, len: f64, avg_len: f64) -> f64 {
+    let (k1, b) = (f64::from(BM25_K1), f64::from(BM25_B));
+    idf * tf * (k1 + 1.0) / (tf + k1 * (1.0 - b + b * len / avg_len))
+}
+
 /// The distinct words of `text` (as [`for_each_token`] yields them), each
 /// with how often it occurs, sorted by word; and the number of words.
 ///
@@ -326,13 +342,10 @@ impl Bm25Index {
             let Some(list) = self.postings.get(word.as_str()) else {
                 continue;
             };
-            let df = list.len() as f32;
-            let idf = (1.0 + (n - df + 0.5) / (df + 0.5)).ln();
+            let idf = bm25_idf(f64::from(n), list.len() as f64);
             for &(doc, tf) in list {
-                let len = self.lengths.get(doc as usize).copied().unwrap_or(0) as f32;
-                let tf = tf as f32;
-                let s = idf * tf * (BM25_K1 + 1.0)
-                    / (tf + BM25_K1 * (1.0 - BM25_B + BM25_B * len / avg_len));
+                let len = self.lengths.get(doc as usize).copied().unwrap_or(0);
+                let s = bm25_weight(idf, f64::from(tf), f64::from(len), f64::from(avg_len)) as f32;
                 *scores.entry(doc).or_default() += s;
             }
         }

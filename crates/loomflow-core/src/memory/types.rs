@@ -320,11 +320,15 @@ impl FactQuery {
             && self.valid_at.is_none_or(|at| fact.holds_at(at))
     }
 
-    /// The facts of `facts` this query selects: those it admits, newest
-    /// `valid_from` first (ties by id), at most `limit`. `self` must be
-    /// canonical.
-    pub fn select(&self, facts: impl IntoIterator<Item = Fact>) -> Vec<Fact> {
-        let mut selected: Vec<Fact> = facts.into_iter().filter(|f| self.admits(f)).collect();
+    /// The facts of `facts` this query selects: those it admits (cloned),
+    /// newest `valid_from` first (ties by id), at most `limit`. `self` must
+    /// be canonical.
+    pub fn select<'a>(&self, facts: impl IntoIterator<Item = &'a Fact>) -> Vec<Fact> {
+        let mut selected: Vec<Fact> = facts
+            .into_iter()
+            .filter(|f| self.admits(f))
+            .cloned()
+            .collect();
         selected.sort_by(|a, b| b.valid_from.cmp(&a.valid_from).then(a.id.cmp(&b.id)));
         selected.truncate(self.limit);
         selected
@@ -459,8 +463,9 @@ pub struct MemoryProfile {
     pub sample_facts: Vec<Fact>,
     /// The backend (`inmemory`, `sqlite`, …).
     pub backend: String,
-    /// How vector recall runs here (`hnsw`, `pgvector-hnsw`,
-    /// `redis-vector-sets`, `client-side`, …).
+    /// How vector recall runs here, in words: e.g. `pgvector hnsw (cosine,
+    /// hnsw.iterative_scan = relaxed_order)`, `redis vector sets (…)` or
+    /// `client-side cosine over stored embeddings (…)`.
     pub vector_search: String,
 }
 
