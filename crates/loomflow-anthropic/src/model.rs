@@ -467,6 +467,10 @@ impl Model for AnthropicModel {
         &self.inner.model
     }
 
+    fn is_remote(&self) -> bool {
+        true
+    }
+
     fn capabilities(&self) -> ModelCapabilities {
         let mut caps = ModelCapabilities::none().with_native_structured_output(true);
         caps.prompt_caching = true;

@@ -936,6 +936,8 @@ impl Memory for ChromaMemory {
     }
 
     async fn forget(&self, forget: &Forget) -> Result<Forgotten, MemoryError> {
+        // No background extraction may write the erased data back.
+        loomflow_core::memory::stop_extractions(forget).await;
         let c = self.collections().await?;
         let user = &forget.user;
         let _writer = self.inner.locks.lock(user.storage_key()).await;

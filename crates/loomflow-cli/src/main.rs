@@ -112,9 +112,11 @@ pub(crate) struct RunArgs {
     /// same prompt resumes it.
     #[arg(long, value_name = "SPEC")]
     runtime: Option<String>,
-    /// Long-term memory for the agent: inmemory, sqlite:PATH, … (default:
-    /// the config's `memory`, else none). The run is seeded from the
-    /// user's memory and stored in it.
+    /// Long-term memory for the agent (or the workflow's agents): inmemory,
+    /// sqlite:PATH, … (default: the config's or workflow file's `memory`,
+    /// else none). The run is seeded from the user's memory and stored in
+    /// it; with a remote model, facts are extracted in the background and
+    /// the command waits up to 30 s for them before it exits.
     #[arg(long, value_name = "SPEC")]
     memory: Option<String>,
 }
@@ -208,11 +210,27 @@ async fn run(args: RunArgs) -> Result<(), String> {
             .map_err(|e| e.to_string())?;
         b = b.memory(memory);
         if !spec.with_facts {
-            b = b.memory_options(loomflow::agent::MemoryOptions::default().facts(0));
+            b = b
+                .memory_options(loomflow::agent::MemoryOptions::default().facts(0))
+                .auto_extract(false);
         }
     }
     let agent = b.build().map_err(|e| e.to_string())?;
-    let request = request(&agent, &args).map_err(|e| e.to_string())?;
+    let outcome = run_agent(&agent, &args).await;
+    drain_background().await;
+    outcome
+}
+
+/// Waits for background fact extraction before the process exits.
+pub(crate) async fn drain_background() {
+    let left = loomflow::memory::drain_all(std::time::Duration::from_secs(30)).await;
+    if left > 0 {
+        eprintln!("warning: {left} background fact extraction(s) did not finish within 30 s");
+    }
+}
+
+async fn run_agent(agent: &Agent, args: &RunArgs) -> Result<(), String> {
+    let request = request(agent, args).map_err(|e| e.to_string())?;
     let mut out = std::io::stdout().lock();
     if !args.stream {
         let result = request.await.map_err(|e| e.to_string())?;

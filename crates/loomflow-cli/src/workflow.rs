@@ -46,8 +46,27 @@ pub(crate) async fn run(args: &RunArgs, file: PathBuf, input: String) -> Result<
     let journal = loomflow::open_journal(&spec)
         .await
         .map_err(|e| e.to_string())?;
-    let wf = wf.with_journal(journal);
-    let request = request(&wf, args, input)?;
+    let mut wf = wf.with_journal(journal);
+    let memory_spec = match &args.memory {
+        Some(flag) => Some(
+            flag.parse::<loomflow::memory::MemorySpec>()
+                .map_err(|e| e.to_string())?,
+        ),
+        None => wf.memory_spec().cloned(),
+    };
+    if let Some(spec) = memory_spec {
+        let memory = loomflow::open_memory(&spec)
+            .await
+            .map_err(|e| e.to_string())?;
+        wf = wf.with_memory(memory);
+    }
+    let outcome = run_workflow(&wf, args, input).await;
+    crate::drain_background().await;
+    outcome
+}
+
+async fn run_workflow(wf: &Workflow, args: &RunArgs, input: String) -> Result<(), String> {
+    let request = request(wf, args, input)?;
     let mut out = std::io::stdout().lock();
     if !args.stream {
         let result = request.await.map_err(|e| e.to_string())?;

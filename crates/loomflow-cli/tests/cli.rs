@@ -301,6 +301,16 @@ fn workflow_file_errors_name_the_file_line_and_key() {
             "start = \"a\"\n[agents.h]\nmodle = \"echo\"\n[[nodes]]\nname = \"a\"\nagent = \"h\"\n[[edges]]\nfrom = \"a\"\nto = \"END\"\n",
             "inline.toml:2: ",
         ),
+        (
+            "agent-memory.toml",
+            "start = \"a\"\n[agents.h]\nmodel = \"echo\"\nmemory = \"inmemory\"\n[[nodes]]\nname = \"a\"\nagent = \"h\"\n[[edges]]\nfrom = \"a\"\nto = \"END\"\n",
+            "agent-memory.toml:2: agents.h.memory: in a workflow file, memory is set once at the top level",
+        ),
+        (
+            "bad-memory.toml",
+            "start = \"a\"\nmemory = \"mongo://x\"\n[agents.h]\nmodel = \"echo\"\n[[nodes]]\nname = \"a\"\nagent = \"h\"\n[[edges]]\nfrom = \"a\"\nto = \"END\"\n",
+            "bad-memory.toml:2: memory: ",
+        ),
     ];
     for (file, text, expected) in cases {
         let path = dir.join(file);
@@ -317,6 +327,58 @@ fn workflow_file_errors_name_the_file_line_and_key() {
         }
     }
     std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn a_workflow_files_memory_reaches_its_agents_across_processes() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("wf.db");
+    let file = dir.path().join("remembering.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "start = \"answer\"\nmemory = {{ backend = \"sqlite\", path = {:?} }}\n\
+             [agents.helper]\nmodel = \"echo\"\n\
+             [[nodes]]\nname = \"answer\"\nagent = \"helper\"\n\
+             [[edges]]\nfrom = \"answer\"\nto = \"END\"\n",
+            db.display().to_string()
+        ),
+    )
+    .unwrap();
+    let journal = format!("sqlite:{}", dir.path().join("journal.db").display());
+    for prompt in ["my name is Ada", "what is my name"] {
+        let args = [
+            "run",
+            file.to_str().unwrap(),
+            prompt,
+            "--user",
+            "ada",
+            "--session",
+            "s1",
+            "--runtime",
+            &journal,
+        ];
+        let o = loomflow(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    let mem = format!("sqlite:{}", db.display());
+    let o = loomflow(&["memory", "export", "--memory", &mem, "--user", "ada"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let export: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let inputs: Vec<&str> = export["episodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["input"].as_str().unwrap())
+        .collect();
+    assert_eq!(inputs, ["my name is Ada", "what is my name"]);
+    let outputs: Vec<&str> = export["episodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["output"].as_str().unwrap())
+        .collect();
+    assert_eq!(outputs, ["Echo: my name is Ada", "Echo: what is my name"]);
 }
 
 #[test]

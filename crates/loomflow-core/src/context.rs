@@ -140,21 +140,28 @@ where
 /// agent's own, then the ambient one.
 ///
 /// ```
+/// use std::sync::Arc;
 /// use loomflow_core::context::Ambient;
+/// use loomflow_core::memory::InMemoryMemory;
 /// use loomflow_core::Tone;
 ///
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-/// let ambient = Ambient::with_response_tone(Some(Tone::new("executive")));
-/// let tone = ambient.scope(async { Ambient::response_tone() }).await;
+/// let ambient = Ambient::default()
+///     .response_tone(Tone::new("executive"))
+///     .memory(Arc::new(InMemoryMemory::new()));
+/// let (tone, memory) = ambient.scope(async { (Ambient::current_tone(), Ambient::current_memory()) }).await;
 /// assert_eq!(tone.unwrap().as_str(), "executive");
-/// assert!(Ambient::response_tone().is_none());
+/// assert_eq!(memory.unwrap().backend(), "inmemory");
+/// assert!(Ambient::current_tone().is_none());
 /// # });
 /// ```
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default)]
 #[non_exhaustive]
 pub struct Ambient {
     /// The response tone for agents without one.
     pub response_tone: Option<crate::tone::Tone>,
+    /// The long-term memory for agents without one.
+    pub memory: Option<Arc<dyn crate::memory::Memory>>,
 }
 
 tokio::task_local! {
@@ -166,7 +173,20 @@ impl Ambient {
     pub fn with_response_tone(tone: Option<crate::tone::Tone>) -> Self {
         Self {
             response_tone: tone,
+            memory: None,
         }
+    }
+
+    /// Sets the response tone.
+    pub fn response_tone(mut self, tone: impl Into<crate::tone::Tone>) -> Self {
+        self.response_tone = Some(tone.into());
+        self
+    }
+
+    /// Sets the memory.
+    pub fn memory(mut self, memory: Arc<dyn crate::memory::Memory>) -> Self {
+        self.memory = Some(memory);
+        self
     }
 
     /// Runs `fut` with `self` as the ambient defaults. Settings left `None`
@@ -175,6 +195,7 @@ impl Ambient {
         let merged = match AMBIENT.try_with(Clone::clone) {
             Ok(outer) => Ambient {
                 response_tone: self.response_tone.or(outer.response_tone),
+                memory: self.memory.or(outer.memory),
             },
             Err(_) => self,
         };
@@ -182,7 +203,12 @@ impl Ambient {
     }
 
     /// The ambient response tone, if a surrounding scope set one.
-    pub fn response_tone() -> Option<crate::tone::Tone> {
+    pub fn current_tone() -> Option<crate::tone::Tone> {
         AMBIENT.try_with(|a| a.response_tone.clone()).ok().flatten()
+    }
+
+    /// The ambient memory, if a surrounding scope set one.
+    pub fn current_memory() -> Option<Arc<dyn crate::memory::Memory>> {
+        AMBIENT.try_with(|a| a.memory.clone()).ok().flatten()
     }
 }

@@ -281,6 +281,11 @@ impl Model for GenaiModel {
         &self.inner.name
     }
 
+    /// Hosted providers are remote; a keyless local server (Ollama) is not.
+    fn is_remote(&self) -> bool {
+        self.inner.route.key_var.is_some()
+    }
+
     fn capabilities(&self) -> ModelCapabilities {
         self.inner.capabilities
     }
@@ -345,7 +350,8 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("gemini/"), "{err}");
-        // Ollama takes no key.
-        GenaiModel::builder("ollama/llama3.2").build().unwrap();
+        // Ollama takes no key, and runs locally.
+        let local = GenaiModel::builder("ollama/llama3.2").build().unwrap();
+        assert!(!local.is_remote());
     }
 }

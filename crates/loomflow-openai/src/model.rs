@@ -382,6 +382,10 @@ impl Model for OpenAiModel {
         &self.inner.model
     }
 
+    fn is_remote(&self) -> bool {
+        true
+    }
+
     fn capabilities(&self) -> ModelCapabilities {
         self.inner.capabilities
     }

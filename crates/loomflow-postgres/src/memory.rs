@@ -1101,6 +1101,8 @@ impl Memory for PostgresMemory {
     }
 
     async fn forget(&self, forget: &Forget) -> Result<Forgotten, MemoryError> {
+        // No background extraction may write the erased data back.
+        loomflow_core::memory::stop_extractions(forget).await;
         let user = &forget.user;
         let key = user.storage_key();
         let ns = &self.inner.namespace;

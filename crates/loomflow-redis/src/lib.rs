@@ -1116,6 +1116,8 @@ impl Memory for RedisMemory {
     }
 
     async fn forget(&self, forget: &Forget) -> Result<Forgotten, MemoryError> {
+        // No background extraction may write the erased data back.
+        loomflow_core::memory::stop_extractions(forget).await;
         let mode = self.mode().await?;
         let user = &forget.user;
         let keys = Keys::new(&self.inner.namespace, user);

@@ -1002,6 +1002,8 @@ impl Memory for SqliteMemory {
     }
 
     async fn forget(&self, forget: &Forget) -> Result<Forgotten, MemoryError> {
+        // No background extraction may write the erased data back.
+        loomflow_core::memory::stop_extractions(forget).await;
         let forget = forget.clone();
         self.with_conn(move |inner, conn| {
             let user = &forget.user;

@@ -279,3 +279,59 @@ impl Model for ToolLoopModel {
         Ok(self.reply(&request))
     }
 }
+
+/// A model that holds every call until [`open`](Self::open), then answers
+/// each with the same text: puts a background call (fact extraction) at a
+/// known point, so a test can act while it is in flight.
+#[derive(Clone)]
+pub struct GatedModel {
+    reply: Arc<str>,
+    open: Arc<tokio::sync::watch::Sender<bool>>,
+    started: Arc<tokio::sync::watch::Sender<usize>>,
+}
+
+impl GatedModel {
+    /// A closed gate in front of `reply`.
+    pub fn new(reply: impl Into<String>) -> Self {
+        Self {
+            reply: Arc::from(reply.into()),
+            open: Arc::new(tokio::sync::watch::Sender::new(false)),
+            started: Arc::new(tokio::sync::watch::Sender::new(0)),
+        }
+    }
+
+    /// Lets every held and later call answer.
+    pub fn open(&self) {
+        self.open.send_replace(true);
+    }
+
+    /// Waits until `n` calls have reached the gate.
+    pub async fn wait_for_calls(&self, n: usize) {
+        let mut started = self.started.subscribe();
+        let _ = started.wait_for(|&c| c >= n).await;
+    }
+}
+
+#[async_trait]
+impl Model for GatedModel {
+    fn name(&self) -> &str {
+        "gated"
+    }
+
+    async fn stream(&self, request: ModelRequest<'_>) -> Result<ChunkStream, ModelError> {
+        let _ = request;
+        let mut open = self.open.subscribe();
+        self.started.send_modify(|c| *c += 1);
+        let _ = open.wait_for(|&o| o).await;
+        let chunks = vec![
+            Ok(loomflow::model::ModelChunk::Text {
+                text: self.reply.to_string(),
+            }),
+            Ok(loomflow::model::ModelChunk::Finish {
+                finish_reason: loomflow::model::FinishReason::Stop,
+                usage: loomflow::Usage::default(),
+            }),
+        ];
+        Ok(Box::pin(futures_util::stream::iter(chunks)))
+    }
+}

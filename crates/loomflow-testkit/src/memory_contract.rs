@@ -11,7 +11,9 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use loomflow::memory::{Episode, Fact, FactQuery, Forget, Memory, MemoryError, Recall};
+use loomflow::memory::{
+    Consolidator, Episode, Extractor, Fact, FactQuery, Forget, Memory, MemoryError, Recall,
+};
 use loomflow::{Role, SessionId, UserId};
 
 fn user(id: &str) -> UserId {
@@ -38,7 +40,63 @@ pub async fn run_all(memory: Arc<dyn Memory>) {
     fact_queries(memory.as_ref()).await;
     hybrid_recall_ranks_a_labelled_set(memory.as_ref()).await;
     forget_export_profile(memory.as_ref()).await;
+    forget_stops_background_extraction(Arc::clone(&memory)).await;
     fifty_users_stay_isolated(memory).await;
+}
+
+/// Background extraction (as agents run it after each stored episode)
+/// writes no facts for data that `forget` erased while it was in flight, or
+/// between the episode's write and the extraction's start; what `forget`
+/// did not select is extracted.
+async fn forget_stops_background_extraction(m: Arc<dyn Memory>) {
+    let model = crate::GatedModel::new(
+        r#"[{"subject":"user","predicate":"likes","object":"tea","confidence":0.9}]"#,
+    );
+    let extractor = Extractor::new(Consolidator::new(Arc::new(model.clone())));
+    let (gone, kept) = (user("extract-gone"), user("extract-kept"));
+    let store = |u: &UserId, s: &str| {
+        let episode = Episode::new("I drink tea every day", "Noted.").session(session(s));
+        let claim = extractor.claim(u, &episode);
+        let (m, u) = (Arc::clone(&m), u.clone());
+        async move {
+            let id = m.remember(&u, episode.clone()).await.unwrap();
+            (claim, u, episode, id)
+        }
+    };
+    let mut ids = Vec::new();
+    for (u, s) in [
+        (&gone, "extract-s1"),
+        (&gone, "extract-s2"),
+        (&kept, "extract-s1"),
+    ] {
+        let (claim, u, episode, id) = store(u, s).await;
+        extractor.spawn(claim, Arc::clone(&m), u, episode);
+        ids.push(id);
+    }
+    model.wait_for_calls(3).await;
+    assert_eq!(extractor.pending(), 3);
+    // Only the first session of `gone`: its extraction is dropped mid-call.
+    m.forget(&Forget::user(gone.clone()).session(session("extract-s1")))
+        .await
+        .unwrap();
+    model.open();
+    assert_eq!(extractor.drain(std::time::Duration::from_secs(30)).await, 0);
+    let sources =
+        |facts: Vec<Fact>| -> Vec<Vec<String>> { facts.into_iter().map(|f| f.sources).collect() };
+    let all = FactQuery::new().limit(10);
+    let got = sources(m.query_facts(&gone, &all).await.unwrap());
+    assert_eq!(got, [vec![ids[1].clone()]], "only the kept session's facts");
+    let got = sources(m.query_facts(&kept, &all).await.unwrap());
+    assert_eq!(got, [vec![ids[2].clone()]], "another user is untouched");
+
+    // Stored, then erased before its extraction starts: nothing comes back.
+    let (claim, u, episode, _) = store(&gone, "extract-s3").await;
+    let erased = m.forget(&Forget::user(gone.clone())).await.unwrap();
+    assert_eq!(erased.facts, 1, "{erased:?}");
+    extractor.spawn(claim, Arc::clone(&m), u, episode);
+    assert_eq!(extractor.drain(std::time::Duration::from_secs(30)).await, 0);
+    assert!(m.query_facts(&gone, &all).await.unwrap().is_empty());
+    m.forget(&Forget::user(kept)).await.unwrap();
 }
 
 async fn working_blocks(m: &dyn Memory) {

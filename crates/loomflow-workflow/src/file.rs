@@ -36,6 +36,12 @@
 //!
 //! A node is an `agent` (from `[agents]`) or a nested `workflow` file. Errors
 //! name the file and, wherever it can be told, the line and the key.
+//!
+//! A top-level `memory = "sqlite:./bot.db"` (any
+//! [`MemorySpec`](loomflow_core::memory::MemorySpec) string or table) gives
+//! every agent a long-term memory; the loader checks it and the caller opens
+//! it ([`Workflow::memory_spec`], [`Workflow::with_memory`]; `loomflow run`
+//! does). Agents inside a workflow file take no `memory` key of their own.
 
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -43,6 +49,7 @@ use std::path::{Path, PathBuf};
 
 use loomflow_core::config::AgentConfig;
 use loomflow_core::error::closest;
+use loomflow_core::memory::MemorySpec;
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -59,6 +66,7 @@ struct FileSpec {
     max_visits_per_node: Option<u32>,
     max_concurrency: Option<usize>,
     response_tone: Option<String>,
+    memory: Option<Spanned<toml::Value>>,
     #[serde(default)]
     agents: BTreeMap<String, Spanned<toml::Table>>,
     #[serde(default)]
@@ -222,6 +230,25 @@ impl Workflow {
         if let Some(t) = &spec.response_tone {
             b = b.response_tone(t.as_str());
         }
+        let memory_spec = match &spec.memory {
+            None => None,
+            Some(value) => {
+                let parsed = match value.get_ref() {
+                    toml::Value::String(s) => s.parse::<MemorySpec>(),
+                    toml::Value::Table(t) => MemorySpec::from_table(t),
+                    other => {
+                        return Err(src.err(
+                            Some(value.span()),
+                            format!(
+                                "memory: expected a string such as \"sqlite:./bot.db\" or a table, not a {}",
+                                other.type_str()
+                            ),
+                        ));
+                    }
+                };
+                Some(parsed.map_err(|e| src.err(Some(value.span()), format!("memory: {e}")))?)
+            }
+        };
 
         for node in &spec.nodes {
             let span = node.span();
@@ -251,6 +278,16 @@ impl Workflow {
                     let nested = Workflow::from_file(base.join(path.get_ref())).map_err(|e| {
                         src.err(Some(path.span()), format!("nodes.{name}.workflow: {e}"))
                     })?;
+                    if nested.memory_spec().is_some() {
+                        return Err(src.err(
+                            Some(path.span()),
+                            format!(
+                                "nodes.{name}.workflow: `{}` sets `memory`, which only the top-level \
+                                 workflow file may set (it reaches the nested agents); move it there",
+                                path.get_ref()
+                            ),
+                        ));
+                    }
                     b = b.add_node(name.clone(), nested);
                 }
                 _ => {
@@ -317,7 +354,7 @@ impl Workflow {
             b = b.add_router(target(router.from.get_ref()), compiled);
         }
 
-        b.build().map_err(|e| {
+        let built = b.build().map_err(|e| {
             // Point at the line of a node the error names, when there is one.
             let line = match &e {
                 WorkflowError::UnknownNode { node, .. } => mention(&spec, node),
@@ -336,6 +373,18 @@ impl Workflow {
             match e {
                 WorkflowError::File { .. } => e,
                 other => src.err(line, other.to_string()),
+            }
+        })?;
+        Ok(match memory_spec {
+            None => built,
+            Some(memory) => {
+                let mut settings = built.inner.settings.clone();
+                settings.memory_spec = Some(memory);
+                Workflow::from_parts(
+                    built.inner.name.clone(),
+                    built.inner.graph.clone(),
+                    settings,
+                )
             }
         })
     }
@@ -402,6 +451,15 @@ fn agent_from(
         None => AgentConfig::from_table(t, &src.file, &format!("agents.{name}.")),
     }
     .map_err(|e| src.err(Some(span.clone()), e.to_string()))?;
+    if config.memory.is_some() {
+        return Err(src.err(
+            Some(span),
+            format!(
+                "agents.{name}.memory: in a workflow file, memory is set once at the top level \
+                 (`memory = \"sqlite:./bot.db\"`) and reaches every agent; move it there"
+            ),
+        ));
+    }
     // An agent without a name of its own is named after its key.
     let named = config.name.is_some();
     let mut builder = config

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use loomflow_core::Tone;
+use loomflow_core::memory::{Memory, MemorySpec};
 
 use crate::error::WorkflowError;
 use crate::node::{IntoNode, Node, NodeName};
@@ -21,6 +22,9 @@ pub(crate) struct Settings {
     pub event_buffer: usize,
     pub needs_input: bool,
     pub journal: Option<std::sync::Arc<dyn loomflow_core::Journal>>,
+    pub memory: Option<Arc<dyn Memory>>,
+    /// A declarative file's `memory` key, for the caller to open.
+    pub memory_spec: Option<MemorySpec>,
 }
 
 impl Default for Settings {
@@ -33,6 +37,8 @@ impl Default for Settings {
             event_buffer: 64,
             needs_input: false,
             journal: None,
+            memory: None,
+            memory_spec: None,
         }
     }
 }
@@ -241,6 +247,27 @@ impl WorkflowBuilder {
     /// included) that did not set their own.
     pub fn response_tone(mut self, tone: impl Into<Tone>) -> Self {
         self.settings.response_tone = Some(tone.into());
+        self
+    }
+
+    /// A long-term memory for the Agents inside this workflow (nested
+    /// workflows' included) that have none of their own: each is seeded
+    /// from it and stores its run in it, under the run's user and session.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use loomflow_core::{Agent, memory::InMemoryMemory};
+    /// use loomflow_workflow::{Step, Workflow};
+    ///
+    /// let agent = Agent::builder().model("echo").build().unwrap();
+    /// let wf = Workflow::chain([Step::named("answer", agent)])
+    ///     .memory(Arc::new(InMemoryMemory::new()))
+    ///     .build()
+    ///     .unwrap();
+    /// # let _ = wf;
+    /// ```
+    pub fn memory(mut self, memory: Arc<dyn Memory>) -> Self {
+        self.settings.memory = Some(memory);
         self
     }
 

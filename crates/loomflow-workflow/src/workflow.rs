@@ -87,6 +87,21 @@ impl Workflow {
         Self::from_parts(self.inner.name.clone(), self.inner.graph.clone(), settings)
     }
 
+    /// A copy of this workflow whose Agents without a memory of their own
+    /// use `memory` (see [`WorkflowBuilder::memory`](crate::WorkflowBuilder::memory)).
+    pub fn with_memory(&self, memory: Arc<dyn loomflow_core::memory::Memory>) -> Workflow {
+        let mut settings = self.inner.settings.clone();
+        settings.memory = Some(memory);
+        Self::from_parts(self.inner.name.clone(), self.inner.graph.clone(), settings)
+    }
+
+    /// The memory a declarative file's `memory` key names, for the caller
+    /// to open (`loomflow::open_memory`) and attach with
+    /// [`with_memory`](Self::with_memory); `loomflow run` does both.
+    pub fn memory_spec(&self) -> Option<&loomflow_core::memory::MemorySpec> {
+        self.inner.settings.memory_spec.as_ref()
+    }
+
     /// The workflow's name.
     pub fn name(&self) -> &str {
         &self.inner.name
@@ -379,13 +394,14 @@ impl WorkflowRequest {
                 None => body.await,
             }
         };
-        let mut outcome = match &inner.settings.response_tone {
-            Some(tone) => {
-                Ambient::with_response_tone(Some(tone.clone()))
-                    .scope(body)
-                    .await
-            }
-            None => body.await,
+        let settings = &inner.settings;
+        let mut outcome = if settings.response_tone.is_some() || settings.memory.is_some() {
+            let mut ambient = Ambient::default();
+            ambient.response_tone.clone_from(&settings.response_tone);
+            ambient.memory.clone_from(&settings.memory);
+            ambient.scope(body).await
+        } else {
+            body.await
         };
         if outcome.is_ok()
             && let Some(d) = durable

@@ -303,3 +303,177 @@ mod agent {
         );
     }
 }
+
+mod extraction {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use loomflow::memory::{Consolidator, FactQuery, Forget, InMemoryMemory, Memory};
+    use loomflow::{Agent, ScriptedModel, ScriptedTurn, UserId};
+    use loomflow_testkit::GatedModel;
+
+    const FACTS: &str =
+        r#"[{"subject":"user","predicate":"Lives In","object":"Lyon","confidence":0.9}]"#;
+
+    #[tokio::test]
+    async fn local_models_do_not_extract_unless_asked() {
+        let memory = Arc::new(InMemoryMemory::new());
+        let alice = UserId::new("alice").unwrap();
+        // Off by default: the second scripted turn is never asked for.
+        let model = ScriptedModel::new([
+            ScriptedTurn::text("Lyon is lovely."),
+            ScriptedTurn::text(FACTS),
+        ]);
+        let agent = Agent::builder()
+            .model(model)
+            .memory(memory.clone())
+            .build()
+            .unwrap();
+        assert!(agent.extractor().is_none());
+        agent.run("I live in Lyon").user("alice").await.unwrap();
+        assert_eq!(agent.drain(Duration::from_secs(5)).await, 0);
+        let facts = memory.query_facts(&alice, &FactQuery::new()).await.unwrap();
+        assert!(facts.is_empty(), "{facts:?}");
+
+        // Asked for: the run's answer, then the extraction call.
+        let model = ScriptedModel::new([
+            ScriptedTurn::text("Lyon is lovely."),
+            ScriptedTurn::text(FACTS),
+        ]);
+        let agent = Agent::builder()
+            .model(model)
+            .memory(memory.clone())
+            .auto_extract(true)
+            .build()
+            .unwrap();
+        let result = agent.run("I live in Lyon").user("alice").await.unwrap();
+        assert_eq!(result.output, "Lyon is lovely.");
+        assert_eq!(agent.drain(Duration::from_secs(5)).await, 0);
+        let facts = memory.query_facts(&alice, &FactQuery::new()).await.unwrap();
+        let got: Vec<(&str, &str, &str)> = facts
+            .iter()
+            .map(|f| (f.subject.as_str(), f.predicate.as_str(), f.object.as_str()))
+            .collect();
+        assert_eq!(got, [("user", "lives_in", "Lyon")]);
+        let episodes = memory.export(&alice).await.unwrap().episodes;
+        // The second run's episode (the first run stored one too).
+        let stored = episodes.iter().max_by_key(|e| e.occurred_at).unwrap();
+        assert_eq!(facts[0].sources, std::slice::from_ref(&stored.id));
+        assert_eq!(facts[0].valid_from, stored.occurred_at);
+    }
+
+    #[tokio::test]
+    async fn the_run_never_waits_and_forget_cancels_what_is_in_flight() {
+        let memory = Arc::new(InMemoryMemory::new());
+        let extractor_model = GatedModel::new(FACTS);
+        let agent = Agent::builder()
+            .model("echo")
+            .memory(memory.clone())
+            .consolidator(Consolidator::new(Arc::new(extractor_model.clone())))
+            .build()
+            .unwrap();
+        // Both runs return while their extractions are held at the gate.
+        agent.run("I live in Lyon").user("alice").await.unwrap();
+        agent.run("I live in Oslo").user("bob").await.unwrap();
+        extractor_model.wait_for_calls(2).await;
+        assert_eq!(agent.extractor().unwrap().pending(), 2);
+        assert_eq!(agent.drain(Duration::from_millis(20)).await, 2);
+
+        let alice = UserId::new("alice").unwrap();
+        let bob = UserId::new("bob").unwrap();
+        memory.forget(&Forget::user(alice.clone())).await.unwrap();
+        extractor_model.open();
+        assert_eq!(agent.drain(Duration::from_secs(5)).await, 0);
+        assert!(
+            memory
+                .query_facts(&alice, &FactQuery::new())
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            memory
+                .query_facts(&bob, &FactQuery::new())
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+    }
+}
+
+mod workflow {
+    use std::sync::Arc;
+
+    use loomflow::memory::{InMemoryMemory, Memory};
+    use loomflow::{Agent, EchoModel, Role, SessionId, Step, UserId, Workflow};
+    use loomflow_testkit::RecordingModel;
+
+    #[tokio::test]
+    async fn workflow_memory_reaches_nested_agents_without_their_own() {
+        let shared = Arc::new(InMemoryMemory::new());
+        let own = Arc::new(InMemoryMemory::new());
+        let model = RecordingModel::new(EchoModel::new());
+        let plain = Agent::builder().model(model.clone()).build().unwrap();
+        let private = Agent::builder()
+            .model("echo")
+            .memory(own.clone())
+            .build()
+            .unwrap();
+        let inner = Workflow::chain([Step::named("plain", plain)])
+            .build()
+            .unwrap();
+        let wf = Workflow::builder("outer")
+            .memory(shared.clone())
+            .add_node("nested", inner)
+            .add_node("private", private)
+            .set_start("nested")
+            .add_edge("nested", "private")
+            .add_edge("private", loomflow::END)
+            .build()
+            .unwrap();
+        for input in ["my name is Ada", "what is my name?"] {
+            wf.run(input).user("ada").session("s1").await.unwrap();
+        }
+        let ada = UserId::new("ada").unwrap();
+        let s1 = SessionId::new("s1").unwrap();
+        let in_shared = shared.session_episodes(&ada, &s1, 10).await.unwrap();
+        let inputs: Vec<&str> = in_shared.iter().map(|e| e.input.as_str()).collect();
+        assert_eq!(
+            inputs,
+            ["my name is Ada", "what is my name?"],
+            "the nested agent's runs"
+        );
+        let in_own = own.session_episodes(&ada, &s1, 10).await.unwrap();
+        assert_eq!(
+            in_own.len(),
+            2,
+            "the agent with its own memory keeps using it"
+        );
+
+        // The nested agent's second run was seeded with the session so far.
+        let second = &model.calls()[1];
+        let history: Vec<(Role, String)> = second
+            .messages
+            .iter()
+            .map(|m| (m.role, m.text_content()))
+            .collect();
+        assert_eq!(
+            history,
+            [
+                (Role::User, "my name is Ada".to_owned()),
+                (Role::Assistant, "Echo: my name is Ada".to_owned()),
+                (Role::User, "what is my name?".to_owned()),
+            ]
+        );
+        // Nothing leaks to another user.
+        let eve = UserId::new("eve").unwrap();
+        assert!(
+            shared
+                .session_episodes(&eve, &s1, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+}

@@ -10,7 +10,7 @@ use crate::architecture::{Architecture, ReAct};
 use crate::effort::{Effort, PromptCache};
 use crate::error::ConfigError;
 use crate::journal::Journal;
-use crate::memory::Memory;
+use crate::memory::{Consolidator, Extractor, Memory};
 use crate::model::Model;
 pub use crate::model::registry::IntoModel;
 use crate::model::registry::{ensure_providers, known_models};
@@ -63,6 +63,8 @@ pub struct AgentBuilder {
     checkpoints: Option<usize>,
     memory: Option<Arc<dyn Memory>>,
     memory_options: MemoryOptions,
+    auto_extract: Option<bool>,
+    consolidator: Option<Consolidator>,
 }
 
 impl Default for AgentBuilder {
@@ -87,6 +89,8 @@ impl Default for AgentBuilder {
             checkpoints: None,
             memory: None,
             memory_options: MemoryOptions::default(),
+            auto_extract: None,
+            consolidator: None,
         }
     }
 }
@@ -307,6 +311,39 @@ impl AgentBuilder {
         self
     }
 
+    /// Whether each stored run is followed by a background call that
+    /// extracts (subject, predicate, object) facts from it into the memory
+    /// (see [`Consolidator`]). The run's result never waits for it;
+    /// [`Agent::drain`] does, before a process exits; `forget` cancels it
+    /// for the erased data.
+    ///
+    /// Default: on for remote models ([`Model::is_remote`]: OpenAI,
+    /// Anthropic, hosted providers), off for local, echo and scripted
+    /// ones. The extraction runs on the agent's model unless
+    /// [`consolidator`](Self::consolidator) names another. It applies to
+    /// whichever memory the run uses, the agent's own or a surrounding
+    /// workflow's.
+    ///
+    /// ```
+    /// use loomflow_core::Agent;
+    /// let agent = Agent::builder().model("echo").auto_extract(true).build().unwrap();
+    /// assert!(agent.extractor().is_some());
+    /// let agent = Agent::builder().model("echo").build().unwrap();
+    /// assert!(agent.extractor().is_none());
+    /// ```
+    pub fn auto_extract(mut self, on: bool) -> Self {
+        self.auto_extract = Some(on);
+        self
+    }
+
+    /// Extracts facts with `consolidator` (another model, your own prompt,
+    /// a cap per episode) and turns auto extraction on unless
+    /// [`auto_extract(false)`](Self::auto_extract) says otherwise.
+    pub fn consolidator(mut self, consolidator: Consolidator) -> Self {
+        self.consolidator = Some(consolidator);
+        self
+    }
+
     /// Checks the configuration and builds the agent.
     pub fn build(self) -> Result<Agent, ConfigError> {
         let model = match self.model {
@@ -374,6 +411,21 @@ impl AgentBuilder {
                 (Arc::new(host.clone()), Some(host))
             }
         };
+        let chosen = self
+            .auto_extract
+            .or(self.consolidator.as_ref().map(|_| true));
+        let extractor = match chosen {
+            Some(false) => None,
+            Some(true) => Some(Extractor::new(
+                self.consolidator
+                    .unwrap_or_else(|| Consolidator::new(Arc::clone(&model))),
+            )),
+            None if model.is_remote() => Some(Extractor::with_notice(
+                Consolidator::new(Arc::clone(&model)),
+                true,
+            )),
+            None => None,
+        };
         Ok(Agent {
             inner: Arc::new(AgentInner {
                 name: self.name,
@@ -394,6 +446,7 @@ impl AgentBuilder {
                 checkpoints: self.checkpoints,
                 memory: self.memory,
                 memory_options: self.memory_options,
+                extractor,
             }),
         })
     }

@@ -1,11 +1,13 @@
 //! How an agent reads its memory before a run and writes to it after.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use crate::context::RunContext;
 use crate::error::Result;
 use crate::journal::{self, CallContext};
-use crate::memory::{Episode, Memory, Recall};
+use crate::memory::{Episode, Extractor, Memory, Recall};
 use crate::message::{Message, Role};
 
 /// How an agent uses its [`Memory`]: what the first turn is seeded with,
@@ -207,9 +209,13 @@ pub(crate) async fn seed(
 /// `persist_episode_{turns}`: replayed (not written twice) when a run is
 /// resumed, and with an id derived from the step's idempotency key, so a
 /// write cut short by a crash is replaced, not duplicated, when it runs
-/// again.
+/// again. With an `extractor`, the stored episode's facts are then
+/// extracted in the background (only when the step runs, not when it is
+/// replayed).
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn persist(
-    memory: &dyn Memory,
+    memory: &Arc<dyn Memory>,
+    extractor: Option<&Extractor>,
     options: &MemoryOptions,
     ctx: &RunContext,
     input: &str,
@@ -245,7 +251,15 @@ pub(crate) async fn persist(
         if let Some(cx) = CallContext::current() {
             episode.id = format!("ep_{}", journal::fingerprint(&cx.idempotency_key()));
         }
-        Ok::<_, crate::Error>(memory.remember(&ctx.user_id, episode).await?)
+        let Some(extractor) = extractor else {
+            return Ok::<_, crate::Error>(memory.remember(&ctx.user_id, episode).await?);
+        };
+        // Claimed before the write, so a `forget` racing it cancels it.
+        let claim = extractor.claim(&ctx.user_id, &episode);
+        let id = memory.remember(&ctx.user_id, episode.clone()).await?;
+        episode.id.clone_from(&id);
+        extractor.spawn(claim, Arc::clone(memory), ctx.user_id.clone(), episode);
+        Ok(id)
     })
     .await?;
     Ok(())

@@ -56,6 +56,7 @@ pub(crate) struct AgentInner {
     pub(crate) checkpoints: Option<usize>,
     pub(crate) memory: Option<Arc<dyn crate::memory::Memory>>,
     pub(crate) memory_options: MemoryOptions,
+    pub(crate) extractor: Option<crate::memory::Extractor>,
 }
 
 /// Per-call model settings an agent applies to every request.
@@ -99,6 +100,31 @@ impl Agent {
     /// then `.await` it, or call `.stream()` on it for events.
     pub fn run(&self, input: impl Into<String>) -> RunRequest {
         RunRequest::new(self.clone(), input.into())
+    }
+
+    /// The background fact extractor, when auto extraction is on (see
+    /// [`AgentBuilder::auto_extract`]).
+    pub fn extractor(&self) -> Option<&crate::memory::Extractor> {
+        self.inner.extractor.as_ref()
+    }
+
+    /// Waits up to `timeout` for this agent's background work (fact
+    /// extraction) to finish and returns how much had not. Call it before
+    /// the process exits, so facts from the last runs are not lost.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use loomflow_core::Agent;
+    /// # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+    /// let agent = Agent::builder().model("echo").build().unwrap();
+    /// assert_eq!(agent.drain(Duration::from_secs(30)).await, 0);
+    /// # });
+    /// ```
+    pub async fn drain(&self, timeout: Duration) -> usize {
+        match &self.inner.extractor {
+            Some(extractor) => extractor.drain(timeout).await,
+            None => 0,
+        }
     }
 
     /// Streams a run's events (sugar for `agent.run(input).stream()`).

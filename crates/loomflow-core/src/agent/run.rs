@@ -435,7 +435,7 @@ impl RunRequest {
             let tone = self
                 .tone
                 .or_else(|| inner.tone.clone())
-                .or_else(Ambient::response_tone);
+                .or_else(Ambient::current_tone);
             let retries = self.retries.unwrap_or(inner.output_retries);
             let frame = durable.as_ref().map(|d| d.frame().clone());
             let choices = RunChoices {
@@ -605,12 +605,14 @@ async fn run_loop(
         instructions.push_str(&suffix);
     }
     let mut session = AgentSession::new(ctx.session_id.clone(), instructions);
-    let input_text = inner.memory.as_ref().map(|_| input.text_content());
+    // The agent's own memory, else a surrounding workflow's.
+    let memory = inner.memory.clone().or_else(Ambient::current_memory);
+    let input_text = memory.as_ref().map(|_| input.text_content());
     if let Some(checkpoint) = restore {
         session.messages = checkpoint.messages;
         session.turns = checkpoint.turn;
         session.usage = checkpoint.usage;
-    } else if let (Some(memory), Some(text)) = (&inner.memory, &input_text) {
+    } else if let (Some(memory), Some(text)) = (&memory, &input_text) {
         // Boxed: memory is optional and its future would otherwise size
         // every run's.
         let seeded = Box::pin(super::memory::seed(
@@ -696,10 +698,11 @@ async fn run_loop(
             }
         }
     }
-    if let (Some(memory), Some(text)) = (&inner.memory, &input_text) {
+    if let (Some(memory), Some(text)) = (&memory, &input_text) {
         let transcript = session.messages.get(run_start..).unwrap_or_default();
         Box::pin(super::memory::persist(
-            memory.as_ref(),
+            memory,
+            inner.extractor.as_ref(),
             &inner.memory_options,
             ctx,
             text,

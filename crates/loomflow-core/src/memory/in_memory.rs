@@ -528,6 +528,8 @@ impl Memory for InMemoryMemory {
     }
 
     async fn forget(&self, forget: &Forget) -> Result<Forgotten, MemoryError> {
+        // No background extraction may write the erased data back.
+        super::stop_extractions(forget).await;
         if forget.is_whole_user() {
             let removed = self.lock_users().remove(&forget.user);
             let Some(slot) = removed else {

@@ -34,6 +34,8 @@
 //! ```
 
 mod ann;
+mod consolidate;
+pub mod extraction;
 mod fact;
 mod hash_embed;
 mod in_memory;
@@ -49,6 +51,8 @@ use crate::id::{SessionId, UserId};
 use crate::message::{Message, Role};
 
 pub use ann::Hnsw;
+pub use consolidate::{Consolidator, DEFAULT_EXTRACTION_PROMPT, parse_facts};
+pub use extraction::{Extractor, drain_all, stop_extractions};
 pub use fact::{
     Fact, InvalidFact, Supersession, canonical_predicate, plan_supersession, supersede_and_push,
 };
@@ -163,10 +167,18 @@ pub trait Memory: Send + Sync + 'static {
     async fn profile(&self, user: &UserId) -> Result<MemoryProfile, MemoryError>;
 
     /// Erases what `forget` selects (see [`Forget`]) and says how much.
+    /// Implementations start with [`stop_extractions`], so that no
+    /// background extraction writes the erased data back.
     async fn forget(&self, forget: &Forget) -> Result<Forgotten, MemoryError>;
 
     /// Everything stored about the user.
     async fn export(&self, user: &UserId) -> Result<MemoryExport, MemoryError>;
+}
+
+impl std::fmt::Debug for dyn Memory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Memory({})", self.backend())
+    }
 }
 
 /// Episodes as chat history (see [`Memory::session_messages`]).

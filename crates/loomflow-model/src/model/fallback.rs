@@ -119,6 +119,10 @@ impl Model for Fallback {
         self.models.first().map_or("fallback", |m| m.name())
     }
 
+    fn is_remote(&self) -> bool {
+        self.models.iter().any(|m| m.is_remote())
+    }
+
     fn capabilities(&self) -> ModelCapabilities {
         let mut caps = self
             .models

@@ -328,6 +328,14 @@ pub trait Model: Send + Sync + 'static {
         ModelCapabilities::default()
     }
 
+    /// Whether each call goes to a provider over the network (and is
+    /// usually billed). Agents turn background fact extraction on by
+    /// default only for such models; local and scripted models default to
+    /// `false`.
+    fn is_remote(&self) -> bool {
+        false
+    }
+
     /// Whether this model constrains its output to `schema` natively (the
     /// agent then sends the schema instead of a prompt directive). Defaults
     /// to [`ModelCapabilities::native_structured_output`]; adapters whose

@@ -223,6 +223,10 @@ impl Model for Retrying {
         self.inner.name()
     }
 
+    fn is_remote(&self) -> bool {
+        self.inner.is_remote()
+    }
+
     fn capabilities(&self) -> ModelCapabilities {
         self.inner.capabilities()
     }
