@@ -8,6 +8,7 @@ pub mod fake_provider;
 pub mod journal_contract;
 pub mod live;
 pub mod memory_contract;
+pub mod minilm;
 pub mod postgres;
 pub mod redis;
 pub mod server;

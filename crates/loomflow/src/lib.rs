@@ -85,6 +85,13 @@ pub mod chroma {
     pub use loomflow_chroma::*;
 }
 
+/// The local sentence embedder: all-MiniLM-L6-v2 in pure Rust, offline
+/// (feature `minilm`).
+#[cfg(feature = "minilm")]
+pub mod minilm {
+    pub use loomflow_minilm::*;
+}
+
 /// Redis storage: long-term memory (feature `redis`).
 #[cfg(feature = "redis")]
 pub mod redis {
@@ -200,6 +207,11 @@ pub fn open_embedder(
         EmbedderSpec::OpenAi(model) => Ok(std::sync::Arc::new(
             loomflow_openai::OpenAiEmbedder::builder(model.clone()).build()?,
         )),
+        #[cfg(feature = "minilm")]
+        EmbedderSpec::Local(dir) => match loomflow_minilm::MiniLmEmbedder::open(dir) {
+            Ok(embedder) => Ok(std::sync::Arc::new(embedder)),
+            Err(e) => Err(ConfigError::invalid("memory.embedder", e.to_string())),
+        },
         #[allow(unreachable_patterns)]
         other => Err(ConfigError::invalid(
             "memory.embedder",
@@ -207,7 +219,7 @@ pub fn open_embedder(
                 EmbedderSpec::OpenAi(_) => {
                     "the OpenAI embedder needs the loomflow crate's `openai` feature".to_owned()
                 }
-                _ => "the local MiniLM embedder is not in this release yet; use \"hash\" or \"openai\""
+                _ => "the local MiniLM embedder needs the loomflow crate's `minilm` feature"
                     .to_owned(),
             },
         )),

@@ -35,8 +35,8 @@ pub enum EmbedderSpec {
     /// `"openai-large"`, or `"openai:<model>"`).
     OpenAi(String),
     /// The local all-MiniLM-L6-v2 model from a folder of its files
-    /// (`"local:<dir>"`). Parsed, but not in this release yet: opening it
-    /// is an error that says so.
+    /// (`"local:<dir>"`): `loomflow-minilm`, feature `minilm` of the
+    /// `loomflow` crate.
     Local(PathBuf),
 }
 
