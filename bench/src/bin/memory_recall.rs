@@ -11,6 +11,11 @@
 //! is: each of 200 topics has 25 words, and an episode takes 8 words from its
 //! topic and 4 from a Zipf-like general vocabulary. A query is three topic
 //! words and one general word. Prints one `RESULT {json}` line.
+//!
+//! `EMBEDDER=minilm` embeds with the local all-MiniLM-L6-v2 model
+//! (`inmemory` and `sqlite`; the files from `scripts/services/minilm.sh`)
+//! instead of the hash embedder: every insert and every recall then pays
+//! one model call.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -103,10 +108,28 @@ fn main() {
     // The servers stay up until the end of main.
     let mut _servers: (Option<TempPostgres>, Option<TempRedis>, Option<TempChroma>) =
         (None, None, None);
+    let embedder: Option<Arc<dyn loomflow::Embedder>> = match std::env::var("EMBEDDER").as_deref() {
+        Ok("minilm") => Some(Arc::new(
+            loomflow::minilm::MiniLmEmbedder::open(loomflow_testkit::minilm::model_dir()).unwrap(),
+        )),
+        Ok("hash") | Err(_) => None,
+        Ok(other) => panic!("unknown EMBEDDER {other}: hash or minilm"),
+    };
+    let embedder_name = embedder.as_ref().map_or("hash", |e| e.name()).to_owned();
+    if embedder.is_some() && !matches!(backend.as_str(), "inmemory" | "sqlite") {
+        panic!("EMBEDDER=minilm is wired for inmemory and sqlite");
+    }
     let memory: Arc<dyn Memory> = match backend.as_str() {
-        "inmemory" => Arc::new(InMemoryMemory::new()),
+        "inmemory" => match embedder {
+            Some(e) => Arc::new(InMemoryMemory::with_embedder(e)),
+            None => Arc::new(InMemoryMemory::new()),
+        },
         "sqlite" => {
-            Arc::new(loomflow::sqlite::SqliteMemory::open(dir.path().join("m.db")).unwrap())
+            let m = loomflow::sqlite::SqliteMemory::open(dir.path().join("m.db")).unwrap();
+            match embedder {
+                Some(e) => Arc::new(m.with_embedder(e)),
+                None => Arc::new(m),
+            }
         }
         "postgres" => {
             let pg = TempPostgres::start_durable();
@@ -162,6 +185,7 @@ fn main() {
             "RESULT {}",
             serde_json::json!({
                 "backend": backend,
+                "embedder": embedder_name,
                 "episodes": n,
                 "insert_per_s": (n as f64 / insert.as_secs_f64()).round(),
                 "insert_us_each": (insert.as_secs_f64() * 1e6 / n as f64).round(),
