@@ -48,6 +48,7 @@ const TOP_KEYS: &[&str] = &[
     "prompt_caching",
     "runtime",
     "memory",
+    "auto_extract",
 ];
 const PROMPT_CACHING_KEYS: &[&str] = &["ttl", "key"];
 const MODEL_KEYS: &[&str] = &["name", "model", "turns", "prefix"];
@@ -150,6 +151,9 @@ pub struct AgentConfig {
     /// (see [`MemorySpec`](crate::memory::MemorySpec)). Checked here;
     /// opened by the caller (`loomflow::open_memory`).
     pub memory: Option<toml::Value>,
+    /// Background fact extraction after each run (default: on for remote
+    /// models; see [`AgentBuilder::auto_extract`]).
+    pub auto_extract: Option<bool>,
 }
 
 impl AgentConfig {
@@ -384,6 +388,9 @@ impl AgentConfig {
         if let Some(strict) = self.strict_effort {
             b = b.strict_effort(strict);
         }
+        if let Some(on) = self.auto_extract {
+            b = b.auto_extract(on);
+        }
         match self.prompt_caching {
             None | Some(PromptCachingConfig::On(false)) => {}
             Some(PromptCachingConfig::On(true)) => b = b.prompt_caching(PromptCache::new()),
@@ -462,6 +469,28 @@ mod tests {
             key.ends_with("d.toml: unknown key `prompt_caching.tll` (did you mean `ttl`?)"),
             "{key}"
         );
+    }
+
+    #[test]
+    fn auto_extract_overrides_the_models_default() {
+        let build = |text: &str| {
+            AgentConfig::from_toml(text, "x.toml")
+                .unwrap()
+                .into_builder()
+                .unwrap()
+                .build()
+                .unwrap()
+        };
+        assert!(build("model = \"echo\"\n").extractor().is_none());
+        let on = build("model = \"echo\"\nauto_extract = true\n");
+        assert_eq!(
+            on.extractor().unwrap().consolidator().model().name(),
+            "echo"
+        );
+        let err = AgentConfig::from_toml("auto_extrct = true", "y.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("did you mean `auto_extract`"), "{err}");
     }
 
     #[test]

@@ -179,8 +179,8 @@ impl Extractor {
 
     /// Extracts `episode`'s facts into `memory` in a task of its own, under
     /// `claim`. Model and store errors are logged, never returned: the run
-    /// that stored the episode has already finished. Call inside a tokio
-    /// runtime.
+    /// that stored the episode has already finished. Outside a tokio
+    /// runtime there is nowhere to run it: it is skipped with a warning.
     pub fn spawn(&self, claim: Claim, memory: Arc<dyn Memory>, user: UserId, episode: Episode) {
         if self.inner.auto_picked {
             DEFAULT_ON_NOTICE.call_once(|| {
@@ -191,8 +191,15 @@ impl Extractor {
                 );
             });
         }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            tracing::warn!(
+                episode = %episode.id,
+                "no tokio runtime to extract facts on; extraction skipped"
+            );
+            return;
+        };
         let consolidator = self.inner.consolidator.clone();
-        tokio::spawn(async move {
+        runtime.spawn(async move {
             // Released (and `drain` told) however the task ends.
             let claim = claim;
             let control = &claim.control;
