@@ -3,6 +3,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use futures_util::StreamExt;
@@ -195,19 +196,12 @@ async fn run(args: RunArgs) -> Result<(), String> {
     let journal = loomflow::open_journal(&spec)
         .await
         .map_err(|e| e.to_string())?;
-    let memory_spec = match (&args.memory, &config) {
-        (Some(flag), _) => Some(
-            flag.parse::<loomflow::memory::MemorySpec>()
-                .map_err(|e| e.to_string())?,
-        ),
-        (None, Some(c)) => c.memory_spec().map_err(|e| e.to_string())?,
-        (None, None) => None,
+    let configured = match &config {
+        Some(c) => c.memory_spec().map_err(|e| e.to_string())?,
+        None => None,
     };
     let mut b = builder(&args).map_err(|e| e.to_string())?.journal(journal);
-    if let Some(spec) = memory_spec {
-        let memory = loomflow::open_memory(&spec)
-            .await
-            .map_err(|e| e.to_string())?;
+    if let Some((spec, memory)) = open_memory(args.memory.as_deref(), configured).await? {
         b = b.memory(memory);
         if !spec.with_facts {
             b = b
@@ -219,6 +213,33 @@ async fn run(args: RunArgs) -> Result<(), String> {
     let outcome = run_agent(&agent, &args).await;
     drain_background().await;
     outcome
+}
+
+/// The memory `--memory` names, else the configured one, opened.
+pub(crate) async fn open_memory(
+    flag: Option<&str>,
+    configured: Option<loomflow::memory::MemorySpec>,
+) -> Result<
+    Option<(
+        loomflow::memory::MemorySpec,
+        Arc<dyn loomflow::memory::Memory>,
+    )>,
+    String,
+> {
+    let spec = match flag {
+        Some(flag) => Some(
+            flag.parse()
+                .map_err(|e: loomflow::ConfigError| e.to_string())?,
+        ),
+        None => configured,
+    };
+    let Some(spec) = spec else {
+        return Ok(None);
+    };
+    let memory = loomflow::open_memory(&spec)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(Some((spec, memory)))
 }
 
 /// Waits for background fact extraction before the process exits.

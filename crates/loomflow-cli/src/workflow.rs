@@ -47,17 +47,8 @@ pub(crate) async fn run(args: &RunArgs, file: PathBuf, input: String) -> Result<
         .await
         .map_err(|e| e.to_string())?;
     let mut wf = wf.with_journal(journal);
-    let memory_spec = match &args.memory {
-        Some(flag) => Some(
-            flag.parse::<loomflow::memory::MemorySpec>()
-                .map_err(|e| e.to_string())?,
-        ),
-        None => wf.memory_spec().cloned(),
-    };
-    if let Some(spec) = memory_spec {
-        let memory = loomflow::open_memory(&spec)
-            .await
-            .map_err(|e| e.to_string())?;
+    let configured = wf.memory_spec().cloned();
+    if let Some((_, memory)) = crate::open_memory(args.memory.as_deref(), configured).await? {
         wf = wf.with_memory(memory);
     }
     let outcome = run_workflow(&wf, args, input).await;
