@@ -256,9 +256,19 @@ pub(crate) async fn persist(
         };
         // Claimed before the write, so a `forget` racing it cancels it.
         let claim = extractor.claim(&ctx.user_id, &episode);
-        let id = memory.remember(&ctx.user_id, episode.clone()).await?;
-        episode.id.clone_from(&id);
-        extractor.spawn(claim, Arc::clone(memory), ctx.user_id.clone(), episode);
+        // The extraction reads the exchange only, not the tool transcript.
+        let mut exchange = Episode {
+            id: String::new(),
+            session: episode.session.clone(),
+            occurred_at: episode.occurred_at,
+            input: episode.input.clone(),
+            output: episode.output.clone(),
+            tool_calls: Vec::new(),
+            tool_transcript: Vec::new(),
+        };
+        let id = memory.remember(&ctx.user_id, episode).await?;
+        exchange.id.clone_from(&id);
+        extractor.spawn(claim, Arc::clone(memory), ctx.user_id.clone(), exchange);
         Ok(id)
     })
     .await?;
