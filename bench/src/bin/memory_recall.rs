@@ -16,6 +16,10 @@
 //! (`inmemory` and `sqlite`; the files from `scripts/services/minilm.sh`)
 //! instead of the hash embedder: every insert and every recall then pays
 //! one model call.
+//!
+//! `BATCH=N` stores the episodes N at a time with `Memory::remember_many`
+//! (one embedder call and one transaction or round trip per batch) instead
+//! of one `remember` each.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -151,15 +155,34 @@ fn main() {
         }
         other => panic!("unknown backend {other}: inmemory, sqlite, postgres, redis or chroma"),
     };
+    // BATCH=N stores the episodes N at a time with `remember_many`.
+    let batch: usize = std::env::var("BATCH")
+        .ok()
+        .and_then(|b| b.parse().ok())
+        .unwrap_or(1)
+        .max(1);
     let user = UserId::new("bench-user").unwrap();
     let mut rng = Rng(0x2545_f491_4f6c_dd1d);
     runtime.block_on(async {
         let started = Instant::now();
-        for i in 0..n {
-            let ep = Episode::new(episode_text(&mut rng), "ok");
-            memory.remember(&user, ep).await.unwrap();
-            if i > 0 && i % 20_000 == 0 {
-                eprintln!("{i} episodes in {:.1}s", started.elapsed().as_secs_f64());
+        let mut stored = 0;
+        let mut reported = 0;
+        while stored < n {
+            let take = batch.min(n - stored);
+            let episodes: Vec<Episode> = (0..take)
+                .map(|_| Episode::new(episode_text(&mut rng), "ok"))
+                .collect();
+            if batch == 1 {
+                for ep in episodes {
+                    memory.remember(&user, ep).await.unwrap();
+                }
+            } else {
+                memory.remember_many(&user, episodes).await.unwrap();
+            }
+            stored += take;
+            if stored / 20_000 > reported {
+                reported = stored / 20_000;
+                eprintln!("{stored} episodes in {:.1}s", started.elapsed().as_secs_f64());
             }
         }
         let insert = started.elapsed();
@@ -187,6 +210,7 @@ fn main() {
                 "backend": backend,
                 "embedder": embedder_name,
                 "episodes": n,
+                "batch": batch,
                 "insert_per_s": (n as f64 / insert.as_secs_f64()).round(),
                 "insert_us_each": (insert.as_secs_f64() * 1e6 / n as f64).round(),
                 "first_recall_ms": cold.as_secs_f64() * 1000.0,

@@ -29,7 +29,8 @@ use loomflow_core::memory::text;
 use loomflow_core::memory::{
     Episode, EpisodeMatch, EpisodeTools, Fact, FactQuery, Forget, Forgotten, HashEmbedder, Memory,
     MemoryBlock, MemoryError, MemoryExport, MemoryProfile, Recall, UserLocks, check_block_name,
-    embed_text, fuse_matches, plan_supersession, rank_facts, recall_candidates, sample_facts,
+    embed_text, embed_texts, fuse_matches, plan_supersession, rank_facts, recall_candidates,
+    sample_facts,
 };
 use loomflow_core::{Embedder, SessionId, UserId};
 use serde::{Deserialize, Serialize};
@@ -37,6 +38,10 @@ use serde_json::{Map, Value, json};
 use tokio::sync::OnceCell;
 
 const BACKEND: &str = "chroma";
+/// Episodes per upsert in [`ChromaMemory::remember_many`] (the server's
+/// own limit is tens of thousands; this keeps one request near 2 MB with
+/// 384-float vectors).
+const WRITE_BATCH: usize = 500;
 /// Where `"chroma"` without a URL points.
 pub const DEFAULT_URL: &str = "http://localhost:8000";
 
@@ -387,9 +392,13 @@ impl ChromaMemory {
         Ok(())
     }
 
+    /// The store as embedding errors name it.
+    fn store_name(&self) -> String {
+        format!("{} (namespace `{}`)", self.inner.url, self.inner.namespace)
+    }
+
     async fn embed(&self, text: &str) -> Result<Vec<f32>, MemoryError> {
-        let store = format!("{} (namespace `{}`)", self.inner.url, self.inner.namespace);
-        embed_text(self.inner.embedder.as_ref(), &store, text).await
+        embed_text(self.inner.embedder.as_ref(), &self.store_name(), text).await
     }
 
     /// The user's records of `kind` (JSON documents).
@@ -705,31 +714,68 @@ impl Memory for ChromaMemory {
     }
 
     async fn remember(&self, user: &UserId, episode: Episode) -> Result<String, MemoryError> {
+        let mut ids = self.remember_many(user, vec![episode]).await?;
+        ids.pop()
+            .ok_or_else(|| MemoryError::backend(BACKEND, "storing one episode returned no id"))
+    }
+
+    async fn remember_many(
+        &self,
+        user: &UserId,
+        episodes: Vec<Episode>,
+    ) -> Result<Vec<String>, MemoryError> {
+        let ids: Vec<String> = episodes.iter().map(|e| e.id.clone()).collect();
+        // Chroma refuses a batch with a repeated id; the last episode of an
+        // id wins, as one `remember` after another would.
+        let last: HashMap<&str, usize> = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| (id.as_str(), i))
+            .collect();
+        let episodes: Vec<Episode> = episodes
+            .into_iter()
+            .enumerate()
+            .filter(|(i, e)| last.get(e.id.as_str()) == Some(i))
+            .map(|(_, e)| e)
+            .collect();
+        if episodes.is_empty() {
+            return Ok(ids);
+        }
         let c = self.collections().await?;
-        let text = episode.text();
-        let vector = self.embed(&text).await?;
-        let (document, len) = word_document(&text);
-        let tools = serde_json::to_string(&EpisodeTools::from(&episode))
-            .map_err(|e| MemoryError::backend(BACKEND, e))?;
-        let id = record_id(user, "ep", &episode.id);
+        let texts: Vec<String> = episodes.iter().map(Episode::text).collect();
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let vectors = embed_texts(self.inner.embedder.as_ref(), &self.store_name(), &refs).await?;
         let _writer = self.inner.locks.lock(user.storage_key()).await;
-        let old = self
-            .get(
-                &c.episodes,
-                json!({ "ids": [id], "include": ["metadatas"] }),
-            )
-            .await?;
-        let old_len = old
-            .metadatas
-            .and_then(|m| m.into_iter().flatten().next())
-            .and_then(|m| m.get("len").and_then(Value::as_i64));
-        self.upsert(
-            &c.episodes,
-            json!({
-                "ids": [id],
-                "embeddings": [vector],
-                "documents": [document],
-                "metadatas": [{
+        for ((episodes, texts), vectors) in episodes
+            .chunks(WRITE_BATCH)
+            .zip(texts.chunks(WRITE_BATCH))
+            .zip(vectors.chunks(WRITE_BATCH))
+        {
+            let record_ids: Vec<String> = episodes
+                .iter()
+                .map(|e| record_id(user, "ep", &e.id))
+                .collect();
+            let old = self
+                .get(
+                    &c.episodes,
+                    json!({ "ids": record_ids, "include": ["metadatas"] }),
+                )
+                .await?;
+            let old_lens: HashMap<String, i64> = old
+                .ids
+                .into_iter()
+                .zip(old.metadatas.unwrap_or_default())
+                .filter_map(|(id, m)| Some((id, m?.get("len")?.as_i64()?)))
+                .collect();
+            let (mut added, mut grown) = (0i64, 0i64);
+            let mut documents = Vec::with_capacity(episodes.len());
+            let mut metadatas = Vec::with_capacity(episodes.len());
+            for ((episode, text), id) in episodes.iter().zip(texts).zip(&record_ids) {
+                let (document, len) = word_document(text);
+                let tools = serde_json::to_string(&EpisodeTools::from(episode))
+                    .map_err(|e| MemoryError::backend(BACKEND, e))?;
+                documents.push(document);
+                metadatas.push(json!({
                     "user": user.storage_key(),
                     "eid": episode.id,
                     "session": episode.session.as_ref().map_or("", SessionId::as_str),
@@ -738,14 +784,26 @@ impl Memory for ChromaMemory {
                     "output": episode.output,
                     "tools": tools,
                     "len": len,
-                }],
-            }),
-        )
-        .await?;
-        let added = i64::from(old_len.is_none());
-        self.add_stats(&c, user, added, len as i64 - old_len.unwrap_or(0))
+                }));
+                let old_len = old_lens.get(id).copied();
+                added += i64::from(old_len.is_none());
+                grown += len as i64 - old_len.unwrap_or(0);
+            }
+            self.upsert(
+                &c.episodes,
+                json!({
+                    "ids": record_ids,
+                    "embeddings": vectors,
+                    "documents": documents,
+                    "metadatas": metadatas,
+                }),
+            )
             .await?;
-        Ok(episode.id)
+            // Per chunk, so that the statistics match what is stored when a
+            // later chunk fails.
+            self.add_stats(&c, user, added, grown).await?;
+        }
+        Ok(ids)
     }
 
     async fn recall_scored(

@@ -25,7 +25,7 @@ use loomflow_core::memory::text::{BM25_B, BM25_K1, term_counts, tokens};
 use loomflow_core::memory::{
     Episode, EpisodeMatch, EpisodeTools, Fact, FactQuery, Forget, Forgotten, HashEmbedder, Memory,
     MemoryBlock, MemoryError, MemoryExport, MemoryProfile, Recall, check_block_name, embed_text,
-    fuse_matches, plan_supersession, rank_facts, recall_candidates,
+    embed_texts, fuse_matches, plan_supersession, rank_facts, recall_candidates,
 };
 use loomflow_core::{Embedder, SessionId, UserId};
 use pgvector::Vector;
@@ -374,9 +374,13 @@ impl PostgresMemory {
         self.inner.connection().await
     }
 
+    /// The store as embedding errors name it.
+    fn store_name(&self) -> String {
+        format!("{} (namespace `{}`)", self.inner.url, self.inner.namespace)
+    }
+
     async fn embed(&self, text: &str) -> Result<Vec<f32>, MemoryError> {
-        let store = format!("{} (namespace `{}`)", self.inner.url, self.inner.namespace);
-        embed_text(self.inner.embedder.as_ref(), &store, text).await
+        embed_text(self.inner.embedder.as_ref(), &self.store_name(), text).await
     }
 }
 
@@ -715,26 +719,35 @@ impl Memory for PostgresMemory {
     }
 
     async fn remember(&self, user: &UserId, episode: Episode) -> Result<String, MemoryError> {
-        let text = episode.text();
-        let vector = Vector::from(self.embed(&text).await?);
-        let (terms, len) = terms_of(&text);
-        let tools = Json(EpisodeTools::from(&episode));
-        let session = episode.session.as_ref().map(SessionId::as_str);
+        let mut ids = self.remember_many(user, vec![episode]).await?;
+        ids.pop()
+            .ok_or_else(|| MemoryError::backend(BACKEND, "storing one episode returned no id"))
+    }
+
+    async fn remember_many(
+        &self,
+        user: &UserId,
+        episodes: Vec<Episode>,
+    ) -> Result<Vec<String>, MemoryError> {
+        if episodes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let texts: Vec<String> = episodes.iter().map(Episode::text).collect();
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let vectors = embed_texts(self.inner.embedder.as_ref(), &self.store_name(), &refs).await?;
         let dims = self.inner.embedder.dimensions() as i32;
         let key = user.storage_key();
         let ns = &self.inner.namespace;
         let mut conn = self.client().await?;
         let tx = conn.transaction().await.map_err(db_error)?;
         self.inner.lock_user(&tx, user).await?;
-        let replaced = tx
-            .query_opt(
+        let delete = tx
+            .prepare_cached(
                 "DELETE FROM loomflow_memory_episodes WHERE ns = $1 AND user_key = $2 AND id = $3
                  RETURNING len",
-                &[ns, &key, &episode.id],
             )
             .await
             .map_err(db_error)?;
-        let old_len: Option<i32> = replaced.as_ref().map(|r| get(r, 0)).transpose()?;
         let insert = tx
             .prepare_cached(
                 "INSERT INTO loomflow_memory_episodes
@@ -744,30 +757,42 @@ impl Memory for PostgresMemory {
             )
             .await
             .map_err(db_error)?;
-        tx.execute(
-            &insert,
-            &[
-                ns,
-                &key,
-                &episode.id,
-                &session,
-                &episode.occurred_at,
-                &episode.input,
-                &episode.output,
-                &tools,
-                &dims,
-                &vector,
-                &terms,
-                &len,
-            ],
-        )
-        .await
-        .map_err(db_error)?;
-        let added = i64::from(old_len.is_none());
-        let grown = i64::from(len) - i64::from(old_len.unwrap_or(0));
+        let (mut added, mut grown) = (0i64, 0i64);
+        for ((episode, text), vector) in episodes.iter().zip(&texts).zip(vectors) {
+            let vector = Vector::from(vector);
+            let (terms, len) = terms_of(text);
+            let tools = Json(EpisodeTools::from(episode));
+            let session = episode.session.as_ref().map(SessionId::as_str);
+            let replaced = tx
+                .query_opt(&delete, &[ns, &key, &episode.id])
+                .await
+                .map_err(db_error)?;
+            let old_len: Option<i32> = replaced.as_ref().map(|r| get(r, 0)).transpose()?;
+            tx.execute(
+                &insert,
+                &[
+                    ns,
+                    &key,
+                    &episode.id,
+                    &session,
+                    &episode.occurred_at,
+                    &episode.input,
+                    &episode.output,
+                    &tools,
+                    &dims,
+                    &vector,
+                    &terms,
+                    &len,
+                ],
+            )
+            .await
+            .map_err(db_error)?;
+            added += i64::from(old_len.is_none());
+            grown += i64::from(len) - i64::from(old_len.unwrap_or(0));
+        }
         self.inner.add_stats(&tx, user, added, grown).await?;
         tx.commit().await.map_err(db_error)?;
-        Ok(episode.id)
+        Ok(episodes.into_iter().map(|e| e.id).collect())
     }
 
     async fn recall_scored(

@@ -35,7 +35,8 @@ use loomflow_core::memory::text::{self, term_counts};
 use loomflow_core::memory::{
     Episode, EpisodeMatch, EpisodeTools, Fact, FactQuery, Forget, Forgotten, HashEmbedder, Memory,
     MemoryBlock, MemoryError, MemoryExport, MemoryProfile, Recall, UserLocks, check_block_name,
-    embed_text, fuse_matches, plan_supersession, rank_facts, recall_candidates, sample_facts,
+    embed_text, embed_texts, fuse_matches, plan_supersession, rank_facts, recall_candidates,
+    sample_facts,
 };
 use loomflow_core::{Embedder, SessionId, UserId};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -430,9 +431,13 @@ impl RedisMemory {
             .copied()
     }
 
+    /// The store as embedding errors name it.
+    fn store_name(&self) -> String {
+        format!("{} (namespace `{}`)", self.inner.url, self.inner.namespace)
+    }
+
     async fn embed(&self, text: &str) -> Result<Vec<f32>, MemoryError> {
-        let store = format!("{} (namespace `{}`)", self.inner.url, self.inner.namespace);
-        embed_text(self.inner.embedder.as_ref(), &store, text).await
+        embed_text(self.inner.embedder.as_ref(), &self.store_name(), text).await
     }
 
     /// Runs `f` holding the user's write lock (a key with a random token
@@ -827,6 +832,79 @@ impl RedisMemory {
     }
 }
 
+/// Queues the writes that store `episode` (whose old version, if any, the
+/// caller has already unindexed): its hash, its places in the time and
+/// session orders, its keyword postings, the statistics and its vector.
+fn queue_episode(
+    pipe: &mut Pipeline,
+    keys: &Keys,
+    mode: Vectors,
+    episode: &Episode,
+    text: &str,
+    vector: &[f32],
+) -> Result<(), MemoryError> {
+    let (counts, len) = term_counts(text);
+    let tools = encode_json(&EpisodeTools::from(episode))?;
+    let at = micros(episode.occurred_at);
+    let session = episode.session.as_ref().map(SessionId::as_str);
+    let tag = session_tag(session);
+    let words: Vec<&str> = counts.iter().map(|(w, _)| w.as_str()).collect();
+    let mut fields: Vec<(&str, String)> = vec![
+        ("t", at.to_string()),
+        ("input", episode.input.clone()),
+        ("output", episode.output.clone()),
+        ("tools", tools),
+        ("terms", words.join(" ")),
+        ("len", len.to_string()),
+    ];
+    if let Some(s) = session {
+        fields.push(("session", s.to_owned()));
+    }
+    pipe.hset_multiple(keys.episode(&episode.id), &fields)
+        .ignore();
+    pipe.zadd(keys.key("eps"), &episode.id, at).ignore();
+    if let Some(s) = session {
+        pipe.zadd(keys.session(s), &episode.id, at).ignore();
+        pipe.cmd("ZADD")
+            .arg(keys.key("sessions"))
+            .arg("GT")
+            .arg(at)
+            .arg(s)
+            .ignore();
+    }
+    let entry = IndexEntry {
+        len,
+        at,
+        session: tag.clone(),
+    };
+    pipe.hset(keys.key("idx"), &episode.id, entry.encode())
+        .ignore();
+    for (word, tf) in &counts {
+        pipe.hset(keys.term(word), &episode.id, *tf).ignore();
+    }
+    pipe.hincr(keys.key("stats"), "episodes", 1).ignore();
+    pipe.hincr(keys.key("stats"), "total_len", i64::from(len))
+        .ignore();
+    match mode {
+        Vectors::Sets => {
+            let attributes = serde_json::json!({ "t": at, "s": tag }).to_string();
+            pipe.cmd("VADD")
+                .arg(keys.key("vec"))
+                .arg("FP32")
+                .arg(vector_bytes(vector))
+                .arg(&episode.id)
+                .arg("SETATTR")
+                .arg(attributes)
+                .ignore();
+        }
+        Vectors::Client => {
+            pipe.hset(keys.key("emb"), &episode.id, vector_bytes(vector))
+                .ignore();
+        }
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl Memory for RedisMemory {
     fn backend(&self) -> &str {
@@ -859,88 +937,70 @@ impl Memory for RedisMemory {
     }
 
     async fn remember(&self, user: &UserId, episode: Episode) -> Result<String, MemoryError> {
+        let mut ids = self.remember_many(user, vec![episode]).await?;
+        ids.pop()
+            .ok_or_else(|| MemoryError::backend(BACKEND, "storing one episode returned no id"))
+    }
+
+    async fn remember_many(
+        &self,
+        user: &UserId,
+        episodes: Vec<Episode>,
+    ) -> Result<Vec<String>, MemoryError> {
+        let ids: Vec<String> = episodes.iter().map(|e| e.id.clone()).collect();
+        // A repeated id keeps its last episode, as one `remember` after
+        // another would.
+        let last: HashMap<&str, usize> = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| (id.as_str(), i))
+            .collect();
+        let episodes: Vec<Episode> = episodes
+            .into_iter()
+            .enumerate()
+            .filter(|(i, e)| last.get(e.id.as_str()) == Some(i))
+            .map(|(_, e)| e)
+            .collect();
+        if episodes.is_empty() {
+            return Ok(ids);
+        }
         let mode = self.mode().await?;
-        let text = episode.text();
-        let vector = self.embed(&text).await?;
-        let (counts, len) = term_counts(&text);
-        let tools = encode_json(&EpisodeTools::from(&episode))?;
+        let texts: Vec<String> = episodes.iter().map(Episode::text).collect();
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let vectors = embed_texts(self.inner.embedder.as_ref(), &self.store_name(), &refs).await?;
         let keys = Keys::new(&self.inner.namespace, user);
-        let at = micros(episode.occurred_at);
-        let session = episode.session.as_ref().map(SessionId::as_str);
-        let tag = session_tag(session);
         self.locked(&keys, async |conn| {
-            let old: HashMap<String, String> = conn
-                .hgetall(keys.episode(&episode.id))
-                .await
-                .map_err(db_error)?;
+            let mut reads = redis::pipe();
+            for episode in &episodes {
+                reads.hgetall(keys.episode(&episode.id));
+            }
+            let olds: Vec<HashMap<String, String>> =
+                reads.query_async(conn).await.map_err(db_error)?;
             let mut pipe = redis::pipe();
             pipe.atomic();
-            if !old.is_empty() {
-                self.unindex(&mut pipe, &keys, mode, &episode.id, &old);
-            }
-            let words: Vec<&str> = counts.iter().map(|(w, _)| w.as_str()).collect();
-            let ep_key = keys.episode(&episode.id);
-            let mut fields: Vec<(&str, String)> = vec![
-                ("t", at.to_string()),
-                ("input", episode.input.clone()),
-                ("output", episode.output.clone()),
-                ("tools", tools.clone()),
-                ("terms", words.join(" ")),
-                ("len", len.to_string()),
-            ];
-            if let Some(s) = session {
-                fields.push(("session", s.to_owned()));
-            }
-            pipe.hset_multiple(&ep_key, &fields).ignore();
-            pipe.zadd(keys.key("eps"), &episode.id, at).ignore();
-            if let Some(s) = session {
-                pipe.zadd(keys.session(s), &episode.id, at).ignore();
-                pipe.cmd("ZADD")
-                    .arg(keys.key("sessions"))
-                    .arg("GT")
-                    .arg(at)
-                    .arg(s)
-                    .ignore();
-            }
-            let entry = IndexEntry {
-                len,
-                at,
-                session: tag.clone(),
-            };
-            pipe.hset(keys.key("idx"), &episode.id, entry.encode())
-                .ignore();
-            for (word, tf) in &counts {
-                pipe.hset(keys.term(word), &episode.id, *tf).ignore();
-            }
-            pipe.hincr(keys.key("stats"), "episodes", 1).ignore();
-            pipe.hincr(keys.key("stats"), "total_len", i64::from(len))
-                .ignore();
-            match mode {
-                Vectors::Sets => {
-                    let attributes = serde_json::json!({ "t": at, "s": tag }).to_string();
-                    pipe.cmd("VADD")
-                        .arg(keys.key("vec"))
-                        .arg("FP32")
-                        .arg(vector_bytes(&vector))
-                        .arg(&episode.id)
-                        .arg("SETATTR")
-                        .arg(attributes)
-                        .ignore();
+            let mut left_sessions = HashSet::new();
+            for (((episode, text), vector), old) in
+                episodes.iter().zip(&texts).zip(&vectors).zip(&olds)
+            {
+                if !old.is_empty() {
+                    self.unindex(&mut pipe, &keys, mode, &episode.id, old);
                 }
-                Vectors::Client => {
-                    pipe.hset(keys.key("emb"), &episode.id, vector_bytes(&vector))
-                        .ignore();
+                let session = episode.session.as_ref().map(SessionId::as_str);
+                if let Some(old_session) =
+                    old.get("session").filter(|s| Some(s.as_str()) != session)
+                {
+                    left_sessions.insert(old_session.clone());
                 }
+                queue_episode(&mut pipe, &keys, mode, episode, text, vector)?;
             }
             let () = pipe.query_async(conn).await.map_err(db_error)?;
-            if let Some(old_session) = old.get("session").filter(|s| Some(s.as_str()) != session) {
-                self.prune_sessions(conn, &keys, &HashSet::from([old_session.clone()]))
-                    .await?;
+            if !left_sessions.is_empty() {
+                self.prune_sessions(conn, &keys, &left_sessions).await?;
             }
             Ok(())
         })
         .await?;
-        Ok(episode.id)
+        Ok(ids)
     }
 
     async fn recall_scored(

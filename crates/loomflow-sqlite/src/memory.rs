@@ -19,7 +19,7 @@ use loomflow_core::memory::text::Bm25Index;
 use loomflow_core::memory::{
     Episode, EpisodeMatch, EpisodeTools, Fact, FactQuery, Forget, Forgotten, HashEmbedder, Hnsw,
     Memory, MemoryBlock, MemoryError, MemoryExport, MemoryProfile, Recall, check_block_name,
-    embed_text, fuse_matches, plan_supersession, rank_facts, recall_candidates,
+    embed_text, embed_texts, fuse_matches, plan_supersession, rank_facts, recall_candidates,
 };
 use loomflow_core::{Embedder, SessionId, UserId};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
@@ -682,60 +682,91 @@ impl Memory for SqliteMemory {
     }
 
     async fn remember(&self, user: &UserId, episode: Episode) -> Result<String, MemoryError> {
-        let vector = self.embed(&episode.text()).await?;
+        let mut ids = self.remember_many(user, vec![episode]).await?;
+        ids.pop()
+            .ok_or_else(|| db_error("storing one episode returned no id"))
+    }
+
+    async fn remember_many(
+        &self,
+        user: &UserId,
+        episodes: Vec<Episode>,
+    ) -> Result<Vec<String>, MemoryError> {
+        if episodes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let store = self.inner.path.display().to_string();
+        let texts: Vec<String> = episodes.iter().map(Episode::text).collect();
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let vectors = embed_texts(self.inner.embedder.as_ref(), &store, &refs).await?;
         let user = user.clone();
         self.with_conn(move |inner, conn| {
-            let extra = serde_json::to_string(&EpisodeTools::from(&episode)).map_err(db_error)?;
             let tx = conn.transaction().map_err(db_error)?;
             inner.check_embedder(&tx)?;
             let key = user.storage_key();
-            let replaced: Option<i64> = tx
-                .query_row(
-                    "DELETE FROM memory_episodes WHERE ns = ?1 AND user_key = ?2 AND id = ?3
-                     RETURNING seq",
-                    params![inner.ns(), key, episode.id],
-                    |r| r.get(0),
-                )
-                .optional()
-                .map_err(db_error)?;
-            let occurred = micros(episode.occurred_at);
-            let session = episode.session.as_ref().map(|s| s.as_str().to_owned());
-            let seq: i64 = tx
-                .query_row(
-                    "INSERT INTO memory_episodes
-                        (ns, user_key, id, session, occurred_at, input, output, extra, embedding)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) RETURNING seq",
-                    params![
-                        inner.ns(),
-                        key,
-                        episode.id,
-                        session,
-                        occurred,
-                        episode.input,
-                        episode.output,
-                        extra,
-                        vector_bytes(&vector)
-                    ],
-                    |r| r.get(0),
-                )
-                .map_err(db_error)?;
+            // Per episode: the seq it replaced, if any, and its new seq.
+            let mut written = Vec::with_capacity(episodes.len());
+            {
+                let mut delete = tx
+                    .prepare_cached(
+                        "DELETE FROM memory_episodes WHERE ns = ?1 AND user_key = ?2 AND id = ?3
+                         RETURNING seq",
+                    )
+                    .map_err(db_error)?;
+                let mut insert = tx
+                    .prepare_cached(
+                        "INSERT INTO memory_episodes
+                            (ns, user_key, id, session, occurred_at, input, output, extra, embedding)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) RETURNING seq",
+                    )
+                    .map_err(db_error)?;
+                for (episode, vector) in episodes.iter().zip(&vectors) {
+                    let extra =
+                        serde_json::to_string(&EpisodeTools::from(episode)).map_err(db_error)?;
+                    let replaced: Option<i64> = delete
+                        .query_row(params![inner.ns(), key, episode.id], |r| r.get(0))
+                        .optional()
+                        .map_err(db_error)?;
+                    let seq: i64 = insert
+                        .query_row(
+                            params![
+                                inner.ns(),
+                                key,
+                                episode.id,
+                                episode.session.as_ref().map(SessionId::as_str),
+                                micros(episode.occurred_at),
+                                episode.input,
+                                episode.output,
+                                extra,
+                                vector_bytes(vector)
+                            ],
+                            |r| r.get(0),
+                        )
+                        .map_err(db_error)?;
+                    written.push((replaced, seq));
+                }
+            }
             let versions = inner.bump(&tx, &user)?;
             tx.commit().map_err(db_error)?;
             inner.after_write(&user, versions, |index| {
-                if let Some(old) = replaced {
-                    index.remove_seq(old);
+                for (((replaced, seq), episode), (text, vector)) in
+                    written.iter().zip(&episodes).zip(texts.into_iter().zip(&vectors))
+                {
+                    if let Some(old) = replaced {
+                        index.remove_seq(*old);
+                    }
+                    index.insert(
+                        SlotMeta {
+                            seq: *seq,
+                            occurred_at: micros(episode.occurred_at),
+                            session: episode.session.clone(),
+                            text,
+                        },
+                        vector,
+                    );
                 }
-                index.insert(
-                    SlotMeta {
-                        seq,
-                        occurred_at: occurred,
-                        session: episode.session.clone(),
-                        text: episode.text(),
-                    },
-                    &vector,
-                );
             });
-            Ok(episode.id)
+            Ok(episodes.into_iter().map(|e| e.id).collect())
         })
         .await
     }

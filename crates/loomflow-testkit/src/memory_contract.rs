@@ -39,6 +39,7 @@ pub async fn run_all(memory: Arc<dyn Memory>) {
     facts_supersede_in_either_order(memory.as_ref()).await;
     fact_queries(memory.as_ref()).await;
     hybrid_recall_ranks_a_labelled_set(memory.as_ref()).await;
+    remember_many_matches_one_by_one(memory.as_ref()).await;
     forget_export_profile(memory.as_ref()).await;
     forget_stops_background_extraction(Arc::clone(&memory)).await;
     fifty_users_stay_isolated(memory).await;
@@ -456,6 +457,90 @@ async fn hybrid_recall_ranks_a_labelled_set(m: &dyn Memory) {
         vec_only[0].episode.input.as_str(),
         "Ran a half marathon in 1 hour 52 minutes" | "Bought running shoes for marathon training"
     ));
+}
+
+/// A batch stores exactly what one `remember` after another stores: the
+/// same recall results and scores (so the same keyword statistics), a
+/// repeated id keeping its last episode, a replaced episode leaving its old
+/// session.
+async fn remember_many_matches_one_by_one(m: &dyn Memory) {
+    let (batch, single) = (user("batch-writer"), user("single-writer"));
+    let old_session = session("before-the-import");
+    let mut episodes: Vec<Episode> = LABELLED
+        .iter()
+        .enumerate()
+        .map(|(i, text)| {
+            Episode::new(*text, "noted")
+                .session(session("import"))
+                .occurred_at(day(1) + Duration::minutes(i as i64))
+        })
+        .collect();
+    // The first episode was stored before, in another session, and the
+    // batch names the fourth twice: the later version wins.
+    let earlier = Episode {
+        session: Some(old_session.clone()),
+        output: "an older answer about Tokyo".into(),
+        ..episodes[0].clone()
+    };
+    let mut twice = episodes[3].clone();
+    twice.output = "a first draft, replaced within the batch".into();
+    episodes.insert(3, twice);
+
+    assert!(
+        m.remember_many(&batch, Vec::new())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    m.remember(&batch, earlier.clone()).await.unwrap();
+    let ids = m.remember_many(&batch, episodes.clone()).await.unwrap();
+    let want: Vec<String> = episodes.iter().map(|e| e.id.clone()).collect();
+    assert_eq!(ids, want, "one id per episode, in order, repeats included");
+
+    m.remember(&single, earlier).await.unwrap();
+    for episode in episodes {
+        m.remember(&single, episode).await.unwrap();
+    }
+
+    for user in [&batch, &single] {
+        let profile = m.profile(user).await.unwrap();
+        assert_eq!(profile.episode_count, LABELLED.len() as u64, "{profile:#?}");
+        assert!(
+            m.session_episodes(user, &old_session, 10)
+                .await
+                .unwrap()
+                .is_empty(),
+            "the replaced episode left its old session"
+        );
+    }
+    let imported = m
+        .session_episodes(&batch, &session("import"), 20)
+        .await
+        .unwrap();
+    assert_eq!(imported.len(), LABELLED.len());
+    assert_eq!(imported[3].output, "noted", "the batch's later version");
+    for query in [
+        "Tokyo trip",
+        "marathon training shoes",
+        "sourdough",
+        "Japanese vocabulary",
+    ] {
+        let got = m
+            .recall_scored(&batch, &Recall::new(query).limit(4))
+            .await
+            .unwrap();
+        let want = m
+            .recall_scored(&single, &Recall::new(query).limit(4))
+            .await
+            .unwrap();
+        let summary = |hits: &[loomflow::memory::EpisodeMatch]| -> Vec<(String, String)> {
+            hits.iter()
+                .map(|h| (h.episode.id.clone(), format!("{:.5}", h.score)))
+                .collect()
+        };
+        assert_eq!(summary(&got), summary(&want), "query {query:?}");
+        assert!(!got.is_empty(), "query {query:?}");
+    }
 }
 
 async fn forget_export_profile(m: &dyn Memory) {

@@ -375,6 +375,23 @@ impl Memory for InMemoryMemory {
         Ok(id)
     }
 
+    async fn remember_many(
+        &self,
+        user: &UserId,
+        episodes: Vec<Episode>,
+    ) -> Result<Vec<String>, MemoryError> {
+        let texts: Vec<String> = episodes.iter().map(Episode::text).collect();
+        let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let vectors = super::embed_texts(self.embedder.as_ref(), BACKEND, &texts).await?;
+        let ids = episodes.iter().map(|e| e.id.clone()).collect();
+        let state = self.get_or_create(user);
+        let mut state = write(&state);
+        for (episode, vector) in episodes.into_iter().zip(&vectors) {
+            state.insert(episode, vector);
+        }
+        Ok(ids)
+    }
+
     async fn recall_scored(
         &self,
         user: &UserId,

@@ -101,6 +101,45 @@ pub trait Memory: Send + Sync + 'static {
     /// replaces the episode.
     async fn remember(&self, user: &UserId, episode: Episode) -> Result<String, MemoryError>;
 
+    /// Stores several episodes of one user and returns their ids, in
+    /// order: the same as [`remember`](Self::remember) for each in turn
+    /// (a repeated id keeps the last), but the backends embed the texts in
+    /// one embedder call and write them in one transaction or round trip,
+    /// which is what a bulk import needs. The SQL backends and the
+    /// in-memory one store all or none; on an error from Redis or Chroma
+    /// a part of the batch may be stored, and storing it again is safe.
+    ///
+    /// ```
+    /// use loomflow_core::memory::{Episode, InMemoryMemory, Memory, Recall};
+    /// use loomflow_core::UserId;
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let memory = InMemoryMemory::new();
+    /// let alice = UserId::new("alice").unwrap();
+    /// let ids = memory
+    ///     .remember_many(&alice, vec![
+    ///         Episode::new("My cat is called Miso", "A fine name."),
+    ///         Episode::new("I moved to Lisbon", "Welcome to Lisbon!"),
+    ///     ])
+    ///     .await
+    ///     .unwrap();
+    /// assert_eq!(ids.len(), 2);
+    /// let hits = memory.recall(&alice, &Recall::new("Lisbon")).await.unwrap();
+    /// assert_eq!(hits[0].id, ids[1]);
+    /// # });
+    /// ```
+    async fn remember_many(
+        &self,
+        user: &UserId,
+        episodes: Vec<Episode>,
+    ) -> Result<Vec<String>, MemoryError> {
+        let mut ids = Vec::with_capacity(episodes.len());
+        for episode in episodes {
+            ids.push(self.remember(user, episode).await?);
+        }
+        Ok(ids)
+    }
+
     /// The episodes best matching `query`, best first, with their scores:
     /// the vector ranking and the BM25 ranking fused by reciprocal rank
     /// (weights `alpha` and `1 - alpha`).
@@ -232,23 +271,43 @@ pub async fn embed_text(
     store: &str,
     text: &str,
 ) -> Result<Vec<f32>, MemoryError> {
-    let mut vectors = embedder
-        .embed(&[text])
+    let mut vectors = embed_texts(embedder, store, &[text]).await?;
+    Ok(vectors.pop().unwrap_or_default())
+}
+
+/// Embeds `texts` in one embedder call (see [`embed_text`] for the
+/// errors); one vector per text, in order. A reply with a different
+/// number of vectors is a [`MemoryError::Embedder`].
+pub async fn embed_texts(
+    embedder: &dyn crate::Embedder,
+    store: &str,
+    texts: &[&str],
+) -> Result<Vec<Vec<f32>>, MemoryError> {
+    if texts.is_empty() {
+        return Ok(Vec::new());
+    }
+    let vectors = embedder
+        .embed(texts)
         .await
         .map_err(|err| MemoryError::Embedder {
             embedder: embedder.name().to_owned(),
             message: err.to_string(),
         })?;
-    let vector = vectors.pop().unwrap_or_default();
-    if vector.len() != embedder.dimensions() || !vectors.is_empty() {
+    if vectors.len() != texts.len() {
+        return Err(MemoryError::Embedder {
+            embedder: embedder.name().to_owned(),
+            message: format!("asked for {} vectors, got {}", texts.len(), vectors.len()),
+        });
+    }
+    if let Some(bad) = vectors.iter().find(|v| v.len() != embedder.dimensions()) {
         return Err(MemoryError::Dimensions {
             store: store.to_owned(),
             stored: embedder.dimensions(),
             embedder: embedder.name().to_owned(),
-            made: vector.len(),
+            made: bad.len(),
         });
     }
-    Ok(vector)
+    Ok(vectors)
 }
 
 /// Checks a working block's name: 1 to 64 characters, not blank.
