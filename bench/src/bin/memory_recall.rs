@@ -182,7 +182,10 @@ fn main() {
             stored += take;
             if stored / 20_000 > reported {
                 reported = stored / 20_000;
-                eprintln!("{stored} episodes in {:.1}s", started.elapsed().as_secs_f64());
+                eprintln!(
+                    "{stored} episodes in {:.1}s",
+                    started.elapsed().as_secs_f64()
+                );
             }
         }
         let insert = started.elapsed();
