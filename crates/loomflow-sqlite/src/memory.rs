@@ -29,6 +29,12 @@ const BACKEND: &str = "sqlite";
 const EF_SEARCH: usize = 64;
 /// Users whose recall index stays in memory at once.
 const MAX_CACHED_USERS: usize = 1024;
+/// A user's vector graph is saved in the file (table `memory_ann`) from
+/// this many episodes on; smaller indexes rebuild in well under a second.
+const SAVE_FROM: usize = 2_000;
+/// A saved graph missing more than this share of its nodes' rows (erased
+/// or replaced since) is rebuilt instead of reopened.
+const MAX_STALE_SHARE: f64 = 0.1;
 
 /// Long-term [`Memory`] in one SQLite file (WAL), the embedded default.
 ///
@@ -86,6 +92,9 @@ struct UserIndex {
     /// once removed.
     slots: Vec<Option<SlotMeta>>,
     by_seq: HashMap<i64, u32>,
+    /// Writes applied since the graph was last saved in the file (or
+    /// since it was built, if it never was).
+    unsaved: usize,
 }
 
 struct SlotMeta {
@@ -104,10 +113,23 @@ impl UserIndex {
             keywords: Bm25Index::default(),
             slots: Vec::new(),
             by_seq: HashMap::new(),
+            unsaved: 0,
         }
     }
 
+    /// Live episodes.
+    fn live(&self) -> usize {
+        self.by_seq.len()
+    }
+
+    /// True when the graph should be (re)saved: large enough to be worth
+    /// it, and a quarter of it written since the last save.
+    fn save_due(&self) -> bool {
+        self.live() >= SAVE_FROM && self.unsaved >= SAVE_FROM.max(self.live() / 4)
+    }
+
     fn insert(&mut self, meta: SlotMeta, vector: &[f32]) {
+        self.unsaved += 1;
         let slot = self.vectors.insert(vector);
         self.keywords.insert(slot, &meta.text);
         self.by_seq.insert(meta.seq, slot);
@@ -120,6 +142,7 @@ impl UserIndex {
         {
             self.vectors.remove(slot);
             self.keywords.remove(slot, &meta.text);
+            self.unsaved += 1;
         }
     }
 }
@@ -191,6 +214,14 @@ CREATE TABLE IF NOT EXISTS memory_facts (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS memory_facts_sp
     ON memory_facts (ns, user_key, subject, predicate);
+CREATE TABLE IF NOT EXISTS memory_ann (
+    ns TEXT NOT NULL,
+    user_key TEXT NOT NULL,
+    dimensions INTEGER NOT NULL,
+    seqs BLOB NOT NULL,
+    links BLOB NOT NULL,
+    PRIMARY KEY (ns, user_key)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS memory_blocks (
     ns TEXT NOT NULL,
     user_key TEXT NOT NULL,
@@ -370,7 +401,48 @@ impl Inner {
                 return Ok(index.clone());
             }
         }
-        let mut index = UserIndex::new(self.embedder.dimensions(), version);
+        let mut index = match self.reopen_saved(conn, user, version)? {
+            Some(index) => index,
+            None => {
+                let mut index = UserIndex::new(self.embedder.dimensions(), version);
+                self.each_row(conn, user, |meta, blob| {
+                    index.insert(meta, &bytes_vector(blob));
+                    Ok(())
+                })?;
+                tracing::debug!(
+                    user = %user, episodes = index.live(), "built the recall index from the rows"
+                );
+                index
+            }
+        };
+        if index.save_due() {
+            self.save_graph(conn, user, &mut index);
+        }
+        let index = Arc::new(RwLock::new(index));
+        let mut cache = lock(&self.indexes);
+        cache.tick += 1;
+        let tick = cache.tick;
+        if cache.users.len() >= MAX_CACHED_USERS
+            && let Some(oldest) = cache
+                .users
+                .iter()
+                .min_by_key(|(_, (t, _))| *t)
+                .map(|(u, _)| u.clone())
+        {
+            cache.users.remove(&oldest);
+        }
+        cache.users.insert(user.clone(), (tick, index.clone()));
+        Ok(index)
+    }
+
+    /// Calls `f` with every episode row of the user (its slot metadata and
+    /// embedding bytes), in `seq` order.
+    fn each_row(
+        &self,
+        conn: &Connection,
+        user: &UserId,
+        mut f: impl FnMut(SlotMeta, &[u8]) -> Result<(), MemoryError>,
+    ) -> Result<(), MemoryError> {
         let mut stmt = conn
             .prepare_cached(
                 "SELECT seq, session, occurred_at, input, output, embedding FROM memory_episodes
@@ -389,30 +461,164 @@ impl Inner {
                 .map_err(|e| corrupt(user, format!("episode #{seq}"), e))?;
             let input: String = row.get(3).map_err(db_error)?;
             let output: String = row.get(4).map_err(db_error)?;
-            let blob: Vec<u8> = row.get(5).map_err(db_error)?;
             let meta = SlotMeta {
                 seq,
                 occurred_at: row.get(2).map_err(db_error)?,
                 session,
                 text: format!("{input}\n{output}"),
             };
-            index.insert(meta, &bytes_vector(&blob));
+            let blob = row
+                .get_ref(5)
+                .map_err(db_error)?
+                .as_blob()
+                .map_err(db_error)?;
+            f(meta, blob)?;
         }
-        let index = Arc::new(RwLock::new(index));
-        let mut cache = lock(&self.indexes);
-        cache.tick += 1;
-        let tick = cache.tick;
-        if cache.users.len() >= MAX_CACHED_USERS
-            && let Some(oldest) = cache
-                .users
-                .iter()
-                .min_by_key(|(_, (t, _))| *t)
-                .map(|(u, _)| u.clone())
-        {
-            cache.users.remove(&oldest);
+        Ok(())
+    }
+
+    /// The user's index from the graph saved in the file and the rows:
+    /// the saved links over the rows' vectors, rows written since inserted,
+    /// nodes whose rows are gone tombstoned. `None` when nothing usable is
+    /// saved (none, another dimension, a damaged blob, rows it does not
+    /// account for, or too many of its nodes gone): then the caller
+    /// rebuilds.
+    fn reopen_saved(
+        &self,
+        conn: &Connection,
+        user: &UserId,
+        version: i64,
+    ) -> Result<Option<UserIndex>, MemoryError> {
+        let dim = self.embedder.dimensions();
+        let saved: Option<(i64, Vec<u8>, Vec<u8>)> = conn
+            .prepare_cached(
+                "SELECT dimensions, seqs, links FROM memory_ann WHERE ns = ?1 AND user_key = ?2",
+            )
+            .and_then(|mut stmt| {
+                stmt.query_row(params![self.ns(), user.storage_key()], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })
+                .optional()
+            })
+            .map_err(db_error)?;
+        let Some((dims, seqs, links)) = saved else {
+            return Ok(None);
+        };
+        let refuse = |why: &str| {
+            tracing::warn!(
+                user = %user, path = %self.path.display(), "the saved recall graph is not used ({why}); rebuilding it"
+            );
+            Ok(None)
+        };
+        if dims as usize != dim || seqs.len() % 8 != 0 {
+            return refuse("it was saved for another embedding size");
         }
-        cache.users.insert(user.clone(), (tick, index.clone()));
-        Ok(index)
+        // Node i's row; -1 for a node removed before the save.
+        let seqs: Vec<i64> = seqs
+            .chunks_exact(8)
+            .map(|c| i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
+            .collect();
+        let n = seqs.len();
+        let max_seq = seqs.iter().copied().max().unwrap_or(-1);
+        let node_of: HashMap<i64, u32> = seqs
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| **s >= 0)
+            .map(|(node, s)| (*s, node as u32))
+            .collect();
+        let mut vectors = vec![0.0f32; n * dim];
+        let mut slots: Vec<Option<SlotMeta>> = (0..n).map(|_| None).collect();
+        let mut later: Vec<(SlotMeta, Vec<f32>)> = Vec::new();
+        let mut unknown = false;
+        self.each_row(conn, user, |meta, blob| {
+            match node_of.get(&meta.seq) {
+                Some(&node) if blob.len() == dim * 4 => {
+                    let at = node as usize * dim;
+                    for (x, b) in vectors[at..at + dim].iter_mut().zip(blob.chunks_exact(4)) {
+                        *x = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+                    }
+                    slots[node as usize] = Some(meta);
+                }
+                None if meta.seq > max_seq => later.push((meta, bytes_vector(blob))),
+                _ => unknown = true,
+            }
+            Ok(())
+        })?;
+        if unknown {
+            return refuse("rows it does not account for");
+        }
+        let gone = slots.iter().filter(|s| s.is_none()).count();
+        if gone as f64 > n as f64 * MAX_STALE_SHARE {
+            return refuse("too many of its episodes were erased or replaced since");
+        }
+        let mut graph = match Hnsw::from_links(&links, vectors) {
+            Ok(graph) => graph,
+            Err(e) => return refuse(&e.to_string()),
+        };
+        let mut index = UserIndex::new(dim, version);
+        for (node, slot) in slots.iter().enumerate() {
+            match slot {
+                Some(meta) => {
+                    index.keywords.insert(node as u32, &meta.text);
+                    index.by_seq.insert(meta.seq, node as u32);
+                }
+                None => graph.remove(node as u32),
+            }
+        }
+        index.vectors = graph;
+        index.slots = slots;
+        let added = later.len();
+        for (meta, vector) in later {
+            index.insert(meta, &vector);
+        }
+        index.unsaved += gone;
+        tracing::debug!(
+            user = %user, nodes = n, added, gone, "reopened the saved recall graph"
+        );
+        Ok(Some(index))
+    }
+
+    /// Saves the user's vector graph in the file (a failure is logged: the
+    /// graph is a cache of the rows, rebuilt when missing).
+    fn save_graph(&self, conn: &Connection, user: &UserId, index: &mut UserIndex) {
+        let seqs: Vec<u8> = index
+            .slots
+            .iter()
+            .flat_map(|s| s.as_ref().map_or(-1, |m| m.seq).to_le_bytes())
+            .collect();
+        let saved = conn.execute(
+            "INSERT INTO memory_ann (ns, user_key, dimensions, seqs, links) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (ns, user_key) DO UPDATE SET
+                dimensions = excluded.dimensions, seqs = excluded.seqs, links = excluded.links",
+            params![
+                self.ns(),
+                user.storage_key(),
+                index.vectors.dim() as i64,
+                seqs,
+                index.vectors.save_links()
+            ],
+        );
+        match saved {
+            Ok(_) => index.unsaved = 0,
+            Err(e) => tracing::warn!(
+                user = %user, path = %self.path.display(), error = %e,
+                "could not save the recall graph; the next process rebuilds it"
+            ),
+        }
+    }
+
+    /// Saves the user's cached graph if enough was written since its last
+    /// save (see [`UserIndex::save_due`]).
+    fn save_graph_if_due(&self, conn: &Connection, user: &UserId) {
+        let Some(index) = lock(&self.indexes).users.get(user).map(|(_, i)| i.clone()) else {
+            return;
+        };
+        let mut index = index
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if index.save_due() {
+            self.save_graph(conn, user, &mut index);
+        }
     }
 
     /// Applies this process's own write to the cached index when the index
@@ -766,6 +972,7 @@ impl Memory for SqliteMemory {
                     );
                 }
             });
+            inner.save_graph_if_due(conn, &user);
             Ok(episodes.into_iter().map(|e| e.id).collect())
         })
         .await
@@ -1085,6 +1292,14 @@ impl Memory for SqliteMemory {
                         )
                         .map_err(db_error)? as u64;
                 }
+            }
+            if !doomed.is_empty() {
+                // The saved graph is derived from the erased vectors.
+                tx.execute(
+                    "DELETE FROM memory_ann WHERE ns = ?1 AND user_key = ?2",
+                    params![inner.ns(), key],
+                )
+                .map_err(db_error)?;
             }
             // The version row stays (and only grows) even when the whole
             // user goes, so no other process's index can match by chance.

@@ -50,7 +50,7 @@ use chrono::{DateTime, Utc};
 use crate::id::{SessionId, UserId};
 use crate::message::{Message, Role};
 
-pub use ann::Hnsw;
+pub use ann::{Hnsw, UnreadableLinks};
 pub use consolidate::{Consolidator, DEFAULT_EXTRACTION_PROMPT, parse_facts};
 pub use extraction::{Extractor, drain_all, stop_extractions};
 pub use fact::{
