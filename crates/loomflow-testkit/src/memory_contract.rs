@@ -40,6 +40,7 @@ pub async fn run_all(memory: Arc<dyn Memory>) {
     fact_queries(memory.as_ref()).await;
     hybrid_recall_ranks_a_labelled_set(memory.as_ref()).await;
     remember_many_matches_one_by_one(memory.as_ref()).await;
+    keyword_recall_matches_the_reference(memory.as_ref()).await;
     forget_export_profile(memory.as_ref()).await;
     forget_stops_background_extraction(Arc::clone(&memory)).await;
     fifty_users_stay_isolated(memory).await;
@@ -540,6 +541,78 @@ async fn remember_many_matches_one_by_one(m: &dyn Memory) {
         };
         assert_eq!(summary(&got), summary(&want), "query {query:?}");
         assert!(!got.is_empty(), "query {query:?}");
+    }
+}
+
+/// Keyword recall ranks exactly as the in-memory reference scores BM25
+/// over every episode, on 300 episodes where one query word is in most of
+/// them (backends that skip reading what cannot rank must skip nothing
+/// that could), with a time filter too.
+async fn keyword_recall_matches_the_reference(m: &dyn Memory) {
+    let u = user("keyword-ranking");
+    let episodes: Vec<Episode> = (0..300)
+        .map(|i| {
+            let mut words = Vec::new();
+            if i % 5 != 0 {
+                words.push("common".to_owned());
+            }
+            if i % 3 == 0 {
+                words.push("often".to_owned());
+            }
+            words.push(format!("mid{}", i % 20));
+            words.push(format!("rare{}", i % 97));
+            if i % 4 == 0 {
+                words.push(format!("mid{}", i % 20));
+            }
+            words.extend((0..i % 7).map(|k| format!("filler{k}")));
+            Episode::new(words.join(" "), "ok").occurred_at(day(1) + Duration::minutes(i))
+        })
+        .collect();
+    let reference = loomflow::memory::InMemoryMemory::new();
+    reference.remember_many(&u, episodes.clone()).await.unwrap();
+    m.remember_many(&u, episodes).await.unwrap();
+    let rounded = |s: Option<f32>| format!("{:.4}", s.unwrap_or(0.0));
+    let queries = [
+        Recall::new("common mid3"),
+        Recall::new("common often rare5"),
+        Recall::new("often mid7 rare11 rare12"),
+        Recall::new("common"),
+        Recall::new("common mid4").between(
+            day(1) + Duration::minutes(100),
+            day(1) + Duration::minutes(200),
+        ),
+    ];
+    for query in queries {
+        let query = query.alpha(0.0);
+        let all: std::collections::HashMap<String, String> = reference
+            .recall_scored(&u, &query.clone().limit(300))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|h| (h.episode.id, rounded(h.bm25_score)))
+            .collect();
+        let want: Vec<String> = reference
+            .recall_scored(&u, &query.clone().limit(8))
+            .await
+            .unwrap()
+            .iter()
+            .map(|h| rounded(h.bm25_score))
+            .collect();
+        let hits = m.recall_scored(&u, &query.clone().limit(8)).await.unwrap();
+        let got: Vec<String> = hits.iter().map(|h| rounded(h.bm25_score)).collect();
+        assert_eq!(got, want, "the best scores for {:?}", query.text);
+        for h in &hits {
+            assert_eq!(
+                all.get(&h.episode.id),
+                Some(&rounded(h.bm25_score)),
+                "{:?}: {}",
+                query.text,
+                h.episode.input
+            );
+            if let Some((from, to)) = query.time_range {
+                assert!(from <= h.episode.occurred_at && h.episode.occurred_at < to);
+            }
+        }
     }
 }
 
