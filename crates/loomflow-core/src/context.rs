@@ -162,6 +162,10 @@ pub struct Ambient {
     pub response_tone: Option<crate::tone::Tone>,
     /// The long-term memory for agents without one.
     pub memory: Option<Arc<dyn crate::memory::Memory>>,
+    /// Whether agents using the ambient memory recall facts from it and
+    /// extract facts into it (`None`: yes). It travels with `memory`: a
+    /// scope that sets a memory sets this too.
+    pub memory_facts: Option<bool>,
 }
 
 tokio::task_local! {
@@ -174,6 +178,7 @@ impl Ambient {
         Self {
             response_tone: tone,
             memory: None,
+            memory_facts: None,
         }
     }
 
@@ -189,14 +194,28 @@ impl Ambient {
         self
     }
 
+    /// Whether agents using the ambient memory recall and extract facts
+    /// (a memory spec's `with_facts`; default true).
+    pub fn memory_facts(mut self, facts: bool) -> Self {
+        self.memory_facts = Some(facts);
+        self
+    }
+
     /// Runs `fut` with `self` as the ambient defaults. Settings left `None`
     /// fall back to the defaults of an enclosing scope.
     pub fn scope<F: Future>(self, fut: F) -> impl Future<Output = F::Output> {
         let merged = match AMBIENT.try_with(Clone::clone) {
-            Ok(outer) => Ambient {
-                response_tone: self.response_tone.or(outer.response_tone),
-                memory: self.memory.or(outer.memory),
-            },
+            Ok(outer) => {
+                let (memory, memory_facts) = match self.memory {
+                    Some(m) => (Some(m), self.memory_facts),
+                    None => (outer.memory, self.memory_facts.or(outer.memory_facts)),
+                };
+                Ambient {
+                    response_tone: self.response_tone.or(outer.response_tone),
+                    memory,
+                    memory_facts,
+                }
+            }
             Err(_) => self,
         };
         AMBIENT.scope(merged, fut)
@@ -210,5 +229,15 @@ impl Ambient {
     /// The ambient memory, if a surrounding scope set one.
     pub fn current_memory() -> Option<Arc<dyn crate::memory::Memory>> {
         AMBIENT.try_with(|a| a.memory.clone()).ok().flatten()
+    }
+
+    /// Whether agents using the ambient memory recall and extract facts
+    /// (true unless a surrounding scope said otherwise).
+    pub fn current_memory_facts() -> bool {
+        AMBIENT
+            .try_with(|a| a.memory_facts)
+            .ok()
+            .flatten()
+            .unwrap_or(true)
     }
 }

@@ -379,6 +379,7 @@ impl Workflow {
             None => built,
             Some(memory) => {
                 let mut settings = built.inner.settings.clone();
+                settings.memory_facts = memory.with_facts;
                 settings.memory_spec = Some(memory);
                 Workflow::from_parts(
                     built.inner.name.clone(),

@@ -23,6 +23,8 @@ pub(crate) struct Settings {
     pub needs_input: bool,
     pub journal: Option<std::sync::Arc<dyn loomflow_core::Journal>>,
     pub memory: Option<Arc<dyn Memory>>,
+    /// Whether the Agents using `memory` recall and extract facts.
+    pub memory_facts: bool,
     /// A declarative file's `memory` key, for the caller to open.
     pub memory_spec: Option<MemorySpec>,
 }
@@ -38,6 +40,7 @@ impl Default for Settings {
             needs_input: false,
             journal: None,
             memory: None,
+            memory_facts: true,
             memory_spec: None,
         }
     }
@@ -268,6 +271,15 @@ impl WorkflowBuilder {
     /// ```
     pub fn memory(mut self, memory: Arc<dyn Memory>) -> Self {
         self.settings.memory = Some(memory);
+        self
+    }
+
+    /// Whether the Agents that use the workflow's memory recall facts from
+    /// it and extract facts into it (default true; a memory spec's
+    /// `with_facts = false` in a workflow file sets false). Agents with a
+    /// memory of their own are not affected.
+    pub fn memory_facts(mut self, facts: bool) -> Self {
+        self.settings.memory_facts = facts;
         self
     }
 

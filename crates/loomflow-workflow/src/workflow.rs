@@ -399,6 +399,9 @@ impl WorkflowRequest {
             let mut ambient = Ambient::default();
             ambient.response_tone.clone_from(&settings.response_tone);
             ambient.memory.clone_from(&settings.memory);
+            if settings.memory.is_some() {
+                ambient.memory_facts = Some(settings.memory_facts);
+            }
             ambient.scope(body).await
         } else {
             body.await

@@ -476,4 +476,60 @@ mod workflow {
                 .is_empty()
         );
     }
+
+    /// `with_facts = false` on a workflow's memory reaches the agents that
+    /// use it: no facts in their prompts, no extraction after their runs;
+    /// with the default, both happen.
+    #[tokio::test]
+    async fn a_workflow_memory_without_facts_turns_facts_off_for_its_agents() {
+        use loomflow::memory::{Consolidator, Fact, FactQuery};
+        use loomflow::{ScriptedModel, ScriptedTurn};
+        use std::time::Duration;
+
+        const FACTS: &str =
+            r#"[{"subject":"user","predicate":"likes","object":"tea","confidence":0.9}]"#;
+        let ada = UserId::new("ada").unwrap();
+        for with_facts in [false, true] {
+            let shared = Arc::new(InMemoryMemory::new());
+            shared
+                .append_fact(&ada, Fact::new("user", "lives in", "Lyon").unwrap())
+                .await
+                .unwrap();
+            let model = RecordingModel::new(EchoModel::new());
+            let extraction = ScriptedModel::new([ScriptedTurn::text(FACTS)]);
+            let agent = Agent::builder()
+                .model(model.clone())
+                .consolidator(Consolidator::new(Arc::new(extraction)))
+                .build()
+                .unwrap();
+            let wf = Workflow::chain([Step::named("answer", agent.clone())])
+                .memory(shared.clone())
+                .memory_facts(with_facts)
+                .build()
+                .unwrap();
+            wf.run("where do I live?").user("ada").await.unwrap();
+            assert_eq!(agent.drain(Duration::from_secs(5)).await, 0);
+            let prompt: String = model.calls()[0]
+                .messages
+                .iter()
+                .map(|m| m.text_content())
+                .collect();
+            assert_eq!(
+                prompt.contains("user lives_in Lyon"),
+                with_facts,
+                "with_facts = {with_facts}: {prompt}"
+            );
+            let facts = shared.query_facts(&ada, &FactQuery::new()).await.unwrap();
+            assert_eq!(
+                facts.len(),
+                if with_facts { 2 } else { 1 },
+                "with_facts = {with_facts}: {facts:?}"
+            );
+            assert_eq!(
+                shared.export(&ada).await.unwrap().episodes.len(),
+                1,
+                "the run is stored either way"
+            );
+        }
+    }
 }

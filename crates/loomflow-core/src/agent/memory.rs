@@ -130,18 +130,19 @@ fn pack(out: &mut String, heading: &str, lines: impl Iterator<Item = String>, bu
 /// The messages that go between the system instructions and the user's
 /// input on a run's first turn: one system message per working block
 /// (`<name>…</name>`), one system message of recalled facts and episodes
-/// (most relevant first, within the token budget), then the session's
-/// history.
+/// (most relevant first, within the token budget; no facts unless
+/// `with_facts`), then the session's history.
 pub(crate) async fn seed(
     memory: &dyn Memory,
     options: &MemoryOptions,
+    with_facts: bool,
     ctx: &RunContext,
     input: &str,
 ) -> Result<Vec<Message>> {
     let work = || async {
         let user = &ctx.user_id;
         let blocks = memory.working(user).await?;
-        let facts = match options.facts {
+        let facts = match if with_facts { options.facts } else { 0 } {
             0 => Vec::new(),
             n => {
                 memory

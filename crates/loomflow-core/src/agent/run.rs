@@ -606,7 +606,12 @@ async fn run_loop(
     }
     let mut session = AgentSession::new(ctx.session_id.clone(), instructions);
     // The agent's own memory, else a surrounding workflow's.
-    let memory = inner.memory.clone().or_else(Ambient::current_memory);
+    let (memory, facts) = match &inner.memory {
+        Some(own) => (Some(own.clone()), true),
+        None => (Ambient::current_memory(), Ambient::current_memory_facts()),
+    };
+    // A workflow memory without facts: none recalled, none extracted.
+    let extractor = inner.extractor.as_ref().filter(|_| facts);
     let input_text = memory.as_ref().map(|_| input.text_content());
     if let Some(checkpoint) = restore {
         session.messages = checkpoint.messages;
@@ -618,6 +623,7 @@ async fn run_loop(
         let seeded = Box::pin(super::memory::seed(
             memory.as_ref(),
             &inner.memory_options,
+            facts,
             ctx,
             text,
         ))
@@ -702,7 +708,7 @@ async fn run_loop(
         let transcript = session.messages.get(run_start..).unwrap_or_default();
         Box::pin(super::memory::persist(
             memory,
-            inner.extractor.as_ref(),
+            extractor,
             &inner.memory_options,
             ctx,
             text,
