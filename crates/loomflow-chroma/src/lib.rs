@@ -158,6 +158,15 @@ fn all_of(mut conditions: Vec<Value>) -> Value {
     }
 }
 
+/// `{"$or": conditions}`, or the one condition alone.
+fn any_of(mut conditions: Vec<Value>) -> Value {
+    if conditions.len() == 1 {
+        conditions.remove(0)
+    } else {
+        json!({ "$or": conditions })
+    }
+}
+
 /// The rows of a `get` answer.
 #[derive(Debug, Default, Deserialize)]
 struct GetReply {
@@ -589,113 +598,84 @@ fn episode_filter(user: &UserId, query: &Recall) -> Value {
     all_of(conditions)
 }
 
-/// The score a document can reach from one word of inverse document
-/// frequency `idf`, however often it repeats the word (BM25's limit as
-/// the term frequency grows).
-fn bm25_ceiling(idf: f64) -> f64 {
-    idf * (f64::from(text::BM25_K1) + 1.0)
-}
-
-/// Episodes whose documents are scored per request in keyword recall.
-const SCORE_BATCH: usize = 64;
-
-impl ChromaMemory {
-    /// The user's best `n` episodes by BM25 over `words` (sorted, distinct)
-    /// among those `query`'s filters admit, best first: the same ranking as
-    /// scoring every episode that contains a query word, without reading
-    /// them all. Document frequencies count all the user's episodes (one
-    /// ids-only request per word), as the other backends do. Candidates are
-    /// then read in order of the most they could score (the sum of their
-    /// words' ceilings), and reading stops once the `n`-th best exact score
-    /// reaches the next candidate's ceiling, so a common word's thousands
-    /// of episodes are counted but rarely read.
-    async fn keyword_hits(
-        &self,
-        c: &Collections,
-        user: &UserId,
-        words: &[String],
-        query: &Recall,
-        n: usize,
-    ) -> Result<Vec<(String, f32)>, MemoryError> {
-        let postings = futures_util::future::try_join_all(words.iter().map(|w| {
-            self.get(
-                &c.episodes,
-                json!({
-                    "where": { "user": user.storage_key() },
-                    "where_document": { "$contains": format!(" {w} ") },
-                    "include": [],
-                }),
-            )
-        }))
-        .await?;
-        let stats = self.stats(c, user).await?;
-        let most = postings.iter().map(|p| p.ids.len()).max().unwrap_or(0);
-        let docs = (stats.episodes.max(0) as f64).max(most as f64);
-        if most == 0 {
-            return Ok(Vec::new());
+/// Ranks the episodes `reply` holds (every episode of the user containing
+/// a query word) by BM25 over `words` (sorted), keeping those `query`'s
+/// filters admit; the best `n`, best first. Document frequencies count all
+/// the user's episodes, before the filters, as the other backends do.
+fn bm25(
+    words: &[String],
+    reply: GetReply,
+    stats: &Stats,
+    query: &Recall,
+    n: usize,
+) -> Vec<(String, f32)> {
+    let documents = reply.documents.unwrap_or_default();
+    let metadatas = reply.metadatas.unwrap_or_default();
+    let docs = (stats.episodes as f64).max(reply.ids.len() as f64);
+    if docs <= 0.0 {
+        return Vec::new();
+    }
+    let avg_len = if stats.episodes > 0 {
+        (stats.total_len as f64 / stats.episodes as f64).max(1.0)
+    } else {
+        1.0
+    };
+    let mut tfs: Vec<HashMap<&str, u32>> = Vec::with_capacity(reply.ids.len());
+    let mut lens = Vec::with_capacity(reply.ids.len());
+    let mut df: HashMap<&str, f64> = HashMap::new();
+    for doc in &documents {
+        let mut counts: HashMap<&str, u32> = HashMap::new();
+        let mut len = 0u32;
+        for w in doc
+            .as_deref()
+            .unwrap_or("")
+            .split(' ')
+            .filter(|w| !w.is_empty())
+        {
+            len += 1;
+            if let Ok(i) = words.binary_search_by(|q| q.as_str().cmp(w)) {
+                *counts.entry(words[i].as_str()).or_default() += 1;
+            }
         }
-        let avg_len = if stats.episodes > 0 {
-            (stats.total_len as f64 / stats.episodes as f64).max(1.0)
-        } else {
-            1.0
+        for w in counts.keys() {
+            *df.entry(w).or_default() += 1.0;
+        }
+        tfs.push(counts);
+        lens.push(len);
+    }
+    let (from, to) = query
+        .time_range
+        .map_or((i64::MIN, i64::MAX), |(a, b)| (micros(a), micros(b)));
+    let mut hits: Vec<(String, f32)> = Vec::new();
+    for (i, id) in reply.ids.iter().enumerate() {
+        let admitted = metadatas.get(i).and_then(Option::as_ref).is_some_and(|m| {
+            let at = m.get("t").and_then(Value::as_i64).unwrap_or(0);
+            let session = m.get("session").and_then(Value::as_str).unwrap_or("");
+            from <= at
+                && at < to
+                && query
+                    .exclude_session
+                    .as_ref()
+                    .is_none_or(|s| s.as_str() != session)
+        });
+        let Some(counts) = tfs.get(i).filter(|_| admitted) else {
+            continue;
         };
-        let idf: Vec<f64> = postings
+        let len = f64::from(lens[i]);
+        let score: f64 = counts
             .iter()
-            .map(|p| text::bm25_idf(docs, p.ids.len() as f64))
-            .collect();
-        let mut ceiling: HashMap<&str, f64> = HashMap::new();
-        for (p, idf) in postings.iter().zip(&idf) {
-            for id in &p.ids {
-                *ceiling.entry(id.as_str()).or_default() += bm25_ceiling(*idf);
-            }
-        }
-        let mut candidates: Vec<(&str, f64)> = ceiling.into_iter().collect();
-        candidates.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(b.0)));
-        let filter = episode_filter(user, query);
-        let mut best: Vec<(String, f32)> = Vec::new();
-        for chunk in candidates.chunks(SCORE_BATCH) {
-            // A document scores strictly below its ceiling, so nothing
-            // unread can tie or beat the n-th best.
-            if best.len() >= n && f64::from(best[n - 1].1) >= chunk[0].1 {
-                break;
-            }
-            let ids: Vec<&str> = chunk.iter().map(|(id, _)| *id).collect();
-            let reply = self
-                .get(
-                    &c.episodes,
-                    json!({ "ids": ids, "where": filter, "include": ["documents"] }),
-                )
-                .await?;
-            let documents = reply.documents.unwrap_or_default();
-            for (id, doc) in reply.ids.into_iter().zip(documents) {
-                let score = bm25_score(words, &idf, doc.as_deref().unwrap_or(""), avg_len);
-                if score > 0.0 {
-                    best.push((id, score as f32));
-                }
-            }
-            best.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-            best.truncate(n);
-        }
-        Ok(best)
-    }
-}
-
-/// BM25 of one stored word document (` w1 w2 … `) for `words` (sorted,
-/// distinct) with their inverse document frequencies.
-fn bm25_score(words: &[String], idf: &[f64], document: &str, avg_len: f64) -> f64 {
-    let mut tf = vec![0u32; words.len()];
-    let mut len = 0u32;
-    for w in document.split(' ').filter(|w| !w.is_empty()) {
-        len += 1;
-        if let Ok(i) = words.binary_search_by(|q| q.as_str().cmp(w)) {
-            tf[i] += 1;
+            .map(|(w, tf)| {
+                let idf = text::bm25_idf(docs, df.get(w).copied().unwrap_or(1.0));
+                text::bm25_weight(idf, f64::from(*tf), len, avg_len)
+            })
+            .sum();
+        if score > 0.0 {
+            hits.push((id.clone(), score as f32));
         }
     }
-    tf.iter()
-        .zip(idf)
-        .filter(|(tf, _)| **tf > 0)
-        .map(|(tf, idf)| text::bm25_weight(*idf, f64::from(*tf), f64::from(len), avg_len))
-        .sum()
+    hits.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    hits.truncate(n);
+    hits
 }
 
 #[async_trait]
@@ -869,7 +849,20 @@ impl Memory for ChromaMemory {
         words.sort_unstable();
         words.dedup();
         let by_keyword: Vec<(String, f32)> = if query.alpha < 1.0 && !words.is_empty() {
-            self.keyword_hits(&c, user, &words, query, n).await?
+            let reply = self
+                .get(
+                    &c.episodes,
+                    json!({
+                        "where": { "user": user.storage_key() },
+                        "where_document": any_of(
+                            words.iter().map(|w| json!({ "$contains": format!(" {w} ") })).collect()
+                        ),
+                        "include": ["documents", "metadatas"],
+                    }),
+                )
+                .await?;
+            let stats = self.stats(&c, user).await?;
+            bm25(&words, reply, &stats, query, n)
         } else {
             Vec::new()
         };
