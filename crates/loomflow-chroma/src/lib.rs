@@ -29,8 +29,8 @@ use loomflow_core::memory::text;
 use loomflow_core::memory::{
     Episode, EpisodeMatch, EpisodeTools, Fact, FactQuery, Forget, Forgotten, HashEmbedder, Memory,
     MemoryBlock, MemoryError, MemoryExport, MemoryProfile, Recall, UserLocks, check_block_name,
-    embed_text, embed_texts, fuse_matches, plan_supersession, rank_facts, recall_candidates,
-    sample_facts,
+    embed_text, embed_texts, fuse_matches, last_of_each_id, plan_supersession, rank_facts,
+    recall_candidates, sample_facts, single_id,
 };
 use loomflow_core::{Embedder, SessionId, UserId};
 use serde::{Deserialize, Serialize};
@@ -714,9 +714,7 @@ impl Memory for ChromaMemory {
     }
 
     async fn remember(&self, user: &UserId, episode: Episode) -> Result<String, MemoryError> {
-        let mut ids = self.remember_many(user, vec![episode]).await?;
-        ids.pop()
-            .ok_or_else(|| MemoryError::backend(BACKEND, "storing one episode returned no id"))
+        single_id(self.remember_many(user, vec![episode]).await?, BACKEND)
     }
 
     async fn remember_many(
@@ -727,17 +725,7 @@ impl Memory for ChromaMemory {
         let ids: Vec<String> = episodes.iter().map(|e| e.id.clone()).collect();
         // Chroma refuses a batch with a repeated id; the last episode of an
         // id wins, as one `remember` after another would.
-        let last: HashMap<&str, usize> = ids
-            .iter()
-            .enumerate()
-            .map(|(i, id)| (id.as_str(), i))
-            .collect();
-        let episodes: Vec<Episode> = episodes
-            .into_iter()
-            .enumerate()
-            .filter(|(i, e)| last.get(e.id.as_str()) == Some(i))
-            .map(|(_, e)| e)
-            .collect();
+        let episodes = last_of_each_id(episodes);
         if episodes.is_empty() {
             return Ok(ids);
         }

@@ -25,7 +25,7 @@ use loomflow_core::memory::text::{BM25_B, BM25_K1, term_counts, tokens};
 use loomflow_core::memory::{
     Episode, EpisodeMatch, EpisodeTools, Fact, FactQuery, Forget, Forgotten, HashEmbedder, Memory,
     MemoryBlock, MemoryError, MemoryExport, MemoryProfile, Recall, check_block_name, embed_text,
-    embed_texts, fuse_matches, plan_supersession, rank_facts, recall_candidates,
+    embed_texts, fuse_matches, plan_supersession, rank_facts, recall_candidates, single_id,
 };
 use loomflow_core::{Embedder, SessionId, UserId};
 use pgvector::Vector;
@@ -719,9 +719,7 @@ impl Memory for PostgresMemory {
     }
 
     async fn remember(&self, user: &UserId, episode: Episode) -> Result<String, MemoryError> {
-        let mut ids = self.remember_many(user, vec![episode]).await?;
-        ids.pop()
-            .ok_or_else(|| MemoryError::backend(BACKEND, "storing one episode returned no id"))
+        single_id(self.remember_many(user, vec![episode]).await?, BACKEND)
     }
 
     async fn remember_many(

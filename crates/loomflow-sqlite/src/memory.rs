@@ -20,6 +20,7 @@ use loomflow_core::memory::{
     Episode, EpisodeMatch, EpisodeTools, Fact, FactQuery, Forget, Forgotten, HashEmbedder, Hnsw,
     Memory, MemoryBlock, MemoryError, MemoryExport, MemoryProfile, Recall, check_block_name,
     embed_text, embed_texts, fuse_matches, plan_supersession, rank_facts, recall_candidates,
+    single_id,
 };
 use loomflow_core::{Embedder, SessionId, UserId};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
@@ -888,9 +889,7 @@ impl Memory for SqliteMemory {
     }
 
     async fn remember(&self, user: &UserId, episode: Episode) -> Result<String, MemoryError> {
-        let mut ids = self.remember_many(user, vec![episode]).await?;
-        ids.pop()
-            .ok_or_else(|| db_error("storing one episode returned no id"))
+        single_id(self.remember_many(user, vec![episode]).await?, BACKEND)
     }
 
     async fn remember_many(

@@ -310,6 +310,44 @@ pub async fn embed_texts(
     Ok(vectors)
 }
 
+/// The last episode of each id in `episodes`, in their order: what storing
+/// them one after another leaves, for backends that write a batch at once.
+///
+/// ```
+/// use loomflow_core::memory::{Episode, last_of_each_id};
+/// let first = Episode::new("draft", "a");
+/// let mut again = first.clone();
+/// again.input = "final".into();
+/// let other = Episode::new("other", "b");
+/// let kept = last_of_each_id(vec![first, other.clone(), again]);
+/// assert_eq!(kept.iter().map(|e| e.input.as_str()).collect::<Vec<_>>(), ["other", "final"]);
+/// ```
+pub fn last_of_each_id(episodes: Vec<Episode>) -> Vec<Episode> {
+    let last: std::collections::HashMap<String, usize> = episodes
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (e.id.clone(), i))
+        .collect();
+    episodes
+        .into_iter()
+        .enumerate()
+        .filter(|(i, e)| last.get(&e.id) == Some(i))
+        .map(|(_, e)| e)
+        .collect()
+}
+
+/// The one id a [`Memory::remember_many`] of one episode returns, for
+/// backends whose `remember` is that call.
+pub fn single_id(mut ids: Vec<String>, backend: &str) -> Result<String, MemoryError> {
+    match (ids.pop(), ids.is_empty()) {
+        (Some(id), true) => Ok(id),
+        _ => Err(MemoryError::backend(
+            backend,
+            "storing one episode did not return exactly one id",
+        )),
+    }
+}
+
 /// Checks a working block's name: 1 to 64 characters, not blank.
 pub fn check_block_name(name: &str) -> Result<(), MemoryError> {
     if name.trim().is_empty() || name.chars().count() > 64 {
