@@ -29,7 +29,7 @@ use loomflow_core::memory::text;
 use loomflow_core::memory::{
     Episode, EpisodeMatch, EpisodeTools, Fact, FactQuery, Forget, Forgotten, HashEmbedder, Memory,
     MemoryBlock, MemoryError, MemoryExport, MemoryProfile, Recall, UserLocks, check_block_name,
-    embed_text, embed_texts, fuse_matches, last_of_each_id, plan_supersession, rank_facts,
+    embed_episodes, embed_text, fuse_matches, last_of_each_id, plan_supersession, rank_facts,
     recall_candidates, sample_facts, single_id,
 };
 use loomflow_core::{Embedder, SessionId, UserId};
@@ -730,9 +730,8 @@ impl Memory for ChromaMemory {
             return Ok(ids);
         }
         let c = self.collections().await?;
-        let texts: Vec<String> = episodes.iter().map(Episode::text).collect();
-        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-        let vectors = embed_texts(self.inner.embedder.as_ref(), &self.store_name(), &refs).await?;
+        let (texts, vectors) =
+            embed_episodes(self.inner.embedder.as_ref(), &self.store_name(), &episodes).await?;
         let _writer = self.inner.locks.lock(user.storage_key()).await;
         for ((episodes, texts), vectors) in episodes
             .chunks(WRITE_BATCH)

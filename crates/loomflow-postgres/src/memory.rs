@@ -24,8 +24,9 @@ use loomflow_core::journal::redact_url;
 use loomflow_core::memory::text::{BM25_B, BM25_K1, term_counts, tokens};
 use loomflow_core::memory::{
     Episode, EpisodeMatch, EpisodeTools, Fact, FactQuery, Forget, Forgotten, HashEmbedder, Memory,
-    MemoryBlock, MemoryError, MemoryExport, MemoryProfile, Recall, check_block_name, embed_text,
-    embed_texts, fuse_matches, plan_supersession, rank_facts, recall_candidates, single_id,
+    MemoryBlock, MemoryError, MemoryExport, MemoryProfile, Recall, check_block_name,
+    embed_episodes, embed_text, fuse_matches, plan_supersession, rank_facts, recall_candidates,
+    single_id,
 };
 use loomflow_core::{Embedder, SessionId, UserId};
 use pgvector::Vector;
@@ -730,9 +731,8 @@ impl Memory for PostgresMemory {
         if episodes.is_empty() {
             return Ok(Vec::new());
         }
-        let texts: Vec<String> = episodes.iter().map(Episode::text).collect();
-        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-        let vectors = embed_texts(self.inner.embedder.as_ref(), &self.store_name(), &refs).await?;
+        let (texts, vectors) =
+            embed_episodes(self.inner.embedder.as_ref(), &self.store_name(), &episodes).await?;
         let dims = self.inner.embedder.dimensions() as i32;
         let key = user.storage_key();
         let ns = &self.inner.namespace;

@@ -35,7 +35,7 @@ use loomflow_core::memory::text::{self, term_counts};
 use loomflow_core::memory::{
     Episode, EpisodeMatch, EpisodeTools, Fact, FactQuery, Forget, Forgotten, HashEmbedder, Memory,
     MemoryBlock, MemoryError, MemoryExport, MemoryProfile, Recall, UserLocks, check_block_name,
-    embed_text, embed_texts, fuse_matches, last_of_each_id, plan_supersession, rank_facts,
+    embed_episodes, embed_text, fuse_matches, last_of_each_id, plan_supersession, rank_facts,
     recall_candidates, sample_facts, single_id,
 };
 use loomflow_core::{Embedder, SessionId, UserId};
@@ -953,9 +953,8 @@ impl Memory for RedisMemory {
             return Ok(ids);
         }
         let mode = self.mode().await?;
-        let texts: Vec<String> = episodes.iter().map(Episode::text).collect();
-        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-        let vectors = embed_texts(self.inner.embedder.as_ref(), &self.store_name(), &refs).await?;
+        let (texts, vectors) =
+            embed_episodes(self.inner.embedder.as_ref(), &self.store_name(), &episodes).await?;
         let keys = Keys::new(&self.inner.namespace, user);
         self.locked(&keys, async |conn| {
             let mut reads = redis::pipe();

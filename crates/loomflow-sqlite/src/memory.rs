@@ -19,7 +19,7 @@ use loomflow_core::memory::text::Bm25Index;
 use loomflow_core::memory::{
     Episode, EpisodeMatch, EpisodeTools, Fact, FactQuery, Forget, Forgotten, HashEmbedder, Hnsw,
     Memory, MemoryBlock, MemoryError, MemoryExport, MemoryProfile, Recall, check_block_name,
-    embed_text, embed_texts, fuse_matches, plan_supersession, rank_facts, recall_candidates,
+    embed_episodes, embed_text, fuse_matches, plan_supersession, rank_facts, recall_candidates,
     single_id,
 };
 use loomflow_core::{Embedder, SessionId, UserId};
@@ -901,9 +901,8 @@ impl Memory for SqliteMemory {
             return Ok(Vec::new());
         }
         let store = self.inner.path.display().to_string();
-        let texts: Vec<String> = episodes.iter().map(Episode::text).collect();
-        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-        let vectors = embed_texts(self.inner.embedder.as_ref(), &store, &refs).await?;
+        let (texts, vectors) =
+            embed_episodes(self.inner.embedder.as_ref(), &store, &episodes).await?;
         let user = user.clone();
         self.with_conn(move |inner, conn| {
             let tx = conn.transaction().map_err(db_error)?;

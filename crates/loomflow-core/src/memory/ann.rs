@@ -553,9 +553,6 @@ impl Hnsw {
                 vectors.len()
             ));
         }
-        if r.bytes.len() < n {
-            return bad("it ends early".into());
-        }
         let deleted: Vec<bool> = r.take(n)?.iter().map(|&b| b != 0).collect();
         let mut layer0 = vec![0u32; n * M0];
         let mut layer0_len = Vec::with_capacity(n);

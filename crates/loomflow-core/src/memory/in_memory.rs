@@ -380,9 +380,8 @@ impl Memory for InMemoryMemory {
         user: &UserId,
         episodes: Vec<Episode>,
     ) -> Result<Vec<String>, MemoryError> {
-        let texts: Vec<String> = episodes.iter().map(Episode::text).collect();
-        let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
-        let vectors = super::embed_texts(self.embedder.as_ref(), BACKEND, &texts).await?;
+        let (_, vectors) =
+            super::embed_episodes(self.embedder.as_ref(), BACKEND, &episodes).await?;
         let ids = episodes.iter().map(|e| e.id.clone()).collect();
         let state = self.get_or_create(user);
         let mut state = write(&state);

@@ -310,6 +310,19 @@ pub async fn embed_texts(
     Ok(vectors)
 }
 
+/// Each episode's text ([`Episode::text`]) and its vector, embedded in one
+/// call (see [`embed_texts`] for the errors).
+pub async fn embed_episodes(
+    embedder: &dyn crate::Embedder,
+    store: &str,
+    episodes: &[Episode],
+) -> Result<(Vec<String>, Vec<Vec<f32>>), MemoryError> {
+    let texts: Vec<String> = episodes.iter().map(Episode::text).collect();
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let vectors = embed_texts(embedder, store, &refs).await?;
+    Ok((texts, vectors))
+}
+
 /// The last episode of each id in `episodes`, in their order: what storing
 /// them one after another leaves, for backends that write a batch at once.
 ///
