@@ -8,6 +8,7 @@
 
 pub mod agent;
 pub mod architecture;
+pub mod audit;
 pub mod config;
 pub mod context;
 pub mod error;
@@ -37,6 +38,7 @@ pub mod secrets {
 pub mod output {
     pub use loomflow_model::output::*;
 }
+pub mod permissions;
 /// Counting a request's input tokens (from `loomflow-model`).
 pub mod tokens {
     pub use loomflow_model::tokens::*;
