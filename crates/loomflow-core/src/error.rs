@@ -96,6 +96,14 @@ pub enum Error {
     /// The run was cancelled.
     #[error("run cancelled")]
     Cancelled,
+    /// A governance layer stopped the run (`budget:max_tokens`, …). The
+    /// agent turns this into a clean interruption with a partial result;
+    /// an architecture only passes it up.
+    #[error("run interrupted: {0}")]
+    Interrupted(String),
+    /// The rate limiter refused a model call (reject mode).
+    #[error(transparent)]
+    RateLimited(#[from] crate::rate_limit::RateLimited),
     /// A broken invariant inside loomflow (please report it).
     #[error("internal error: {0}")]
     Internal(String),
@@ -114,6 +122,8 @@ impl Error {
             Self::Journal(_) => "RuntimeJournalError",
             Self::Memory(_) => "MemoryStoreError",
             Self::Cancelled => "Cancelled",
+            Self::Interrupted(_) => "Interrupted",
+            Self::RateLimited(_) => "RateLimitExceeded",
             Self::Internal(_) => "InternalError",
         }
     }
@@ -122,7 +132,7 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         match self {
             Self::Model(e) => e.is_retryable(),
-            Self::RunTimeout(_) => true,
+            Self::RunTimeout(_) | Self::RateLimited(_) => true,
             Self::Journal(e) => matches!(
                 e,
                 crate::journal::JournalError::Backend { .. }

@@ -9,6 +9,8 @@
 pub mod agent;
 pub mod architecture;
 pub mod audit;
+pub mod bounded;
+pub mod budget;
 pub mod config;
 pub mod context;
 pub mod error;
@@ -17,6 +19,7 @@ pub mod effort {
     pub use loomflow_model::effort::*;
 }
 pub mod event;
+pub(crate) mod governance;
 pub mod id;
 pub mod job;
 pub mod journal;
@@ -39,6 +42,8 @@ pub mod output {
     pub use loomflow_model::output::*;
 }
 pub mod permissions;
+pub mod rate_limit;
+pub mod redact;
 /// Counting a request's input tokens (from `loomflow-model`).
 pub mod tokens {
     pub use loomflow_model::tokens::*;

@@ -18,6 +18,9 @@ use crate::output::OutputSchema;
 use crate::tone::Tone;
 
 use super::ModelSettings;
+use crate::audit::AuditLog;
+use crate::budget::{BudgetConfig, StandardBudget};
+use crate::rate_limit::RateLimiter;
 use crate::tool::{
     AfterToolHook, ApprovalHandler, BeforeToolHook, GateConfig, InProcessToolHost, Permissions,
     Tool, ToolGate, ToolHost,
@@ -65,6 +68,7 @@ pub struct AgentBuilder {
     memory_options: MemoryOptions,
     auto_extract: Option<bool>,
     consolidator: Option<Consolidator>,
+    governance: crate::governance::Governance,
 }
 
 impl Default for AgentBuilder {
@@ -91,6 +95,7 @@ impl Default for AgentBuilder {
             memory_options: MemoryOptions::default(),
             auto_extract: None,
             consolidator: None,
+            governance: Default::default(),
         }
     }
 }
@@ -244,6 +249,40 @@ impl AgentBuilder {
         self
     }
 
+    /// A before- or after-tool hook running longer than this denies the
+    /// call (default 5 s).
+    pub fn hook_timeout(mut self, timeout: Duration) -> Self {
+        self.gate_config.hook_timeout = timeout;
+        self
+    }
+
+    /// Spending caps for this agent's runs (per run, and per user across
+    /// runs). See [`crate::budget`].
+    pub fn budget(self, config: BudgetConfig) -> Self {
+        self.shared_budget(StandardBudget::new(config))
+    }
+
+    /// A budget shared with other agents (clones of one
+    /// [`StandardBudget`] share per-user spend).
+    pub fn shared_budget(mut self, budget: StandardBudget) -> Self {
+        self.governance.budget = Some(budget);
+        self
+    }
+
+    /// A per-user rate limit on model calls. See [`crate::rate_limit`].
+    pub fn rate_limit(mut self, limiter: RateLimiter) -> Self {
+        self.governance.limiter = Some(limiter);
+        self
+    }
+
+    /// The audit log: `run_started`, `run_completed`, `tool_call`,
+    /// `tool_result`, `tool_call_edited`, `guardrail_blocked` entries,
+    /// signed and chained. See [`crate::audit`].
+    pub fn audit_log(mut self, log: impl AuditLog) -> Self {
+        self.governance.audit = Some(Arc::new(log));
+        self
+    }
+
     /// Per-call tool timeout (default 120 s).
     pub fn tool_timeout(mut self, timeout: Duration) -> Self {
         self.gate_config.tool_timeout = timeout;
@@ -366,6 +405,15 @@ impl AgentBuilder {
                 "must be greater than zero",
             ));
         }
+        if self.gate_config.hook_timeout.is_zero() {
+            return Err(ConfigError::invalid(
+                "hook_timeout",
+                "must be greater than zero",
+            ));
+        }
+        if let Some(b) = &self.governance.budget {
+            b.config().validate()?;
+        }
         if self.gate_config.max_result_chars == 0 {
             return Err(ConfigError::invalid(
                 "tool_result_max_chars",
@@ -447,6 +495,7 @@ impl AgentBuilder {
                 memory: self.memory,
                 memory_options: self.memory_options,
                 extractor,
+                governance: self.governance,
             }),
         })
     }

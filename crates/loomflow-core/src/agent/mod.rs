@@ -57,6 +57,7 @@ pub(crate) struct AgentInner {
     pub(crate) memory: Option<Arc<dyn crate::memory::Memory>>,
     pub(crate) memory_options: MemoryOptions,
     pub(crate) extractor: Option<crate::memory::Extractor>,
+    pub(crate) governance: crate::governance::Governance,
 }
 
 /// Per-call model settings an agent applies to every request.

@@ -18,6 +18,7 @@ use crate::context::{Metadata, RunContext};
 use crate::effort::Effort;
 use crate::error::{Error, IdError, OutputValidationError, Result};
 use crate::event::{EventKind, EventSink};
+use crate::governance::{ActiveRun, Payload, RunBudget};
 use crate::id::{RunId, SessionId, UserId};
 use crate::journal::{
     Checkpoint, CheckpointRef, Durable, Frame, JournalError, OpenMode, Scope, load_checkpoint,
@@ -430,6 +431,30 @@ impl RunRequest {
                     prompt: message.text_content(),
                 })
                 .await;
+            let gov = &inner.governance;
+            if gov.audit.is_some() {
+                let prompt = message.text_content();
+                let mut p = Payload::new();
+                p.insert(
+                    "prompt".into(),
+                    match gov.full_transcripts() {
+                        true => prompt,
+                        false => prompt.chars().take(500).collect::<String>(),
+                    }
+                    .into(),
+                );
+                p.insert("model".into(), inner.model.name().into());
+                p.insert("max_turns".into(), inner.max_turns.into());
+                p.insert("architecture".into(), inner.architecture.name().into());
+                gov.audit(
+                    &ctx.user_id,
+                    ctx.session_id.as_str(),
+                    "user",
+                    "run_started",
+                    p,
+                )
+                .await;
+            }
 
             let schema = self.output.or_else(|| inner.output_schema.clone());
             let tone = self
@@ -492,6 +517,36 @@ impl RunRequest {
                         interruption_reason: session.interruption_reason,
                         cited_slugs: Vec::new(),
                     };
+                    if gov.audit.is_some() {
+                        let mut p = Payload::new();
+                        p.insert("turns".into(), result.turns.into());
+                        p.insert("interrupted".into(), result.interrupted.into());
+                        p.insert(
+                            "interruption_reason".into(),
+                            result.interruption_reason.clone().into(),
+                        );
+                        p.insert("tokens_in".into(), result.tokens_in.into());
+                        p.insert("tokens_out".into(), result.tokens_out.into());
+                        p.insert("cost_usd".into(), result.cost_usd.into());
+                        p.insert(
+                            "elapsed_ms".into(),
+                            (result.duration().as_secs_f64() * 1000.0).into(),
+                        );
+                        if gov.full_transcripts() {
+                            p.insert("output".into(), result.output.clone().into());
+                            if let Some(parsed) = &result.parsed {
+                                p.insert("parsed".into(), parsed.clone());
+                            }
+                        }
+                        gov.audit(
+                            &result.user_id,
+                            result.session_id.as_str(),
+                            "system",
+                            "run_completed",
+                            p,
+                        )
+                        .await;
+                    }
                     emitter
                         .emit(|| EventKind::Completed {
                             result: serde_json::to_value(&result).unwrap_or_default(),
@@ -500,6 +555,19 @@ impl RunRequest {
                     Ok(result)
                 }
                 Err(e) => {
+                    if gov.audit.is_some() {
+                        let mut p = Payload::new();
+                        p.insert("error_type".into(), e.type_name().into());
+                        p.insert("message".into(), e.to_string().into());
+                        gov.audit(
+                            &ctx.user_id,
+                            ctx.session_id.as_str(),
+                            "system",
+                            "run_failed",
+                            p,
+                        )
+                        .await;
+                    }
                     emit_error(&emitter, &e).await;
                     Err(e)
                 }
@@ -548,7 +616,7 @@ async fn emit_error(emitter: &Emitter, e: &Error) {
     emitter
         .emit(|| EventKind::Error {
             error_type: e.type_name().to_owned(),
-            message: e.to_string(),
+            message: crate::redact::redact(&e.to_string()).into_owned(),
         })
         .await;
 }
@@ -641,6 +709,8 @@ async fn run_loop(
     // This run's own messages start after the seed and the input.
     let run_start = session.messages.len() + 1;
     let native_output = if native { schema } else { None };
+    let run_budget = RunBudget::new();
+    let _active = ActiveRun::start(inner.governance.budget.as_ref(), &ctx.user_id);
     let deps = RunDeps {
         model: &inner.model,
         tools: &inner.tools,
@@ -656,8 +726,15 @@ async fn run_loop(
         max_tokens: inner.settings.max_tokens,
         frame,
         checkpoints,
+        governance: &inner.governance,
+        run_budget: &run_budget,
     };
-    inner.architecture.run(&mut session, &deps, input).await?;
+    match inner.architecture.run(&mut session, &deps, input).await {
+        Ok(()) => {}
+        // A governance stop: a clean interruption with the partial result.
+        Err(Error::Interrupted(reason)) => session.interrupt(reason),
+        Err(e) => return Err(e),
+    }
 
     let mut parsed = None;
     if let Some(schema) = schema

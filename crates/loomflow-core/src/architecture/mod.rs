@@ -19,6 +19,7 @@ use crate::context::RunContext;
 use crate::effort::{Effort, PromptCache};
 use crate::error::Result;
 use crate::event::{EventKind, EventSink};
+use crate::governance::{Governance, Payload, RunBudget};
 use crate::id::SessionId;
 use crate::journal::{CallContext, Checkpoint, Frame, fingerprint};
 use crate::message::{ContentPart, Message, ToolCall, ToolDef, ToolResult, Usage};
@@ -201,8 +202,9 @@ impl Emitter {
 pub struct RunDeps<'a> {
     /// The model.
     pub model: &'a Arc<dyn Model>,
-    /// The tools.
-    pub tools: &'a Arc<dyn ToolHost>,
+    /// The tools. Private: the only way an architecture runs a tool is
+    /// [`RunDeps::run_tool`], through the gate.
+    pub(crate) tools: &'a Arc<dyn ToolHost>,
     /// The gate every tool call goes through.
     pub gate: &'a ToolGate,
     /// The turn cap.
@@ -226,6 +228,10 @@ pub struct RunDeps<'a> {
     pub max_tokens: Option<u32>,
     /// The journaled run this is part of.
     pub(crate) frame: Option<Frame>,
+    /// Budget, rate limit and audit log.
+    pub(crate) governance: &'a Governance,
+    /// This run's side of the budget.
+    pub(crate) run_budget: &'a RunBudget,
     /// Checkpoints to keep per session, when the agent takes them.
     pub(crate) checkpoints: Option<usize>,
 }
@@ -306,12 +312,16 @@ impl<'a> RunDeps<'a> {
                 self.emitter
                     .emit(|| EventKind::ToolCall { call: call.clone() })
                     .await;
+                let proposed = self.audit_call(call, turn).await;
                 let cx = CallContext::for_call(&call.id, &call.tool, step, self.context, None);
-                cx.scope(
-                    self.gate
-                        .execute(self.tools.as_ref(), call, &self.context.user_id),
-                )
-                .await
+                let result = cx
+                    .scope(
+                        self.gate
+                            .execute(self.tools.as_ref(), call, &self.context.user_id),
+                    )
+                    .await;
+                self.audit_result(call, proposed, &result, turn).await;
+                result
             }
             Some(frame) => {
                 let key = frame.key(&step, &fingerprint(&(&call.tool, &call.args)));
@@ -331,6 +341,7 @@ impl<'a> RunDeps<'a> {
                             .emit(|| EventKind::ToolCall { call: call.clone() })
                             .await;
                         let proposed = call.args.clone();
+                        let audited = self.audit_call(call, turn).await;
                         let cx = CallContext::for_call(
                             &call.id,
                             &call.tool,
@@ -342,6 +353,7 @@ impl<'a> RunDeps<'a> {
                             self.gate
                                 .execute(self.tools.as_ref(), call, &self.context.user_id);
                         let result = frame.child(&key).scope(cx.scope(run)).await;
+                        self.audit_result(call, audited, &result, turn).await;
                         let step = ToolStep {
                             args: (call.args != proposed).then(|| call.args.clone()),
                             result,
@@ -358,6 +370,80 @@ impl<'a> RunDeps<'a> {
             })
             .await;
         Ok(result)
+    }
+
+    /// Audits a call about to pass the gate (`tool_call`, actor `model`);
+    /// returns the proposed arguments to compare an approver's edit with.
+    async fn audit_call(&self, call: &ToolCall, turn: u32) -> Option<serde_json::Value> {
+        self.governance.audit.as_ref()?;
+        let mut p = Payload::new();
+        p.insert("tool".into(), call.tool.clone().into());
+        p.insert("call_id".into(), call.id.clone().into());
+        p.insert("args".into(), call.args.clone());
+        p.insert("destructive".into(), call.destructive.into());
+        p.insert("turn".into(), turn.into());
+        self.governance
+            .audit(
+                &self.context.user_id,
+                self.context.session_id.as_str(),
+                "model",
+                "tool_call",
+                p,
+            )
+            .await;
+        Some(call.args.clone())
+    }
+
+    /// Audits an approver's edit (`tool_call_edited`) and the result
+    /// (`tool_result`: summary fields, the body with full transcripts).
+    async fn audit_result(
+        &self,
+        call: &ToolCall,
+        proposed: Option<serde_json::Value>,
+        result: &ToolResult,
+        turn: u32,
+    ) {
+        let Some(proposed) = proposed else {
+            return;
+        };
+        if proposed != call.args {
+            let mut p = Payload::new();
+            p.insert("tool".into(), call.tool.clone().into());
+            p.insert("call_id".into(), call.id.clone().into());
+            p.insert("args".into(), call.args.clone());
+            p.insert("original_args".into(), proposed);
+            p.insert("turn".into(), turn.into());
+            self.governance
+                .audit(
+                    &self.context.user_id,
+                    self.context.session_id.as_str(),
+                    "user",
+                    "tool_call_edited",
+                    p,
+                )
+                .await;
+        }
+        let mut p = Payload::new();
+        p.insert("tool".into(), call.tool.clone().into());
+        p.insert("call_id".into(), result.call_id.clone().into());
+        p.insert("ok".into(), result.ok.into());
+        p.insert("denied".into(), result.denied.into());
+        p.insert("error".into(), result.error.clone().into());
+        p.insert("reason".into(), result.reason.clone().into());
+        p.insert("turn".into(), turn.into());
+        if self.governance.full_transcripts() {
+            p.insert("output".into(), result.output.clone());
+            p.insert("duration_ms".into(), result.duration_ms.into());
+        }
+        self.governance
+            .audit(
+                &self.context.user_id,
+                self.context.session_id.as_str(),
+                "system",
+                "tool_result",
+                p,
+            )
+            .await;
     }
 
     /// Stores a checkpoint of `session` (its messages, turn and usage) when
@@ -387,6 +473,54 @@ impl<'a> RunDeps<'a> {
     }
 
     async fn call_model_now(&self, request: ModelRequest<'_>) -> Result<Completion> {
+        if !self.governance.gates_model_calls() {
+            return self.call_model_plain(request).await;
+        }
+        // Boxed: governance is optional and its wait would otherwise size
+        // every model call's future.
+        Box::pin(self.call_model_governed(request)).await
+    }
+
+    /// A model call under the rate limiter and the budget: refused calls
+    /// end the run (`budget:<cap>`, with a `budget_exceeded` event), soft
+    /// warnings become `budget_warning` events, and the call's usage is
+    /// charged when it returns.
+    async fn call_model_governed(&self, request: ModelRequest<'_>) -> Result<Completion> {
+        let admitted = match self
+            .run_budget
+            .before_call(self.governance, self.context)
+            .await
+        {
+            Ok((admitted, warnings)) => {
+                for w in warnings {
+                    self.emitter
+                        .emit(|| EventKind::BudgetWarning {
+                            status: serde_json::json!({"cap": w.cap, "warning": w.message}),
+                        })
+                        .await;
+                }
+                admitted
+            }
+            Err((error, blocked)) => {
+                if let Some(b) = blocked {
+                    tracing::info!(cap = b.cap, user = %self.context.user_id, "budget exceeded");
+                    self.emitter
+                        .emit(|| EventKind::BudgetExceeded {
+                            status: serde_json::json!({
+                                "reason": b.cap, "limit": b.limit, "spent": b.spent,
+                            }),
+                        })
+                        .await;
+                }
+                return Err(error);
+            }
+        };
+        let completion = self.call_model_plain(request).await?;
+        self.run_budget.after_call(admitted, &completion.usage);
+        Ok(completion)
+    }
+
+    async fn call_model_plain(&self, request: ModelRequest<'_>) -> Result<Completion> {
         if !self.emitter.is_active() {
             return Ok(self.model.complete(request).await?);
         }

@@ -7,13 +7,14 @@
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use chrono::Utc;
 use futures_util::FutureExt;
 
 use super::ToolHost;
+use crate::bounded::{BoundedMap, Bounds};
 use crate::id::UserId;
 use crate::message::{ToolCall, ToolDef, ToolResult};
 
@@ -64,14 +65,18 @@ pub enum HookDecision {
     Deny(String),
 }
 
-/// Runs before every call; the first deny wins.
+/// Runs before every call; the first deny wins. A hook can only deny (an
+/// ask is the policy's to make). A hook that panics or runs past the gate's
+/// hook timeout denies the call.
 #[async_trait]
 pub trait BeforeToolHook: Send + Sync + 'static {
     /// Inspects `call`.
     async fn before_tool(&self, call: &ToolCall) -> HookDecision;
 }
 
-/// Runs after every executed call and may rewrite its result.
+/// Runs after every executed call and may rewrite its result. A hook that
+/// panics or runs past the gate's hook timeout withholds the result: the
+/// model sees a denial, never output a failed hook may have meant to redact.
 #[async_trait]
 pub trait AfterToolHook: Send + Sync + 'static {
     /// Inspects or rewrites `result`.
@@ -86,11 +91,16 @@ pub enum ApprovalDecision {
     Allow,
     /// Refuse it, with an optional reason.
     Deny(Option<String>),
-    /// Run it with these arguments instead.
+    /// Run it with these arguments instead (audited as `tool_call_edited`).
     Edit(serde_json::Value),
+    /// Run it, and allow this tool for this user from now on without asking.
+    RememberAllow,
+    /// Refuse it, and refuse this tool for this user from now on.
+    RememberDeny(Option<String>),
 }
 
 /// Answers the gate's "ask" (a person, a policy service, a parked run).
+/// A handler that panics denies the call.
 #[async_trait]
 pub trait ApprovalHandler: Send + Sync + 'static {
     /// Decides on `call`; `reason` is why the policy asked.
@@ -105,6 +115,8 @@ pub struct GateConfig {
     /// Longer results are cut, with a `…[truncated N chars]` marker, before the
     /// model sees them (default 50,000 characters).
     pub max_result_chars: usize,
+    /// A before- or after-tool hook running longer denies (default 5 s).
+    pub hook_timeout: Duration,
 }
 
 impl Default for GateConfig {
@@ -112,7 +124,31 @@ impl Default for GateConfig {
         Self {
             tool_timeout: Duration::from_secs(120),
             max_result_chars: 50_000,
+            hook_timeout: Duration::from_secs(5),
         }
+    }
+}
+
+/// Remembered approval answers, per (user, tool), bounded.
+#[derive(Debug)]
+struct ApprovalMemory(std::sync::Mutex<BoundedMap<(UserId, String), Remembered>>);
+
+#[derive(Debug, Clone)]
+enum Remembered {
+    Allow,
+    Deny(Option<String>),
+}
+
+impl ApprovalMemory {
+    fn recall(&self, user: &UserId, tool: &str) -> Option<Remembered> {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        map.get_mut(&(user.clone(), tool.to_owned()), Instant::now())
+            .cloned()
+    }
+
+    fn remember(&self, user: &UserId, tool: &str, answer: Remembered) {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        map.insert((user.clone(), tool.to_owned()), answer, Instant::now());
     }
 }
 
@@ -123,6 +159,7 @@ pub struct ToolGate {
     before: Vec<Arc<dyn BeforeToolHook>>,
     after: Vec<Arc<dyn AfterToolHook>>,
     approval: Option<Arc<dyn ApprovalHandler>>,
+    remembered: Arc<ApprovalMemory>,
     config: GateConfig,
 }
 
@@ -133,6 +170,9 @@ impl Default for ToolGate {
             before: Vec::new(),
             after: Vec::new(),
             approval: None,
+            remembered: Arc::new(ApprovalMemory(std::sync::Mutex::new(BoundedMap::new(
+                Bounds::default(),
+            )))),
             config: GateConfig::default(),
         }
     }
@@ -203,33 +243,110 @@ impl ToolGate {
         call: &mut ToolCall,
         user: &UserId,
     ) -> ToolResult {
-        for hook in &self.before {
-            if let HookDecision::Deny(reason) = hook.before_tool(call).await {
-                return ToolResult::denied(&call.id, reason);
-            }
+        if let Some(denied) = self.admit(call, user).await {
+            return denied;
         }
-        if !self.permissions.allows_everything() {
-            match self.permissions.check(call, user).await {
-                PermissionDecision::Allow => {}
-                PermissionDecision::Deny(reason) => return ToolResult::denied(&call.id, reason),
-                PermissionDecision::Ask(reason) => match &self.approval {
-                    None => {
-                        return ToolResult::denied(&call.id, "approval required; no approver");
-                    }
-                    Some(handler) => match handler.approve(call, reason.as_deref()).await {
-                        ApprovalDecision::Allow => {}
-                        ApprovalDecision::Deny(reason) => {
-                            return ToolResult::denied(
-                                &call.id,
-                                reason.unwrap_or_else(|| "denied by approver".into()),
-                            );
-                        }
-                        ApprovalDecision::Edit(args) => call.args = args,
-                    },
-                },
-            }
+        let mut result = self.run(host, call).await;
+        for hook in &self.after {
+            let run = AssertUnwindSafe(hook.after_tool(call, &mut result)).catch_unwind();
+            let failure = match tokio::time::timeout(self.config.hook_timeout, run).await {
+                Ok(Ok(())) => continue,
+                Ok(Err(_panic)) => "panicked".to_owned(),
+                Err(_) => format!("timed out after {:?}", self.config.hook_timeout),
+            };
+            tracing::warn!(tool = %call.tool, "after-tool hook {failure}; result withheld");
+            return ToolResult::denied(
+                &call.id,
+                format!("after-tool hook {failure}; the result was withheld"),
+            );
         }
+        result
+    }
 
+    /// Hooks, permissions and approval: `None` to run the call, or the
+    /// denial. An approver's edit rewrites `call.args`.
+    async fn admit(&self, call: &mut ToolCall, user: &UserId) -> Option<ToolResult> {
+        for hook in &self.before {
+            let run = AssertUnwindSafe(hook.before_tool(call)).catch_unwind();
+            match tokio::time::timeout(self.config.hook_timeout, run).await {
+                Ok(Ok(HookDecision::Continue)) => {}
+                Ok(Ok(HookDecision::Deny(reason))) => {
+                    return Some(ToolResult::denied(&call.id, reason));
+                }
+                Ok(Err(_panic)) => {
+                    return Some(ToolResult::denied(&call.id, "before-tool hook failed"));
+                }
+                Err(_) => {
+                    return Some(ToolResult::denied(
+                        &call.id,
+                        format!(
+                            "before-tool hook timed out after {:?}",
+                            self.config.hook_timeout
+                        ),
+                    ));
+                }
+            }
+        }
+        if self.permissions.allows_everything() {
+            return None;
+        }
+        let check = AssertUnwindSafe(self.permissions.check(call, user)).catch_unwind();
+        let reason = match check.await {
+            Ok(PermissionDecision::Allow) => return None,
+            Ok(PermissionDecision::Deny(reason)) => {
+                return Some(ToolResult::denied(&call.id, reason));
+            }
+            Err(_panic) => {
+                return Some(ToolResult::denied(&call.id, "permission policy failed"));
+            }
+            Ok(PermissionDecision::Ask(reason)) => reason,
+        };
+        match self.remembered.recall(user, &call.tool) {
+            Some(Remembered::Allow) => return None,
+            Some(Remembered::Deny(reason)) => {
+                return Some(ToolResult::denied(
+                    &call.id,
+                    reason.unwrap_or_else(|| "denied by approver (remembered)".into()),
+                ));
+            }
+            None => {}
+        }
+        let Some(handler) = &self.approval else {
+            return Some(ToolResult::denied(
+                &call.id,
+                "approval required; no approver",
+            ));
+        };
+        let asked = AssertUnwindSafe(handler.approve(call, reason.as_deref())).catch_unwind();
+        match asked.await {
+            Ok(ApprovalDecision::Allow) => None,
+            Ok(ApprovalDecision::RememberAllow) => {
+                self.remembered
+                    .remember(user, &call.tool, Remembered::Allow);
+                None
+            }
+            Ok(ApprovalDecision::Edit(args)) => {
+                call.args = args;
+                None
+            }
+            Ok(ApprovalDecision::Deny(reason)) => Some(ToolResult::denied(
+                &call.id,
+                reason.unwrap_or_else(|| "denied by approver".into()),
+            )),
+            Ok(ApprovalDecision::RememberDeny(reason)) => {
+                self.remembered
+                    .remember(user, &call.tool, Remembered::Deny(reason.clone()));
+                Some(ToolResult::denied(
+                    &call.id,
+                    reason.unwrap_or_else(|| "denied by approver".into()),
+                ))
+            }
+            Err(_panic) => Some(ToolResult::denied(&call.id, "approval handler failed")),
+        }
+    }
+
+    /// Executes an admitted call under the timeout.
+    async fn run(&self, host: &dyn ToolHost, call: &ToolCall) -> ToolResult {
         let started_at = Utc::now();
         let clock = tokio::time::Instant::now();
         let run = AssertUnwindSafe(host.call(&call.tool, &call.args, &call.id)).catch_unwind();
@@ -240,7 +357,11 @@ impl ToolGate {
         let deadline = clock + self.config.tool_timeout.min(CENTURY);
         let mut result = match tokio::time::timeout_at(deadline, run).await {
             Ok(Ok(Ok(output))) => ToolResult::success(&call.id, output),
-            Ok(Ok(Err(err))) => ToolResult::failure(&call.id, err.to_string()),
+            Ok(Ok(Err(err))) => {
+                // A tool's error may quote a key it was given; the model
+                // never sees one.
+                ToolResult::failure(&call.id, crate::redact::redact(&err.to_string()))
+            }
             Ok(Err(_panic)) => {
                 ToolResult::failure(&call.id, format!("tool `{}` panicked", call.tool))
             }
@@ -255,9 +376,6 @@ impl ToolGate {
         };
         result.started_at = started_at;
         result.duration_ms = Some(clock.elapsed().as_secs_f64() * 1000.0);
-        for hook in &self.after {
-            hook.after_tool(call, &mut result).await;
-        }
         result
     }
 

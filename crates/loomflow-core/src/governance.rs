@@ -1,0 +1,166 @@
+//! What an agent's runs answer to besides the tool gate: the budget, the
+//! rate limiter and the audit log, and the per-run state they keep.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use crate::audit::{AuditLog, AuditRecord};
+use crate::budget::{Admitted, Blocked, RunSpend, Spend, StandardBudget};
+use crate::context::RunContext;
+use crate::error::{Error, Result};
+use crate::message::Usage;
+use crate::rate_limit::RateLimiter;
+use crate::redact::redact_value;
+
+/// An agent's governance parts (all optional).
+#[derive(Clone, Default)]
+pub(crate) struct Governance {
+    pub(crate) budget: Option<StandardBudget>,
+    pub(crate) limiter: Option<RateLimiter>,
+    pub(crate) audit: Option<Arc<dyn AuditLog>>,
+}
+
+impl Governance {
+    /// Appends an audit entry, if there is a log, redacting secrets from the
+    /// payload. A failed append is logged and the run goes on: the audit
+    /// log records the run, it does not gate it.
+    pub(crate) async fn audit(
+        &self,
+        user: &crate::id::UserId,
+        session: &str,
+        actor: &str,
+        action: &str,
+        payload: Payload,
+    ) {
+        let Some(log) = &self.audit else {
+            return;
+        };
+        let mut payload = payload;
+        for value in payload.values_mut() {
+            redact_value(value);
+        }
+        let record = AuditRecord {
+            user_id: user.clone(),
+            session_id: session.to_owned(),
+            actor: actor.to_owned(),
+            action: action.to_owned(),
+            payload,
+        };
+        if let Err(e) = log.append(record).await {
+            tracing::warn!(action, error = %e, "audit append failed");
+        }
+    }
+
+    /// True when entries should carry full transcripts.
+    pub(crate) fn full_transcripts(&self) -> bool {
+        self.audit.as_ref().is_some_and(|l| l.full_transcripts())
+    }
+
+    /// True when nothing needs to be consulted around model calls.
+    pub(crate) fn gates_model_calls(&self) -> bool {
+        self.budget.is_some() || self.limiter.is_some()
+    }
+}
+
+/// An audit payload.
+pub(crate) type Payload = serde_json::Map<String, serde_json::Value>;
+
+/// One run's side of the budget: what it spent, since when, which soft
+/// warnings it has already sent.
+#[derive(Debug)]
+pub(crate) struct RunBudget {
+    spend: Mutex<(Spend, HashSet<&'static str>)>,
+    started: Instant,
+}
+
+impl RunBudget {
+    pub(crate) fn new() -> Self {
+        Self {
+            spend: Mutex::new((Spend::default(), HashSet::new())),
+            started: Instant::now(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, (Spend, HashSet<&'static str>)> {
+        self.spend.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Before a model call: the rate limiter's token, then the budget's
+    /// admission. `Ok((admission, new warnings))`, or the run's
+    /// interruption (`Error::Interrupted("budget:<cap>")`, with what was
+    /// blocked) or a rate-limit error.
+    pub(crate) async fn before_call(
+        &self,
+        gov: &Governance,
+        ctx: &RunContext,
+    ) -> Result<(Option<Admitted>, Vec<crate::budget::Warning>), (Error, Option<Blocked>)> {
+        if let Some(limiter) = &gov.limiter {
+            limiter
+                .acquire(&ctx.user_id)
+                .await
+                .map_err(|e| (Error::RateLimited(e), None))?;
+        }
+        let Some(budget) = &gov.budget else {
+            return Ok((None, Vec::new()));
+        };
+        let run = RunSpend {
+            spend: self.lock().0,
+            started: self.started,
+        };
+        match budget.admit(&ctx.user_id, &run).await {
+            Ok(mut admitted) => {
+                let fresh = {
+                    let mut state = self.lock();
+                    std::mem::take(&mut admitted.warnings)
+                        .into_iter()
+                        .filter(|w| state.1.insert(w.cap))
+                        .collect()
+                };
+                Ok((Some(admitted), fresh))
+            }
+            Err(blocked) => Err((
+                Error::Interrupted(format!("budget:{}", blocked.cap)),
+                Some(blocked),
+            )),
+        }
+    }
+
+    /// After a model call: adds `usage` to the run and settles the
+    /// admission.
+    pub(crate) fn after_call(&self, admitted: Option<Admitted>, usage: &Usage) {
+        {
+            let mut state = self.lock();
+            state.0.tokens_in +=
+                usage.input_tokens + usage.cached_input_tokens + usage.cache_write_tokens;
+            state.0.tokens_out += usage.output_tokens;
+            state.0.cost_usd += usage.cost_usd;
+        }
+        if let Some(a) = admitted {
+            a.settle(usage);
+        }
+    }
+}
+
+/// Counts a run toward its user's wall clock while alive.
+pub(crate) struct ActiveRun<'a> {
+    budget: Option<&'a StandardBudget>,
+    user: &'a crate::id::UserId,
+}
+
+impl<'a> ActiveRun<'a> {
+    pub(crate) fn start(budget: Option<&'a StandardBudget>, user: &'a crate::id::UserId) -> Self {
+        if let Some(b) = budget {
+            b.run_started(user);
+        }
+        Self { budget, user }
+    }
+}
+
+impl Drop for ActiveRun<'_> {
+    fn drop(&mut self) {
+        if let Some(b) = self.budget {
+            b.run_finished(self.user);
+        }
+    }
+}
