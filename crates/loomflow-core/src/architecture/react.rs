@@ -59,12 +59,13 @@ impl Architecture for ReAct {
                 session.interrupt("max_turns_exceeded");
                 return Ok(());
             }
-            session.turns += 1;
+            // Counted once the call returns: a call the budget refuses is
+            // not a turn taken.
+            let turn = session.turns + 1;
             let defs = deps.tool_defs().await?;
             let request = deps.request(&session.messages).with_tools(&defs);
-            let completion = deps
-                .call_model(StepName::ModelCall(session.turns), request)
-                .await?;
+            let completion = deps.call_model(StepName::ModelCall(turn), request).await?;
+            session.turns = turn;
             session.usage += completion.usage;
             session.output = completion.text;
             let calls = completion.tool_calls;
