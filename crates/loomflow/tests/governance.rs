@@ -312,6 +312,30 @@ async fn a_run_over_its_token_cap_stops_cleanly_after_a_warning() {
     assert_eq!(result["tokens_out"], 30);
 }
 
+/// A model that takes a moment to answer, so concurrent runs interleave.
+struct Slow(ScriptedModel);
+
+#[async_trait]
+impl loomflow::Model for Slow {
+    fn name(&self) -> &str {
+        "slow"
+    }
+    async fn stream(
+        &self,
+        request: loomflow::model::ModelRequest<'_>,
+    ) -> Result<loomflow::model::ChunkStream, loomflow::ModelError> {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        self.0.stream(request).await
+    }
+    async fn complete(
+        &self,
+        request: loomflow::model::ModelRequest<'_>,
+    ) -> Result<loomflow::model::Completion, loomflow::ModelError> {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        self.0.complete(request).await
+    }
+}
+
 /// 100 runs of one user at once against a per-user cap: the user overspends
 /// by no more than one model call.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -327,7 +351,7 @@ async fn one_user_never_overspends_by_more_than_a_step_under_concurrency() {
         ..BudgetConfig::default()
     });
     let agent = Agent::builder()
-        .model(ScriptedModel::new(turns))
+        .model(Slow(ScriptedModel::new(turns)))
         .tool(lookup)
         .max_turns(6)
         .shared_budget(budget.clone())
