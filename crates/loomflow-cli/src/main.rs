@@ -10,6 +10,7 @@ use futures_util::StreamExt;
 use loomflow::config::AgentConfig;
 use loomflow::{Agent, AgentBuilder, EventKind, ModelChunk, PromptCache, RunRequest};
 
+mod audit;
 mod journal;
 mod memory;
 mod queue;
@@ -44,6 +45,9 @@ enum Command {
     Worker(queue::WorkerArgs),
     /// Show a queued run: its status and result, optionally its events.
     Status(queue::StatusArgs),
+    /// Verify or show an audit log.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
     /// Print the version.
     Version,
 }
@@ -329,6 +333,7 @@ fn main() -> ExitCode {
         Command::Submit(args) => block_on(queue::submit(args)),
         Command::Worker(args) => block_on(queue::worker(args)),
         Command::Status(args) => block_on(queue::status(args)),
+        Command::Audit(command) => block_on(audit::audit(command)),
     }
 }
 

@@ -677,3 +677,133 @@ fn memory_carries_a_session_across_processes_and_the_memory_commands_serve_gdpr_
     let o = loomflow(&["memory", "profile", "--memory", "mongo://x"]);
     assert!(stderr(&o).contains("valid choices are"), "{}", stderr(&o));
 }
+
+#[test]
+fn a_configured_audit_log_records_runs_and_audit_verify_catches_tampering() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.jsonl");
+    let config = dir.path().join("agent.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+instructions = "You are terse."
+permissions = "strict"
+budget = {{ max_tokens = 10000, max_wall_clock_minutes = 5 }}
+audit_log = {{ path = "{}", secret_env = "LOOMFLOW_TEST_AUDIT_KEY" }}
+
+[model]
+name = "scripted"
+[[model.turns]]
+text = "Hello."
+"#,
+            log.display()
+        ),
+    )
+    .unwrap();
+    let cli = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_loomflow"))
+            .args(args)
+            .env("LOOMFLOW_TEST_AUDIT_KEY", "0123456789abcdef-test-key")
+            .output()
+            .unwrap()
+    };
+    let config = config.to_str().unwrap();
+    let file = log.to_str().unwrap();
+    let o = cli(&["run", "Hi", "--config", config, "--user", "alice"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = cli(&[
+        "audit",
+        "verify",
+        file,
+        "--secret-env",
+        "LOOMFLOW_TEST_AUDIT_KEY",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.starts_with("ok: 2 entries, head "), "{out}");
+    let head = out.trim().rsplit(' ').next().unwrap().to_owned();
+
+    let o = cli(&[
+        "audit",
+        "show",
+        file,
+        "--user",
+        "alice",
+        "--action",
+        "run_started",
+    ]);
+    let shown: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(shown["payload"]["prompt"], "Hi");
+    assert_eq!(shown["actor"], "user");
+
+    // The wrong key, an edited entry, a cut tail: each fails with the first
+    // bad entry named.
+    let o = Command::new(env!("CARGO_BIN_EXE_loomflow"))
+        .args([
+            "audit",
+            "verify",
+            file,
+            "--secret-env",
+            "LOOMFLOW_TEST_AUDIT_KEY",
+        ])
+        .env("LOOMFLOW_TEST_AUDIT_KEY", "another key")
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("tampered: line 1 (seq 1): signature does not match"),
+        "{}",
+        stderr(&o)
+    );
+    let text = std::fs::read_to_string(&log).unwrap();
+    std::fs::write(&log, text.replace("\"turns\":1", "\"turns\":7")).unwrap();
+    let o = cli(&[
+        "audit",
+        "verify",
+        file,
+        "--secret-env",
+        "LOOMFLOW_TEST_AUDIT_KEY",
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("line 2 (seq 2): signature does not match the entry's content"),
+        "{}",
+        stderr(&o)
+    );
+    std::fs::write(&log, text.lines().next().unwrap().to_owned() + "\n").unwrap();
+    let o = cli(&[
+        "audit",
+        "verify",
+        file,
+        "--secret-env",
+        "LOOMFLOW_TEST_AUDIT_KEY",
+        "--expected-head",
+        &head,
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("the expected head is not in the log"),
+        "{}",
+        stderr(&o)
+    );
+
+    // A key written into the config file is refused.
+    std::fs::write(
+        dir.path().join("bad.toml"),
+        "instructions = \"x\"\nmodel = \"echo\"\naudit_log = { path = \"a.jsonl\", secret = \"hunter2\" }\n",
+    )
+    .unwrap();
+    let o = cli(&[
+        "run",
+        "Hi",
+        "--config",
+        dir.path().join("bad.toml").to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("name that variable with secret_env"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -49,6 +49,11 @@ const TOP_KEYS: &[&str] = &[
     "runtime",
     "memory",
     "auto_extract",
+    "permissions",
+    "budget",
+    "audit_log",
+    "rate_limit",
+    "hook_timeout",
 ];
 const PROMPT_CACHING_KEYS: &[&str] = &["ttl", "key"];
 const MODEL_KEYS: &[&str] = &["name", "model", "turns", "prefix"];
@@ -154,6 +159,38 @@ pub struct AgentConfig {
     /// Background fact extraction after each run (default: on for remote
     /// models; see [`AgentBuilder::auto_extract`]).
     pub auto_extract: Option<bool>,
+    /// `"allow_all"`, `"strict"`, `"accept_edits"`, `"bypass"` or a table
+    /// `{ mode, allowed_tools, denied_tools, edit_tools }`.
+    pub permissions: Option<crate::permissions::PermissionsSpec>,
+    /// Spending caps: `{ max_tokens, max_input_tokens, max_output_tokens,
+    /// max_cost_usd, max_wall_clock_minutes, soft_warning_at, per_user_… }`.
+    pub budget: Option<toml::Table>,
+    /// The audit log (see [`AuditSpec`](crate::audit::AuditSpec)).
+    pub audit_log: Option<toml::Value>,
+    /// `{ rate = 2.0, burst = 5, mode = "throttle" | "reject" }`: model calls
+    /// per second per user.
+    pub rate_limit: Option<RateLimitConfig>,
+    /// Seconds a tool hook may take before it denies (default 5).
+    pub hook_timeout: Option<f64>,
+}
+
+/// The `rate_limit` key.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitConfig {
+    /// Model calls per second, per user, on average.
+    #[serde(alias = "rps")]
+    pub rate: f64,
+    /// Calls allowed at once after a quiet spell (default 1).
+    #[serde(default = "one")]
+    pub burst: u32,
+    /// `"throttle"` (wait; the default) or `"reject"` (fail the run).
+    #[serde(default)]
+    pub mode: Option<String>,
+}
+
+fn one() -> u32 {
+    1
 }
 
 impl AgentConfig {
@@ -171,6 +208,41 @@ impl AgentConfig {
                 ),
             )),
         }
+    }
+
+    /// The `budget` key, parsed (`max_wall_clock_minutes`, the reference's
+    /// key, and `max_wall_clock` in seconds both work).
+    pub fn budget_config(&self) -> Result<Option<crate::budget::BudgetConfig>, ConfigError> {
+        let Some(table) = &self.budget else {
+            return Ok(None);
+        };
+        let mut table = table.clone();
+        for (minutes, seconds) in [
+            ("max_wall_clock_minutes", "max_wall_clock"),
+            ("per_user_max_wall_clock_minutes", "per_user_max_wall_clock"),
+        ] {
+            if let Some(m) = table.remove(minutes) {
+                let m = m
+                    .as_float()
+                    .or(m.as_integer().map(|i| i as f64))
+                    .ok_or_else(|| {
+                        ConfigError::invalid(
+                            format!("budget.{minutes}"),
+                            "must be a number of minutes",
+                        )
+                    })?;
+                table.insert(seconds.into(), toml::Value::Float(m * 60.0));
+            }
+        }
+        let config = crate::budget::BudgetConfig::deserialize(toml::Value::Table(table))
+            .map_err(|e| ConfigError::invalid("budget", e.message().to_owned()))?;
+        config.validate()?;
+        Ok(Some(config))
+    }
+
+    /// The `audit_log` key, parsed.
+    pub fn audit_spec(&self) -> Result<Option<crate::audit::AuditSpec>, ConfigError> {
+        self.audit_log.clone().map(TryInto::try_into).transpose()
     }
 
     /// The `runtime` key, parsed.
@@ -291,6 +363,12 @@ impl AgentConfig {
             file: file.to_owned(),
             message: format!("{key_prefix}{e}"),
         })?;
+        let in_file = |e: ConfigError| ConfigError::File {
+            file: file.to_owned(),
+            message: format!("{key_prefix}{e}"),
+        };
+        config.budget_config().map_err(in_file)?;
+        config.audit_spec().map_err(in_file)?;
         Ok(config)
     }
 
@@ -343,6 +421,8 @@ impl AgentConfig {
 
     /// A builder holding this configuration; add tools and build.
     pub fn into_builder(self) -> Result<AgentBuilder, ConfigError> {
+        let budget = self.budget_config()?;
+        let audit = self.audit_spec()?;
         let mut b = Agent::builder().instructions(self.instructions.clone());
         if let Some(model) = self.model() {
             b = b.model(model?);
@@ -390,6 +470,32 @@ impl AgentConfig {
         }
         if let Some(on) = self.auto_extract {
             b = b.auto_extract(on);
+        }
+        if let Some(p) = &self.permissions {
+            b = b.permissions_arc(p.build());
+        }
+        if let Some(budget) = budget {
+            b = b.budget(budget);
+        }
+        if let Some(audit) = audit {
+            b = b.audit_log_arc(audit.open()?);
+        }
+        if let Some(t) = self.hook_timeout {
+            b = b.hook_timeout(seconds("hook_timeout", t)?);
+        }
+        if let Some(r) = &self.rate_limit {
+            let mut limiter = crate::rate_limit::RateLimiter::new(r.rate, r.burst)?;
+            match r.mode.as_deref() {
+                None | Some("throttle") => {}
+                Some("reject") => limiter = limiter.mode(crate::rate_limit::RateLimitMode::Reject),
+                Some(other) => {
+                    return Err(ConfigError::invalid(
+                        "rate_limit.mode",
+                        format!("unknown mode {other:?}: use \"throttle\" or \"reject\""),
+                    ));
+                }
+            }
+            b = b.rate_limit(limiter);
         }
         match self.prompt_caching {
             None | Some(PromptCachingConfig::On(false)) => {}

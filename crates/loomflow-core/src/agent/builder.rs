@@ -231,6 +231,12 @@ impl AgentBuilder {
         self
     }
 
+    /// Like [`Self::permissions`], with a shared policy.
+    pub fn permissions_arc(mut self, permissions: Arc<dyn Permissions>) -> Self {
+        self.gate = self.gate.with_permissions(permissions);
+        self
+    }
+
     /// Adds a hook that runs before every tool call.
     pub fn before_tool(mut self, hook: impl BeforeToolHook) -> Self {
         self.gate = self.gate.with_before_hook(Arc::new(hook));
@@ -280,6 +286,12 @@ impl AgentBuilder {
     /// signed and chained. See [`crate::audit`].
     pub fn audit_log(mut self, log: impl AuditLog) -> Self {
         self.governance.audit = Some(Arc::new(log));
+        self
+    }
+
+    /// Like [`Self::audit_log`], with a shared log.
+    pub fn audit_log_arc(mut self, log: Arc<dyn AuditLog>) -> Self {
+        self.governance.audit = Some(log);
         self
     }
 

@@ -523,6 +523,132 @@ impl AuditLog for InMemoryAuditLog {
     }
 }
 
+/// The `audit_log` key of an agent config: a JSONL file path, or a table
+/// `{ path = "./audit.jsonl", secret_env = "AUDIT_KEY", full_transcripts =
+/// false }` (`name` and `scope_full`, the reference's spellings, are
+/// accepted too). The secret is never in the file: `secret_env` names the
+/// environment variable that holds it.
+///
+/// ```
+/// use loomflow_core::audit::AuditSpec;
+///
+/// let spec: AuditSpec = toml::from_str::<toml::Table>(
+///     r#"audit_log = { path = "./audit.jsonl", secret_env = "AUDIT_KEY" }"#,
+/// ).unwrap()["audit_log"].clone().try_into().unwrap();
+/// assert_eq!(spec.path.to_str(), Some("./audit.jsonl"));
+/// assert_eq!(spec.secret_env.as_deref(), Some("AUDIT_KEY"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditSpec {
+    /// The JSONL file.
+    pub path: std::path::PathBuf,
+    /// The environment variable holding the signing key (none: an empty,
+    /// forgeable key, with a warning).
+    pub secret_env: Option<String>,
+    /// Keep full prompts, outputs and tool results.
+    pub full_transcripts: bool,
+}
+
+impl AuditSpec {
+    /// Opens the log: reads the secret from the environment and opens the
+    /// file.
+    pub fn open(&self) -> Result<Arc<dyn AuditLog>, crate::error::ConfigError> {
+        let secret = match &self.secret_env {
+            Some(var) => AuditSecret::from_env(var)?,
+            None => AuditSecret::new(""),
+        };
+        let log = FileAuditLog::open(&self.path, secret)
+            .map_err(|e| crate::error::ConfigError::invalid("audit_log", e.to_string()))?;
+        Ok(match self.full_transcripts {
+            true => Arc::new(FullTranscripts(log)),
+            false => Arc::new(log),
+        })
+    }
+}
+
+impl TryFrom<toml::Value> for AuditSpec {
+    type Error = crate::error::ConfigError;
+
+    fn try_from(value: toml::Value) -> Result<Self, Self::Error> {
+        use crate::error::ConfigError;
+        const KEYS: &[&str] = &[
+            "path",
+            "name",
+            "secret_env",
+            "full_transcripts",
+            "scope_full",
+        ];
+        let table = match value {
+            toml::Value::String(path) => {
+                return Ok(Self {
+                    path: path.into(),
+                    secret_env: None,
+                    full_transcripts: false,
+                });
+            }
+            toml::Value::Table(t) => t,
+            other => {
+                return Err(ConfigError::invalid(
+                    "audit_log",
+                    format!(
+                        "must be a file path or a table {{ path, secret_env, full_transcripts }}, not a {}",
+                        other.type_str()
+                    ),
+                ));
+            }
+        };
+        let mut spec = Self {
+            path: Default::default(),
+            secret_env: None,
+            full_transcripts: false,
+        };
+        let mut has_path = false;
+        for (key, value) in table {
+            match (key.as_str(), value) {
+                ("path" | "name", toml::Value::String(p)) => {
+                    spec.path = p.into();
+                    has_path = true;
+                }
+                ("secret_env", toml::Value::String(v)) => spec.secret_env = Some(v),
+                ("full_transcripts" | "scope_full", toml::Value::Boolean(b)) => {
+                    spec.full_transcripts = b
+                }
+                ("secret", _) => {
+                    return Err(ConfigError::invalid(
+                        "audit_log.secret",
+                        "a signing key does not belong in a config file: put it in an \
+                         environment variable and name that variable with secret_env = \"VAR\"",
+                    ));
+                }
+                (k, v) if KEYS.contains(&k) => {
+                    return Err(ConfigError::invalid(
+                        format!("audit_log.{k}"),
+                        format!("has the wrong type ({})", v.type_str()),
+                    ));
+                }
+                (k, _) => {
+                    return Err(ConfigError::invalid(
+                        format!("audit_log.{k}"),
+                        format!(
+                            "unknown key{}; the keys are path, secret_env and full_transcripts",
+                            crate::error::closest(k, KEYS.iter().copied())
+                                .map(|s| format!(" (did you mean `{s}`?)"))
+                                .unwrap_or_default()
+                        ),
+                    ));
+                }
+            }
+        }
+        if !has_path {
+            return Err(ConfigError::invalid(
+                "audit_log.path",
+                "missing: say where the log goes, e.g. path = \"./audit.jsonl\"",
+            ));
+        }
+        Ok(spec)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
