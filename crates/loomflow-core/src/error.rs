@@ -33,6 +33,14 @@ pub enum ToolError {
         /// The limit.
         timeout: Duration,
     },
+    /// A sandbox refused the call before it ran.
+    #[error("sandbox refused `{tool}`: {reason}")]
+    Refused {
+        /// The tool.
+        tool: String,
+        /// What was refused and why.
+        reason: String,
+    },
     /// The tool itself failed.
     #[error("{message}")]
     Failed {

@@ -44,6 +44,7 @@ pub mod output {
 pub mod permissions;
 pub mod rate_limit;
 pub mod redact;
+pub mod sandbox;
 /// Counting a request's input tokens (from `loomflow-model`).
 pub mod tokens {
     pub use loomflow_model::tokens::*;
