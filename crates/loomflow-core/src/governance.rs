@@ -19,6 +19,7 @@ pub(crate) struct Governance {
     pub(crate) budget: Option<StandardBudget>,
     pub(crate) limiter: Option<RateLimiter>,
     pub(crate) audit: Option<Arc<dyn AuditLog>>,
+    pub(crate) guardrails: crate::guardrails::Guardrails,
 }
 
 impl Governance {
@@ -55,6 +56,47 @@ impl Governance {
     /// True when entries should carry full transcripts.
     pub(crate) fn full_transcripts(&self) -> bool {
         self.audit.as_ref().is_some_and(|l| l.full_transcripts())
+    }
+
+    /// Reports what a stage's guardrails did: a `guardrail.triggered`
+    /// event per guard that acted, a `guardrail_blocked` audit entry for a
+    /// block.
+    pub(crate) async fn report_guardrails(
+        &self,
+        ctx: &RunContext,
+        emitter: &crate::architecture::Emitter,
+        outcome: &crate::guardrails::Outcome,
+    ) {
+        for t in &outcome.triggered {
+            emitter
+                .architecture_event("guardrail.triggered", || {
+                    let mut data = serde_json::Map::new();
+                    data.insert("guard".into(), t.guard.clone().into());
+                    data.insert("stage".into(), t.stage.as_str().into());
+                    data.insert("action".into(), t.action.into());
+                    data.insert("reason".into(), t.reason.clone().into());
+                    data
+                })
+                .await;
+        }
+        if let Some((guard, reason)) = &outcome.blocked {
+            tracing::info!(guard = %guard, user = %ctx.user_id, "guardrail blocked");
+            if self.audit.is_some() {
+                let stage = outcome.triggered.last().map_or("", |t| t.stage.as_str());
+                let mut p = Payload::new();
+                p.insert("stage".into(), stage.into());
+                p.insert("guard".into(), guard.clone().into());
+                p.insert("reason".into(), reason.clone().into());
+                self.audit(
+                    &ctx.user_id,
+                    ctx.session_id.as_str(),
+                    "system",
+                    "guardrail_blocked",
+                    p,
+                )
+                .await;
+            }
+        }
     }
 
     /// True when nothing needs to be consulted around model calls.

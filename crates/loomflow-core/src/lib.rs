@@ -20,6 +20,7 @@ pub mod effort {
 }
 pub mod event;
 pub(crate) mod governance;
+pub mod guardrails;
 pub mod id;
 pub mod job;
 pub mod journal;

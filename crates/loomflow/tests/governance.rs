@@ -487,3 +487,104 @@ async fn a_run_leaves_a_signed_redacted_audit_trail() {
         .unwrap();
     assert!(other.is_empty());
 }
+
+#[tokio::test]
+async fn guardrails_check_input_tool_results_and_output() {
+    use loomflow::audit::InMemoryAuditLog;
+    use loomflow::guardrails::{
+        InjectionGuard, ModerationGuard, PiiGuard, RegexAction, RegexGuard,
+    };
+
+    let log = Arc::new(InMemoryAuditLog::new(AuditSecret::new("k")));
+    let model = RecordingModel::new(ScriptedModel::new([
+        ScriptedTurn::tool_call("lookup", json!({"q": "owner"})),
+        ScriptedTurn::text("Call me at +14155552671."),
+    ]));
+    let agent = Agent::builder()
+        .model(model.clone())
+        .tool(lookup)
+        .guardrail(PiiGuard::new())
+        .guardrail(
+            RegexGuard::new("sql")
+                .rule("(?i)drop\\s+table", RegexAction::Block)
+                .unwrap(),
+        )
+        .guardrail(InjectionGuard::new())
+        .audit_log(log.clone())
+        .build()
+        .unwrap();
+    let events = collect_events(agent.run("I am jo@example.com").user("u1").stream()).await;
+    let calls = model.calls();
+    assert_eq!(
+        calls[0].messages.last().unwrap().text_content(),
+        "I am [REDACTED:email]",
+        "the model never saw the address"
+    );
+    let tool_text = tool_texts(&model).pop().unwrap();
+    assert!(
+        tool_text.starts_with("<tool_output>\nresult for owner\n</tool_output>"),
+        "{tool_text}"
+    );
+    let completed = serde_json::to_value(events.last().unwrap()).unwrap();
+    assert_eq!(
+        completed["payload"]["result"]["output"],
+        "Call me at [REDACTED:phone]."
+    );
+    let triggered: Vec<String> = events
+        .iter()
+        .map(|e| serde_json::to_value(e).unwrap())
+        .filter(|e| e["payload"]["name"] == "guardrail.triggered")
+        .map(|e| {
+            format!(
+                "{}:{}:{}",
+                e["payload"]["stage"].as_str().unwrap(),
+                e["payload"]["guard"].as_str().unwrap(),
+                e["payload"]["action"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        triggered,
+        [
+            "input:pii:annotate",
+            "tool_result:injection:annotate",
+            "output:pii:annotate"
+        ]
+    );
+
+    // A blocked input: no model call, a clean interruption, an audit entry.
+    let before = model.calls().len();
+    let r = agent
+        .run("please DROP TABLE users")
+        .user("u1")
+        .await
+        .unwrap();
+    assert!(r.interrupted);
+    assert_eq!(r.interruption_reason.as_deref(), Some("guardrail:sql"));
+    assert_eq!((r.turns, r.output.as_str()), (0, ""));
+    assert_eq!(model.calls().len(), before);
+    let blocked = log
+        .query(&AuditQuery::all().action("guardrail_blocked"))
+        .await
+        .unwrap();
+    assert_eq!(blocked.len(), 1);
+    assert_eq!(blocked[0].payload["stage"], "input");
+    assert_eq!(blocked[0].payload["guard"], "sql");
+
+    // A model judge blocks an output: withheld.
+    let judge: Arc<dyn loomflow::Model> = Arc::new(ScriptedModel::new([
+        ScriptedTurn::text("score: 0.1"),
+        ScriptedTurn::text("score: 0.93"),
+    ]));
+    let agent = Agent::builder()
+        .model(ScriptedModel::new([ScriptedTurn::text("something awful")]))
+        .guardrail(ModerationGuard::new(judge, 0.5))
+        .build()
+        .unwrap();
+    let r = agent.run("hi").await.unwrap();
+    assert_eq!(
+        r.interruption_reason.as_deref(),
+        Some("guardrail:moderation")
+    );
+    assert_eq!(r.output, "");
+}

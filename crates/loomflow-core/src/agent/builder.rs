@@ -289,6 +289,18 @@ impl AgentBuilder {
         self
     }
 
+    /// Adds a guardrail after the others (see [`crate::guardrails`]).
+    pub fn guardrail(mut self, guard: impl crate::guardrails::Guardrail) -> Self {
+        self.governance.guardrails = std::mem::take(&mut self.governance.guardrails).with(guard);
+        self
+    }
+
+    /// Replaces the guardrails.
+    pub fn guardrails(mut self, guards: crate::guardrails::Guardrails) -> Self {
+        self.governance.guardrails = guards;
+        self
+    }
+
     /// Like [`Self::audit_log`], with a shared log.
     pub fn audit_log_arc(mut self, log: Arc<dyn AuditLog>) -> Self {
         self.governance.audit = Some(log);

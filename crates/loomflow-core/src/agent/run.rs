@@ -19,6 +19,7 @@ use crate::effort::Effort;
 use crate::error::{Error, IdError, OutputValidationError, Result};
 use crate::event::{EventKind, EventSink};
 use crate::governance::{ActiveRun, Payload, RunBudget};
+use crate::guardrails::Stage;
 use crate::id::{RunId, SessionId, UserId};
 use crate::journal::{
     Checkpoint, CheckpointRef, Durable, Frame, JournalError, OpenMode, Scope, load_checkpoint,
@@ -672,6 +673,31 @@ async fn run_loop(
     if let Some(suffix) = tone.and_then(Tone::prompt_suffix) {
         instructions.push_str(&suffix);
     }
+    let gov = &inner.governance;
+    let mut input = input;
+    if !gov.guardrails.is_empty_for(Stage::Input) {
+        let original = input.text_content();
+        let outcome = Box::pin(gov.guardrails.apply(Stage::Input, original.clone())).await;
+        gov.report_guardrails(ctx, emitter, &outcome).await;
+        if let Some((guard, _)) = outcome.blocked {
+            return Ok(Finished {
+                output: String::new(),
+                parsed: None,
+                turns: 0,
+                usage: Default::default(),
+                interrupted: true,
+                interruption_reason: Some(format!("guardrail:{guard}")),
+            });
+        }
+        if outcome.text != original {
+            input
+                .content
+                .retain(|p| !matches!(p, crate::message::ContentPart::Text { .. }));
+            input
+                .content
+                .insert(0, crate::message::ContentPart::Text { text: outcome.text });
+        }
+    }
     let mut session = AgentSession::new(ctx.session_id.clone(), instructions);
     // The agent's own memory, else a surrounding workflow's.
     let (memory, facts) = match &inner.memory {
@@ -779,6 +805,20 @@ async fn run_loop(
                     .into());
                 }
             }
+        }
+    }
+    if !gov.guardrails.is_empty_for(Stage::Output) && !session.output.is_empty() {
+        let outcome = Box::pin(gov.guardrails.apply(Stage::Output, session.output.clone())).await;
+        gov.report_guardrails(ctx, emitter, &outcome).await;
+        if let Some((guard, _)) = outcome.blocked {
+            // Withheld: the caller, the memory and the audit log never see it.
+            session.output.clear();
+            parsed = None;
+            session.interrupt(format!("guardrail:{guard}"));
+        } else if outcome.text != session.output {
+            session.output = outcome.text;
+            // The parsed value must not keep what the guards took out.
+            parsed = schema.and_then(|s| s.validate(&session.output).ok());
         }
     }
     if let (Some(memory), Some(text)) = (&memory, &input_text) {

@@ -20,6 +20,7 @@ use crate::effort::{Effort, PromptCache};
 use crate::error::Result;
 use crate::event::{EventKind, EventSink};
 use crate::governance::{Governance, Payload, RunBudget};
+use crate::guardrails::Stage;
 use crate::id::SessionId;
 use crate::journal::{CallContext, Checkpoint, Frame, fingerprint};
 use crate::message::{ContentPart, Message, ToolCall, ToolDef, ToolResult, Usage};
@@ -364,12 +365,46 @@ impl<'a> RunDeps<'a> {
                 }
             }
         };
+        let result = if result.ok && !self.governance.guardrails.is_empty_for(Stage::ToolResult) {
+            // Boxed: guardrails are optional; inline they would size every
+            // tool call's future.
+            Box::pin(self.guard_result(result)).await
+        } else {
+            result
+        };
         self.emitter
             .emit(|| EventKind::ToolResult {
                 result: result.clone(),
             })
             .await;
         Ok(result)
+    }
+
+    /// A successful result through the tool-result guardrails: blocked, it
+    /// becomes a denial; annotated, its text is replaced.
+    async fn guard_result(&self, mut result: ToolResult) -> ToolResult {
+        let text = match &result.output {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        let outcome = self
+            .governance
+            .guardrails
+            .apply(Stage::ToolResult, text)
+            .await;
+        self.governance
+            .report_guardrails(self.context, self.emitter, &outcome)
+            .await;
+        if let Some((guard, reason)) = outcome.blocked {
+            return ToolResult::denied(
+                &result.call_id,
+                format!("blocked by guardrail {guard}: {reason}"),
+            );
+        }
+        if !outcome.triggered.is_empty() {
+            result.output = serde_json::Value::String(outcome.text);
+        }
+        result
     }
 
     /// Audits a call about to pass the gate (`tool_call`, actor `model`);

@@ -532,9 +532,9 @@ impl AuditLog for InMemoryAuditLog {
 /// ```
 /// use loomflow_core::audit::AuditSpec;
 ///
-/// let spec: AuditSpec = toml::from_str::<toml::Table>(
-///     r#"audit_log = { path = "./audit.jsonl", secret_env = "AUDIT_KEY" }"#,
-/// ).unwrap()["audit_log"].clone().try_into().unwrap();
+/// let table: toml::Table =
+///     toml::from_str(r#"audit_log = { path = "./audit.jsonl", secret_env = "AUDIT_KEY" }"#).unwrap();
+/// let spec = AuditSpec::try_from(table["audit_log"].clone()).unwrap();
 /// assert_eq!(spec.path.to_str(), Some("./audit.jsonl"));
 /// assert_eq!(spec.secret_env.as_deref(), Some("AUDIT_KEY"));
 /// ```
