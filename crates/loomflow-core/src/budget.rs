@@ -246,7 +246,7 @@ pub struct Warning {
 pub struct Blocked {
     /// Which cap (`max_tokens`, …): the run's reason is `budget:<cap>`.
     pub cap: &'static str,
-    /// The cap's value, and what was spent against it.
+    /// The cap's value.
     pub limit: f64,
     /// Spent against the cap.
     pub spent: f64,

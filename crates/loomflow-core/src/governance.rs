@@ -53,6 +53,24 @@ impl Governance {
         }
     }
 
+    /// [`audit`](Self::audit) for the run `ctx`.
+    pub(crate) async fn audit_in(
+        &self,
+        ctx: &RunContext,
+        actor: &str,
+        action: &str,
+        payload: Payload,
+    ) {
+        self.audit(
+            &ctx.user_id,
+            ctx.session_id.as_str(),
+            actor,
+            action,
+            payload,
+        )
+        .await;
+    }
+
     /// True when entries should carry full transcripts.
     pub(crate) fn full_transcripts(&self) -> bool {
         self.audit.as_ref().is_some_and(|l| l.full_transcripts())
@@ -87,19 +105,12 @@ impl Governance {
                 p.insert("stage".into(), stage.into());
                 p.insert("guard".into(), guard.clone().into());
                 p.insert("reason".into(), reason.clone().into());
-                self.audit(
-                    &ctx.user_id,
-                    ctx.session_id.as_str(),
-                    "system",
-                    "guardrail_blocked",
-                    p,
-                )
-                .await;
+                self.audit_in(ctx, "system", "guardrail_blocked", p).await;
             }
         }
     }
 
-    /// True when nothing needs to be consulted around model calls.
+    /// True when model calls must pass the rate limiter or the budget.
     pub(crate) fn gates_model_calls(&self) -> bool {
         self.budget.is_some() || self.limiter.is_some()
     }

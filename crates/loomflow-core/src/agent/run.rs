@@ -447,14 +447,7 @@ impl RunRequest {
                 p.insert("model".into(), inner.model.name().into());
                 p.insert("max_turns".into(), inner.max_turns.into());
                 p.insert("architecture".into(), inner.architecture.name().into());
-                gov.audit(
-                    &ctx.user_id,
-                    ctx.session_id.as_str(),
-                    "user",
-                    "run_started",
-                    p,
-                )
-                .await;
+                gov.audit_in(&ctx, "user", "run_started", p).await;
             }
 
             let schema = self.output.or_else(|| inner.output_schema.clone());
@@ -560,14 +553,7 @@ impl RunRequest {
                         let mut p = Payload::new();
                         p.insert("error_type".into(), e.type_name().into());
                         p.insert("message".into(), e.to_string().into());
-                        gov.audit(
-                            &ctx.user_id,
-                            ctx.session_id.as_str(),
-                            "system",
-                            "run_failed",
-                            p,
-                        )
-                        .await;
+                        gov.audit_in(&ctx, "system", "run_failed", p).await;
                     }
                     emit_error(&emitter, &e).await;
                     Err(e)

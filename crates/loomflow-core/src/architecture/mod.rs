@@ -418,13 +418,7 @@ impl<'a> RunDeps<'a> {
         p.insert("destructive".into(), call.destructive.into());
         p.insert("turn".into(), turn.into());
         self.governance
-            .audit(
-                &self.context.user_id,
-                self.context.session_id.as_str(),
-                "model",
-                "tool_call",
-                p,
-            )
+            .audit_in(self.context, "model", "tool_call", p)
             .await;
         Some(call.args.clone())
     }
@@ -449,13 +443,7 @@ impl<'a> RunDeps<'a> {
             p.insert("original_args".into(), proposed);
             p.insert("turn".into(), turn.into());
             self.governance
-                .audit(
-                    &self.context.user_id,
-                    self.context.session_id.as_str(),
-                    "user",
-                    "tool_call_edited",
-                    p,
-                )
+                .audit_in(self.context, "user", "tool_call_edited", p)
                 .await;
         }
         let mut p = Payload::new();
@@ -471,13 +459,7 @@ impl<'a> RunDeps<'a> {
             p.insert("duration_ms".into(), result.duration_ms.into());
         }
         self.governance
-            .audit(
-                &self.context.user_id,
-                self.context.session_id.as_str(),
-                "system",
-                "tool_result",
-                p,
-            )
+            .audit_in(self.context, "system", "tool_result", p)
             .await;
     }
 
