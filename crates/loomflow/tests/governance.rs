@@ -520,6 +520,14 @@ async fn guardrails_check_input_tool_results_and_output() {
         "I am [REDACTED:email]",
         "the model never saw the address"
     );
+    let started = log
+        .query(&AuditQuery::all().action("run_started"))
+        .await
+        .unwrap();
+    assert_eq!(
+        started[0].payload["prompt"], "I am [REDACTED:email]",
+        "nor did the audit log"
+    );
     let tool_text = tool_texts(&model).pop().unwrap();
     assert!(
         tool_text.starts_with("<tool_output>\nresult for owner\n</tool_output>"),

@@ -433,22 +433,6 @@ impl RunRequest {
                 })
                 .await;
             let gov = &inner.governance;
-            if gov.audit.is_some() {
-                let prompt = message.text_content();
-                let mut p = Payload::new();
-                p.insert(
-                    "prompt".into(),
-                    match gov.full_transcripts() {
-                        true => prompt,
-                        false => prompt.chars().take(500).collect::<String>(),
-                    }
-                    .into(),
-                );
-                p.insert("model".into(), inner.model.name().into());
-                p.insert("max_turns".into(), inner.max_turns.into());
-                p.insert("architecture".into(), inner.architecture.name().into());
-                gov.audit_in(&ctx, "user", "run_started", p).await;
-            }
 
             let schema = self.output.or_else(|| inner.output_schema.clone());
             let tone = self
@@ -661,9 +645,32 @@ async fn run_loop(
     }
     let gov = &inner.governance;
     let mut input = input;
-    if !gov.guardrails.is_empty_for(Stage::Input) {
-        let original = input.text_content();
-        let outcome = Box::pin(gov.guardrails.apply(Stage::Input, original.clone())).await;
+    // The input guards run before anything records the input, so the audit
+    // log, the model and the memory see the guarded text.
+    let guarded = match gov.guardrails.is_empty_for(Stage::Input) {
+        true => None,
+        false => Some(Box::pin(gov.guardrails.apply(Stage::Input, input.text_content())).await),
+    };
+    if gov.audit.is_some() {
+        let prompt = match &guarded {
+            Some(outcome) => outcome.text.clone(),
+            None => input.text_content(),
+        };
+        let mut p = Payload::new();
+        p.insert(
+            "prompt".into(),
+            match gov.full_transcripts() {
+                true => prompt,
+                false => prompt.chars().take(500).collect::<String>(),
+            }
+            .into(),
+        );
+        p.insert("model".into(), inner.model.name().into());
+        p.insert("max_turns".into(), inner.max_turns.into());
+        p.insert("architecture".into(), inner.architecture.name().into());
+        gov.audit_in(ctx, "user", "run_started", p).await;
+    }
+    if let Some(outcome) = guarded {
         gov.report_guardrails(ctx, emitter, &outcome).await;
         if let Some((guard, _)) = outcome.blocked {
             return Ok(Finished {
@@ -675,7 +682,7 @@ async fn run_loop(
                 interruption_reason: Some(format!("guardrail:{guard}")),
             });
         }
-        if outcome.text != original {
+        if !outcome.triggered.is_empty() {
             input
                 .content
                 .retain(|p| !matches!(p, crate::message::ContentPart::Text { .. }));

@@ -313,7 +313,8 @@ impl<'a> RunDeps<'a> {
                 self.emitter
                     .emit(|| EventKind::ToolCall { call: call.clone() })
                     .await;
-                let proposed = self.audit_call(call, turn).await;
+                let proposed = self.governance.audit.is_some().then(|| call.args.clone());
+                self.audit_call(call, turn).await;
                 let cx = CallContext::for_call(&call.id, &call.tool, step, self.context, None);
                 let result = cx
                     .scope(
@@ -321,7 +322,8 @@ impl<'a> RunDeps<'a> {
                             .execute(self.tools.as_ref(), call, &self.context.user_id),
                     )
                     .await;
-                self.audit_result(call, proposed, &result, turn).await;
+                self.audit_result(call, proposed.as_ref(), &result, turn)
+                    .await;
                 result
             }
             Some(frame) => {
@@ -342,7 +344,7 @@ impl<'a> RunDeps<'a> {
                             .emit(|| EventKind::ToolCall { call: call.clone() })
                             .await;
                         let proposed = call.args.clone();
-                        let audited = self.audit_call(call, turn).await;
+                        self.audit_call(call, turn).await;
                         let cx = CallContext::for_call(
                             &call.id,
                             &call.tool,
@@ -354,7 +356,8 @@ impl<'a> RunDeps<'a> {
                             self.gate
                                 .execute(self.tools.as_ref(), call, &self.context.user_id);
                         let result = frame.child(&key).scope(cx.scope(run)).await;
-                        self.audit_result(call, audited, &result, turn).await;
+                        self.audit_result(call, Some(&proposed), &result, turn)
+                            .await;
                         let step = ToolStep {
                             args: (call.args != proposed).then(|| call.args.clone()),
                             result,
@@ -407,10 +410,11 @@ impl<'a> RunDeps<'a> {
         result
     }
 
-    /// Audits a call about to pass the gate (`tool_call`, actor `model`);
-    /// returns the proposed arguments to compare an approver's edit with.
-    async fn audit_call(&self, call: &ToolCall, turn: u32) -> Option<serde_json::Value> {
-        self.governance.audit.as_ref()?;
+    /// Audits a call about to pass the gate (`tool_call`, actor `model`).
+    async fn audit_call(&self, call: &ToolCall, turn: u32) {
+        if self.governance.audit.is_none() {
+            return;
+        }
         let mut p = Payload::new();
         p.insert("tool".into(), call.tool.clone().into());
         p.insert("call_id".into(), call.id.clone().into());
@@ -420,27 +424,27 @@ impl<'a> RunDeps<'a> {
         self.governance
             .audit_in(self.context, "model", "tool_call", p)
             .await;
-        Some(call.args.clone())
     }
 
     /// Audits an approver's edit (`tool_call_edited`) and the result
     /// (`tool_result`: summary fields, the body with full transcripts).
+    /// `proposed` is the model's arguments, compared with what ran.
     async fn audit_result(
         &self,
         call: &ToolCall,
-        proposed: Option<serde_json::Value>,
+        proposed: Option<&serde_json::Value>,
         result: &ToolResult,
         turn: u32,
     ) {
-        let Some(proposed) = proposed else {
+        let (Some(proposed), true) = (proposed, self.governance.audit.is_some()) else {
             return;
         };
-        if proposed != call.args {
+        if *proposed != call.args {
             let mut p = Payload::new();
             p.insert("tool".into(), call.tool.clone().into());
             p.insert("call_id".into(), call.id.clone().into());
             p.insert("args".into(), call.args.clone());
-            p.insert("original_args".into(), proposed);
+            p.insert("original_args".into(), proposed.clone());
             p.insert("turn".into(), turn.into());
             self.governance
                 .audit_in(self.context, "user", "tool_call_edited", p)

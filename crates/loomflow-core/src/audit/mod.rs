@@ -254,13 +254,17 @@ impl<L: AuditLog + ?Sized> AuditLog for Arc<L> {
 
 static EMPTY_SECRET_WARNED: AtomicBool = AtomicBool::new(false);
 
-/// The HMAC key. Its `Debug` never shows the key.
+/// The HMAC key, held as the keyed HMAC state (computed once, cloned per
+/// entry). Its `Debug` never shows the key.
 #[derive(Clone)]
-pub struct AuditSecret(Arc<[u8]>);
+pub struct AuditSecret {
+    keyed: Arc<Hmac<Sha256>>,
+    empty: bool,
+}
 
 impl std::fmt::Debug for AuditSecret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(if self.0.is_empty() {
+        f.write_str(if self.empty {
             "AuditSecret(<empty>)"
         } else {
             "AuditSecret([REDACTED])"
@@ -280,7 +284,14 @@ impl AuditSecret {
                  or more) through an environment variable (`secret_env`)."
             );
         }
-        Self(key.into())
+        // HMAC takes keys of any length, so `new_from_slice` cannot fail;
+        // the fallback keeps this total without a panic.
+        let keyed = <Hmac<Sha256> as Mac>::new_from_slice(key)
+            .unwrap_or_else(|_| <Hmac<Sha256> as Mac>::new(&Default::default()));
+        Self {
+            keyed: Arc::new(keyed),
+            empty: key.is_empty(),
+        }
     }
 
     /// The secret in environment variable `var`; an error naming it when
@@ -303,14 +314,11 @@ impl AuditSecret {
 
     /// True for the empty (forgeable) key.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.empty
     }
 
     fn mac(&self, body: &[u8]) -> Hmac<Sha256> {
-        // HMAC takes keys of any length, so `new_from_slice` cannot fail;
-        // the fallback keeps this total without a panic.
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0)
-            .unwrap_or_else(|_| <Hmac<Sha256> as Mac>::new(&Default::default()));
+        let mut mac = (*self.keyed).clone();
         mac.update(body);
         mac
     }
