@@ -1,10 +1,11 @@
 //! `loomflow audit verify|show`: check an audit log's signatures and hash
-//! chain, or print its entries.
-
-use std::path::PathBuf;
+//! chain, or print its entries. The log is a JSONL file, `sqlite:<path>` or
+//! a `postgres://…` URL (with `--log` naming the log in a database).
 
 use loomflow::UserId;
-use loomflow::audit::{AuditQuery, AuditSecret, FileAuditLog};
+use loomflow::audit::{
+    AuditBackend, AuditEntry, AuditQuery, AuditSecret, AuditSpec, FileAuditLog, Verification,
+};
 
 #[derive(Debug, clap::Subcommand)]
 pub(crate) enum AuditCommand {
@@ -13,8 +14,12 @@ pub(crate) enum AuditCommand {
     /// tampered with; prints the head to keep for `--expected-head` when it
     /// is intact.
     Verify {
-        /// The JSONL audit log.
-        file: PathBuf,
+        /// The log: a JSONL file, `sqlite:<path>` or `postgres://…`.
+        #[arg(value_name = "LOG")]
+        file: String,
+        /// The log's name in a database (default `main`).
+        #[arg(long, value_name = "NAME")]
+        log: Option<String>,
         /// The environment variable holding the signing key.
         #[arg(long, value_name = "VAR")]
         secret_env: String,
@@ -28,8 +33,12 @@ pub(crate) enum AuditCommand {
     },
     /// Print entries (JSON lines), filtered.
     Show {
-        /// The JSONL audit log.
-        file: PathBuf,
+        /// The log: a JSONL file, `sqlite:<path>` or `postgres://…`.
+        #[arg(value_name = "LOG")]
+        file: String,
+        /// The log's name in a database (default `main`).
+        #[arg(long, value_name = "NAME")]
+        log: Option<String>,
         /// Only this session.
         #[arg(long)]
         session: Option<String>,
@@ -42,10 +51,83 @@ pub(crate) enum AuditCommand {
     },
 }
 
+/// Where the log is, checked: a file must exist (verifying a missing file
+/// would report an empty, valid log); `--log` only for databases.
+fn locate(location: &str, log: Option<String>) -> Result<AuditSpec, String> {
+    let backend: AuditBackend = location.parse().map_err(|e| format!("{e}"))?;
+    match &backend {
+        AuditBackend::File(path) | AuditBackend::Sqlite(path) if !path.exists() => {
+            return Err(format!("{}: no such file", path.display()));
+        }
+        AuditBackend::File(_) if log.is_some() => {
+            return Err("--log names a log in a database; a JSONL file holds one log".into());
+        }
+        _ => {}
+    }
+    let mut spec = AuditSpec::new(backend);
+    spec.log = log;
+    Ok(spec)
+}
+
+/// The entries `query` matches.
+async fn entries(spec: &AuditSpec, query: &AuditQuery) -> Result<Vec<AuditEntry>, String> {
+    if let AuditBackend::File(path) = &spec.backend {
+        let lines = FileAuditLog::read_lines(path).map_err(|e| e.to_string())?;
+        return Ok(lines
+            .into_iter()
+            .filter_map(|(_, e)| e)
+            .filter(|e| query.matches(e))
+            .collect());
+    }
+    // Reading signs nothing: the key is never used.
+    let mut spec = spec.clone();
+    spec.secret_env = None;
+    let log = open(&spec, AuditSecret::new("unused: reading signs nothing")).await?;
+    log.query(query).await.map_err(|e| e.to_string())
+}
+
+async fn open(
+    spec: &AuditSpec,
+    secret: AuditSecret,
+) -> Result<std::sync::Arc<dyn loomflow::audit::AuditLog>, String> {
+    match &spec.backend {
+        AuditBackend::Sqlite(path) => {
+            loomflow::sqlite::SqliteAuditLog::open_log(path, spec.log_name(), secret)
+                .map(|l| std::sync::Arc::new(l) as _)
+                .map_err(|e| e.to_string())
+        }
+        AuditBackend::Postgres(url) => {
+            loomflow::postgres::PostgresAuditLog::connect_log(url, spec.log_name(), secret)
+                .await
+                .map(|l| std::sync::Arc::new(l) as _)
+                .map_err(|e| e.to_string())
+        }
+        other => Err(format!("{other} is a file, not a database")),
+    }
+}
+
+async fn verification(
+    spec: &AuditSpec,
+    secret: AuditSecret,
+    expected_head: Option<&str>,
+) -> Result<Verification, String> {
+    match &spec.backend {
+        AuditBackend::File(path) => {
+            FileAuditLog::verify_file(path, &secret, expected_head).map_err(|e| e.to_string())
+        }
+        _ => open(spec, secret)
+            .await?
+            .verify(expected_head)
+            .await
+            .map_err(|e| e.to_string()),
+    }
+}
+
 pub(crate) async fn audit(command: AuditCommand) -> Result<(), String> {
     match command {
         AuditCommand::Verify {
             file,
+            log,
             secret_env,
             expected_head,
             json,
@@ -56,11 +138,8 @@ pub(crate) async fn audit(command: AuditCommand) -> Result<(), String> {
                     "{secret_env} is empty: verifying with an empty key proves nothing"
                 ));
             }
-            if !file.exists() {
-                return Err(format!("{}: no such file", file.display()));
-            }
-            let report = FileAuditLog::verify_file(&file, &secret, expected_head.as_deref())
-                .map_err(|e| e.to_string())?;
+            let spec = locate(&file, log)?;
+            let report = verification(&spec, secret, expected_head.as_deref()).await?;
             if json {
                 println!(
                     "{}",
@@ -80,7 +159,7 @@ pub(crate) async fn audit(command: AuditCommand) -> Result<(), String> {
                 }
                 Some(first) => Err(format!(
                     "{}: tampered: {first} ({} problem{} in {} entries)",
-                    file.display(),
+                    spec.backend,
                     report.problems.len(),
                     if report.problems.len() == 1 { "" } else { "s" },
                     report.entries
@@ -89,6 +168,7 @@ pub(crate) async fn audit(command: AuditCommand) -> Result<(), String> {
         }
         AuditCommand::Show {
             file,
+            log,
             session,
             action,
             user,
@@ -102,15 +182,8 @@ pub(crate) async fn audit(command: AuditCommand) -> Result<(), String> {
                 action,
                 user_id: user,
             };
-            if !file.exists() {
-                return Err(format!("{}: no such file", file.display()));
-            }
-            let lines = FileAuditLog::read_lines(&file).map_err(|e| e.to_string())?;
-            for entry in lines
-                .into_iter()
-                .filter_map(|(_, e)| e)
-                .filter(|e| query.matches(e))
-            {
+            let spec = locate(&file, log)?;
+            for entry in entries(&spec, &query).await? {
                 println!(
                     "{}",
                     serde_json::to_string(&entry).map_err(|e| e.to_string())?

@@ -126,9 +126,12 @@ pub(crate) struct RunArgs {
     memory: Option<String>,
 }
 
-fn builder(args: &RunArgs) -> Result<AgentBuilder, loomflow::ConfigError> {
-    let mut b = match &args.config {
-        Some(path) => AgentConfig::from_file(path)?.into_builder()?,
+fn builder(
+    args: &RunArgs,
+    config: Option<AgentConfig>,
+) -> Result<AgentBuilder, loomflow::ConfigError> {
+    let mut b = match config {
+        Some(config) => config.into_builder()?,
         None => Agent::builder(),
     };
     if let Some(m) = &args.model {
@@ -188,8 +191,18 @@ async fn run(args: RunArgs) -> Result<(), String> {
     if let Some(input) = &args.input {
         return workflow::run(&args, PathBuf::from(&args.prompt), input.clone()).await;
     }
-    let config = match &args.config {
+    let mut config = match &args.config {
         Some(path) => Some(AgentConfig::from_file(path).map_err(|e| e.to_string())?),
+        None => None,
+    };
+    // The audit log is opened here, whatever its backend (the config's own
+    // builder opens files only).
+    let audit = match config.as_mut() {
+        Some(c) => {
+            let spec = c.audit_spec().map_err(|e| e.to_string())?;
+            c.audit_log = None;
+            spec
+        }
         None => None,
     };
     let configured = match &config {
@@ -204,7 +217,15 @@ async fn run(args: RunArgs) -> Result<(), String> {
         Some(c) => c.memory_spec().map_err(|e| e.to_string())?,
         None => None,
     };
-    let mut b = builder(&args).map_err(|e| e.to_string())?.journal(journal);
+    let mut b = builder(&args, config)
+        .map_err(|e| e.to_string())?
+        .journal(journal);
+    if let Some(spec) = audit {
+        let log = loomflow::open_audit_log(&spec)
+            .await
+            .map_err(|e| e.to_string())?;
+        b = b.audit_log_arc(log);
+    }
     if let Some((spec, memory)) = open_memory(args.memory.as_deref(), configured).await? {
         b = b.memory(memory);
         if !spec.with_facts {

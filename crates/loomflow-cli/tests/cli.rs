@@ -807,3 +807,114 @@ text = "Hello."
         stderr(&o)
     );
 }
+
+#[test]
+fn an_audit_log_in_sqlite_is_written_by_runs_and_checked_by_audit_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("logs/audit.db");
+    let config = dir.path().join("agent.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+instructions = "You are terse."
+audit_log = {{ path = "sqlite:{}", log = "2026-q4", secret_env = "LOOMFLOW_TEST_AUDIT_KEY" }}
+
+[model]
+name = "scripted"
+[[model.turns]]
+text = "Hello."
+"#,
+            db.display()
+        ),
+    )
+    .unwrap();
+    let cli = |args: &[&str], key: &str| {
+        Command::new(env!("CARGO_BIN_EXE_loomflow"))
+            .args(args)
+            .env("LOOMFLOW_TEST_AUDIT_KEY", key)
+            .output()
+            .unwrap()
+    };
+    let key = "0123456789abcdef-test-key";
+    let o = cli(
+        &[
+            "run",
+            "Hi",
+            "--config",
+            config.to_str().unwrap(),
+            "-u",
+            "bob",
+        ],
+        key,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let location = format!("sqlite:{}", db.display());
+    let verify = [
+        "audit",
+        "verify",
+        &location,
+        "--log",
+        "2026-q4",
+        "--secret-env",
+        "LOOMFLOW_TEST_AUDIT_KEY",
+    ];
+    let o = cli(&verify, key);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).starts_with("ok: 2 entries, head "),
+        "{}",
+        stdout(&o)
+    );
+
+    let o = cli(
+        &[
+            "audit",
+            "show",
+            &location,
+            "--log",
+            "2026-q4",
+            "--action",
+            "run_completed",
+        ],
+        key,
+    );
+    let shown: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(shown["user_id"], "bob");
+    assert_eq!(shown["seq"], 2);
+
+    // Another log in the same file is empty; the wrong key fails at seq 1.
+    let o = cli(
+        &[
+            "audit",
+            "verify",
+            &location,
+            "--secret-env",
+            "LOOMFLOW_TEST_AUDIT_KEY",
+        ],
+        key,
+    );
+    assert!(stdout(&o).starts_with("ok: 0 entries"), "{}", stdout(&o));
+    let o = cli(&verify, "another key");
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("tampered: seq 1: signature does not match"),
+        "{}",
+        stderr(&o)
+    );
+    let o = cli(
+        &[
+            "audit",
+            "verify",
+            "sqlite:/nonexistent/a.db",
+            "--secret-env",
+            "LOOMFLOW_TEST_AUDIT_KEY",
+        ],
+        key,
+    );
+    assert!(
+        stderr(&o).contains("/nonexistent/a.db: no such file"),
+        "{}",
+        stderr(&o)
+    );
+}

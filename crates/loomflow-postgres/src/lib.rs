@@ -9,12 +9,16 @@
 //!   on any number of worker processes on any number of machines. A worker
 //!   that dies loses its leases; another worker takes its runs over and
 //!   resumes them from the journal.
+//! - [`PostgresAuditLog`]: signed, hash-chained audit logs shared by every
+//!   process that connects.
 
+mod audit;
 mod journal;
 mod memory;
 mod queue;
 mod worker;
 
+pub use audit::PostgresAuditLog;
 pub use journal::PostgresJournal;
 pub use memory::PostgresMemory;
 pub use queue::{NewRun, QueueError, QueuedRun, RunQueue, RunStatus, StoredEvent, Submit};

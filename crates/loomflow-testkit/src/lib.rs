@@ -2,6 +2,7 @@
 //! were asked, event collectors, and (as later adapters arrive) throwaway
 //! services on loopback ports.
 
+pub mod audit_contract;
 pub mod chroma;
 pub mod crash;
 pub mod fake_provider;

@@ -278,6 +278,66 @@ pub async fn open_journal(
     }
 }
 
+/// Opens the audit log an [`AuditSpec`](audit::AuditSpec) names, signed
+/// with the key in its `secret_env` variable: a JSONL file, a SQLite file
+/// (its folder is created; feature `sqlite`) or a Postgres database
+/// (feature `postgres`; it connects and creates the table now). A backend
+/// whose feature is off is a [`ConfigError`] that names the feature.
+///
+/// ```
+/// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+/// let dir = tempfile::tempdir().unwrap();
+/// let spec = loomflow::audit::AuditSpec::new(
+///     loomflow::audit::AuditBackend::File(dir.path().join("audit.jsonl")),
+/// );
+/// let log = loomflow::open_audit_log(&spec).await.unwrap();
+/// assert!(log.verify(None).await.unwrap().ok);
+/// # });
+/// ```
+pub async fn open_audit_log(
+    spec: &audit::AuditSpec,
+) -> Result<std::sync::Arc<dyn audit::AuditLog>, ConfigError> {
+    use audit::AuditBackend;
+    match &spec.backend {
+        AuditBackend::File(_) => spec.open(),
+        #[cfg(feature = "sqlite")]
+        AuditBackend::Sqlite(path) => {
+            let secret = spec.secret()?;
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    ConfigError::invalid(
+                        "audit_log",
+                        format!("cannot create the audit folder `{}`: {e}", dir.display()),
+                    )
+                })?;
+            }
+            let log = loomflow_sqlite::SqliteAuditLog::open_log(path, spec.log_name(), secret)
+                .map_err(|e| ConfigError::invalid("audit_log", e.to_string()))?;
+            Ok(spec.wrap(log))
+        }
+        #[cfg(feature = "postgres")]
+        AuditBackend::Postgres(url) => {
+            let secret = spec.secret()?;
+            let log =
+                loomflow_postgres::PostgresAuditLog::connect_log(url, spec.log_name(), secret)
+                    .await
+                    .map_err(|e| ConfigError::invalid("audit_log", e.to_string()))?;
+            Ok(spec.wrap(log))
+        }
+        #[allow(unreachable_patterns)]
+        other => Err(ConfigError::invalid(
+            "audit_log",
+            format!(
+                "`{other}` needs the loomflow crate's `{}` feature",
+                match other {
+                    AuditBackend::Postgres(_) => "postgres",
+                    _ => "sqlite",
+                }
+            ),
+        )),
+    }
+}
+
 /// The names most programs need.
 pub mod prelude {
     pub use futures_util::StreamExt;

@@ -596,3 +596,17 @@ async fn guardrails_check_input_tool_results_and_output() {
     );
     assert_eq!(r.output, "");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_jsonl_log_passes_the_audit_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_path_buf();
+    loomflow_testkit::audit_contract::run_all(|name| {
+        let path = root.join(format!("{name}.jsonl"));
+        async move {
+            Arc::new(FileAuditLog::open(path, AuditSecret::new("contract-key")).unwrap())
+                as Arc<dyn AuditLog>
+        }
+    })
+    .await;
+}

@@ -45,6 +45,7 @@
 
 mod canonical;
 mod file;
+mod spec;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -56,6 +57,7 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
 pub use file::FileAuditLog;
+pub use spec::{AuditBackend, AuditSpec, DEFAULT_LOG_NAME};
 
 use crate::id::UserId;
 
@@ -123,6 +125,89 @@ impl AuditRecord {
     pub fn with(mut self, key: &str, value: impl Into<serde_json::Value>) -> Self {
         self.payload.insert(key.to_owned(), value.into());
         self
+    }
+}
+
+/// An entry as a database stores it: plain columns, the timestamp as
+/// RFC 3339 text (microseconds, UTC), the payload as JSON text, the user as
+/// its id (`None` for the anonymous bucket). Backends convert with
+/// [`AuditRow::from_entry`] and [`AuditRow::into_entry`], so every database
+/// stores and reads entries the same way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRow {
+    /// The entry's seq.
+    pub seq: i64,
+    /// RFC 3339, microseconds, `Z`.
+    pub timestamp: String,
+    /// The session.
+    pub session_id: String,
+    /// The tenant's id, `None` for the anonymous bucket.
+    pub user_id: Option<String>,
+    /// Who acted.
+    pub actor: String,
+    /// What happened.
+    pub action: String,
+    /// The payload, as JSON.
+    pub payload: String,
+    /// The entry's signature.
+    pub signature: String,
+    /// The previous entry's signature.
+    pub prev_hash: String,
+}
+
+impl AuditRow {
+    /// The columns of `entry`.
+    pub fn from_entry(entry: &AuditEntry) -> Self {
+        Self {
+            seq: i64::try_from(entry.seq).unwrap_or(i64::MAX),
+            timestamp: entry
+                .timestamp
+                .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            session_id: entry.session_id.clone(),
+            user_id: entry.user_id.as_str().map(str::to_owned),
+            actor: entry.actor.clone(),
+            action: entry.action.clone(),
+            payload: serde_json::Value::Object(entry.payload.clone()).to_string(),
+            signature: entry.signature.clone(),
+            prev_hash: entry.prev_hash.clone(),
+        }
+    }
+
+    /// The entry these columns hold, or what is wrong with them (a row
+    /// edited in the database into something that is not an entry).
+    pub fn into_entry(self) -> Result<AuditEntry, AuditProblem> {
+        let seq = u64::try_from(self.seq).ok();
+        let bad = |what: String| AuditProblem {
+            reason: format!("stored row is not a valid entry: {what}"),
+            seq,
+            line: None,
+        };
+        let Some(seq_value) = seq else {
+            return Err(bad(format!("seq {} is negative", self.seq)));
+        };
+        let timestamp = DateTime::parse_from_rfc3339(&self.timestamp)
+            .map_err(|e| bad(format!("timestamp {:?}: {e}", self.timestamp)))?
+            .with_timezone(&Utc);
+        let user_id = match self.user_id {
+            None => UserId::anonymous(),
+            Some(id) => UserId::new(&id).map_err(|e| bad(format!("user id: {e}")))?,
+        };
+        let payload = match serde_json::from_str(&self.payload) {
+            Ok(serde_json::Value::Object(map)) => map,
+            Ok(_) => return Err(bad("payload is not a JSON object".to_owned())),
+            Err(e) => return Err(bad(format!("payload is not JSON: {e}"))),
+        };
+        Ok(AuditEntry {
+            seq: seq_value,
+            timestamp,
+            session_id: self.session_id,
+            user_id,
+            actor: self.actor,
+            action: self.action,
+            payload,
+            signature: self.signature,
+            prev_hash: self.prev_hash,
+        })
     }
 }
 
@@ -432,7 +517,11 @@ pub fn verify_chain<'a>(
     )
 }
 
-pub(crate) fn verify_rows<'a>(
+/// [`verify_chain`] for a backend's stored rows: each entry with the line
+/// it was read from (files) or `None`, and the `problems` found while
+/// reading (rows that are not valid entries). The report lists problems in
+/// log order (by line, else by seq).
+pub fn verify_rows<'a>(
     rows: impl IntoIterator<Item = (Option<usize>, &'a AuditEntry)>,
     secret: &AuditSecret,
     expected_head: Option<&str>,
@@ -479,12 +568,54 @@ pub(crate) fn verify_rows<'a>(
             line: None,
         });
     }
+    // Stable: an entry's own problems keep their order.
+    problems.sort_by_key(|p| (p.line.is_none() && p.seq.is_none(), p.line, p.seq));
     Verification {
         ok: problems.is_empty(),
         entries,
         head: prev.map(|p| p.signature.clone()),
         problems,
     }
+}
+
+/// [`verify_chain`] over a database's rows in seq order: each one an entry,
+/// or what made it unreadable (see [`AuditRow::into_entry`]).
+pub fn verify_stored(
+    rows: impl IntoIterator<Item = Result<AuditEntry, AuditProblem>>,
+    secret: &AuditSecret,
+    expected_head: Option<&str>,
+) -> Verification {
+    let mut problems = Vec::new();
+    let mut entries = Vec::new();
+    for row in rows {
+        match row {
+            Ok(entry) => entries.push(entry),
+            Err(problem) => problems.push(problem),
+        }
+    }
+    verify_rows(
+        entries.iter().map(|e| (None, e)),
+        secret,
+        expected_head,
+        problems,
+    )
+}
+
+/// The readable entries among a database's `rows`, with one warning naming
+/// `location` when some were not (`verify` reports them).
+pub fn readable_entries(
+    rows: Vec<Result<AuditEntry, AuditProblem>>,
+    location: &str,
+) -> Vec<AuditEntry> {
+    let skipped = rows.iter().filter(|r| r.is_err()).count();
+    if skipped > 0 {
+        tracing::warn!(
+            location,
+            skipped,
+            "audit log: skipped rows that are not valid entries; run verify for details"
+        );
+    }
+    rows.into_iter().filter_map(Result::ok).collect()
 }
 
 /// A log in memory, for tests and development.
@@ -528,132 +659,6 @@ impl AuditLog for InMemoryAuditLog {
     async fn verify(&self, expected_head: Option<&str>) -> Result<Verification, AuditError> {
         let entries = self.entries.lock().await;
         Ok(verify_chain(entries.iter(), &self.secret, expected_head))
-    }
-}
-
-/// The `audit_log` key of an agent config: a JSONL file path, or a table
-/// `{ path = "./audit.jsonl", secret_env = "AUDIT_KEY", full_transcripts =
-/// false }` (`name` and `scope_full`, the reference's spellings, are
-/// accepted too). The secret is never in the file: `secret_env` names the
-/// environment variable that holds it.
-///
-/// ```
-/// use loomflow_core::audit::AuditSpec;
-///
-/// let table: toml::Table =
-///     toml::from_str(r#"audit_log = { path = "./audit.jsonl", secret_env = "AUDIT_KEY" }"#).unwrap();
-/// let spec = AuditSpec::try_from(table["audit_log"].clone()).unwrap();
-/// assert_eq!(spec.path.to_str(), Some("./audit.jsonl"));
-/// assert_eq!(spec.secret_env.as_deref(), Some("AUDIT_KEY"));
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AuditSpec {
-    /// The JSONL file.
-    pub path: std::path::PathBuf,
-    /// The environment variable holding the signing key (none: an empty,
-    /// forgeable key, with a warning).
-    pub secret_env: Option<String>,
-    /// Keep full prompts, outputs and tool results.
-    pub full_transcripts: bool,
-}
-
-impl AuditSpec {
-    /// Opens the log: reads the secret from the environment and opens the
-    /// file.
-    pub fn open(&self) -> Result<Arc<dyn AuditLog>, crate::error::ConfigError> {
-        let secret = match &self.secret_env {
-            Some(var) => AuditSecret::from_env(var)?,
-            None => AuditSecret::new(""),
-        };
-        let log = FileAuditLog::open(&self.path, secret)
-            .map_err(|e| crate::error::ConfigError::invalid("audit_log", e.to_string()))?;
-        Ok(match self.full_transcripts {
-            true => Arc::new(FullTranscripts(log)),
-            false => Arc::new(log),
-        })
-    }
-}
-
-impl TryFrom<toml::Value> for AuditSpec {
-    type Error = crate::error::ConfigError;
-
-    fn try_from(value: toml::Value) -> Result<Self, Self::Error> {
-        use crate::error::ConfigError;
-        const KEYS: &[&str] = &[
-            "path",
-            "name",
-            "secret_env",
-            "full_transcripts",
-            "scope_full",
-        ];
-        let table = match value {
-            toml::Value::String(path) => {
-                return Ok(Self {
-                    path: path.into(),
-                    secret_env: None,
-                    full_transcripts: false,
-                });
-            }
-            toml::Value::Table(t) => t,
-            other => {
-                return Err(ConfigError::invalid(
-                    "audit_log",
-                    format!(
-                        "must be a file path or a table {{ path, secret_env, full_transcripts }}, not a {}",
-                        other.type_str()
-                    ),
-                ));
-            }
-        };
-        let mut spec = Self {
-            path: Default::default(),
-            secret_env: None,
-            full_transcripts: false,
-        };
-        let mut has_path = false;
-        for (key, value) in table {
-            match (key.as_str(), value) {
-                ("path" | "name", toml::Value::String(p)) => {
-                    spec.path = p.into();
-                    has_path = true;
-                }
-                ("secret_env", toml::Value::String(v)) => spec.secret_env = Some(v),
-                ("full_transcripts" | "scope_full", toml::Value::Boolean(b)) => {
-                    spec.full_transcripts = b
-                }
-                ("secret", _) => {
-                    return Err(ConfigError::invalid(
-                        "audit_log.secret",
-                        "a signing key does not belong in a config file: put it in an \
-                         environment variable and name that variable with secret_env = \"VAR\"",
-                    ));
-                }
-                (k, v) if KEYS.contains(&k) => {
-                    return Err(ConfigError::invalid(
-                        format!("audit_log.{k}"),
-                        format!("has the wrong type ({})", v.type_str()),
-                    ));
-                }
-                (k, _) => {
-                    return Err(ConfigError::invalid(
-                        format!("audit_log.{k}"),
-                        format!(
-                            "unknown key{}; the keys are path, secret_env and full_transcripts",
-                            crate::error::closest(k, KEYS.iter().copied())
-                                .map(|s| format!(" (did you mean `{s}`?)"))
-                                .unwrap_or_default()
-                        ),
-                    ));
-                }
-            }
-        }
-        if !has_path {
-            return Err(ConfigError::invalid(
-                "audit_log.path",
-                "missing: say where the log goes, e.g. path = \"./audit.jsonl\"",
-            ));
-        }
-        Ok(spec)
     }
 }
 
