@@ -166,6 +166,8 @@ pub struct Ambient {
     /// extract facts into it (`None`: yes). It travels with `memory`: a
     /// scope that sets a memory sets this too.
     pub memory_facts: Option<bool>,
+    /// The audit log for agents (and nested workflows) without one.
+    pub audit_log: Option<Arc<dyn crate::audit::AuditLog>>,
 }
 
 tokio::task_local! {
@@ -179,6 +181,7 @@ impl Ambient {
             response_tone: tone,
             memory: None,
             memory_facts: None,
+            audit_log: None,
         }
     }
 
@@ -191,6 +194,12 @@ impl Ambient {
     /// Sets the memory.
     pub fn memory(mut self, memory: Arc<dyn crate::memory::Memory>) -> Self {
         self.memory = Some(memory);
+        self
+    }
+
+    /// Sets the audit log.
+    pub fn audit_log(mut self, log: Arc<dyn crate::audit::AuditLog>) -> Self {
+        self.audit_log = Some(log);
         self
     }
 
@@ -214,6 +223,7 @@ impl Ambient {
                     response_tone: self.response_tone.or(outer.response_tone),
                     memory,
                     memory_facts,
+                    audit_log: self.audit_log.or(outer.audit_log),
                 }
             }
             Err(_) => self,
@@ -229,6 +239,11 @@ impl Ambient {
     /// The ambient memory, if a surrounding scope set one.
     pub fn current_memory() -> Option<Arc<dyn crate::memory::Memory>> {
         AMBIENT.try_with(|a| a.memory.clone()).ok().flatten()
+    }
+
+    /// The ambient audit log, if a surrounding scope set one.
+    pub fn current_audit_log() -> Option<Arc<dyn crate::audit::AuditLog>> {
+        AMBIENT.try_with(|a| a.audit_log.clone()).ok().flatten()
     }
 
     /// Whether agents using the ambient memory recall and extract facts

@@ -11,7 +11,6 @@ use crate::context::RunContext;
 use crate::error::{Error, Result};
 use crate::message::Usage;
 use crate::rate_limit::RateLimiter;
-use crate::redact::redact_value;
 
 /// An agent's governance parts (all optional).
 #[derive(Clone, Default)]
@@ -23,6 +22,21 @@ pub(crate) struct Governance {
 }
 
 impl Governance {
+    /// These parts, with the ambient audit log (a surrounding workflow's)
+    /// when the agent has none of its own.
+    pub(crate) fn with_ambient(&self) -> std::borrow::Cow<'_, Self> {
+        if self.audit.is_some() {
+            return std::borrow::Cow::Borrowed(self);
+        }
+        match crate::context::Ambient::current_audit_log() {
+            Some(log) => std::borrow::Cow::Owned(Self {
+                audit: Some(log),
+                ..self.clone()
+            }),
+            None => std::borrow::Cow::Borrowed(self),
+        }
+    }
+
     /// Appends an audit entry, if there is a log, redacting secrets from the
     /// payload. A failed append is logged and the run goes on: the audit
     /// log records the run, it does not gate it.
@@ -37,10 +51,6 @@ impl Governance {
         let Some(log) = &self.audit else {
             return;
         };
-        let mut payload = payload;
-        for value in payload.values_mut() {
-            redact_value(value);
-        }
         let record = AuditRecord {
             user_id: user.clone(),
             session_id: session.to_owned(),
@@ -48,9 +58,7 @@ impl Governance {
             action: action.to_owned(),
             payload,
         };
-        if let Err(e) = log.append(record).await {
-            tracing::warn!(action, error = %e, "audit append failed");
-        }
+        crate::audit::append_redacted(log.as_ref(), record).await;
     }
 
     /// [`audit`](Self::audit) for the run `ctx`.

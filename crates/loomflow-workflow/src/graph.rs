@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use loomflow_core::Tone;
+use loomflow_core::audit::AuditLog;
 use loomflow_core::memory::{Memory, MemorySpec};
 
 use crate::error::WorkflowError;
@@ -27,6 +28,8 @@ pub(crate) struct Settings {
     pub memory_facts: bool,
     /// A declarative file's `memory` key, for the caller to open.
     pub memory_spec: Option<MemorySpec>,
+    /// Where step entries go (and the Agents inside without a log).
+    pub audit: Option<Arc<dyn AuditLog>>,
 }
 
 impl Default for Settings {
@@ -42,6 +45,7 @@ impl Default for Settings {
             memory: None,
             memory_facts: true,
             memory_spec: None,
+            audit: None,
         }
     }
 }
@@ -280,6 +284,41 @@ impl WorkflowBuilder {
     /// memory of their own are not affected.
     pub fn memory_facts(mut self, facts: bool) -> Self {
         self.settings.memory_facts = facts;
+        self
+    }
+
+    /// Records every step in `log`: `step_started`, then `step_completed`
+    /// or `step_failed`, with `{"workflow", "step"}` and, for a failure,
+    /// the error (secrets redacted), under the run's user and session. The
+    /// Agents (and nested workflows) inside that have no log of their own
+    /// write to it too, so one log holds the whole run.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use loomflow_core::audit::{AuditLog, AuditQuery, AuditSecret, InMemoryAuditLog};
+    /// use loomflow_workflow::{Step, Workflow};
+    ///
+    /// async fn shout(s: String) -> String { s.to_uppercase() }
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let log = Arc::new(InMemoryAuditLog::new(AuditSecret::new("k3y")));
+    /// let wf = Workflow::chain([Step::named("shout", shout)])
+    ///     .audit_log_arc(log.clone())
+    ///     .build()
+    ///     .unwrap();
+    /// wf.run("hi").user("alice").await.unwrap();
+    /// let actions: Vec<String> =
+    ///     log.query(&AuditQuery::all()).await.unwrap().into_iter().map(|e| e.action).collect();
+    /// assert_eq!(actions, ["step_started", "step_completed"]);
+    /// # });
+    /// ```
+    pub fn audit_log(self, log: impl AuditLog) -> Self {
+        self.audit_log_arc(Arc::new(log))
+    }
+
+    /// [`audit_log`](Self::audit_log) with a shared log.
+    pub fn audit_log_arc(mut self, log: Arc<dyn AuditLog>) -> Self {
+        self.settings.audit = Some(log);
         self
     }
 

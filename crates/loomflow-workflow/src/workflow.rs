@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use futures_util::FutureExt;
 use futures_util::stream::{FuturesUnordered, StreamExt};
+use loomflow_core::audit::{AuditLog, AuditRecord, append_redacted};
 use loomflow_core::context::{Ambient, Metadata};
 use loomflow_core::error::IdError;
 use loomflow_core::id::new_id;
@@ -380,11 +381,18 @@ impl WorkflowRequest {
         }
         // Route handlers read the run's original input; kept only when asked.
         let shared_input = inner.settings.needs_input.then(|| input.clone());
+        // The workflow's own log, else a surrounding run's.
+        let audit = inner
+            .settings
+            .audit
+            .clone()
+            .or_else(Ambient::current_audit_log);
         let body = Scheduler::new(
             &inner,
             sink.as_ref(),
-            &ctx.session_id,
+            &ctx,
             shared_input.as_ref(),
+            audit.as_deref(),
         )
         .run(input);
         let body = ctx.clone().scope(body);
@@ -395,10 +403,14 @@ impl WorkflowRequest {
             }
         };
         let settings = &inner.settings;
-        let mut outcome = if settings.response_tone.is_some() || settings.memory.is_some() {
+        let mut outcome = if settings.response_tone.is_some()
+            || settings.memory.is_some()
+            || settings.audit.is_some()
+        {
             let mut ambient = Ambient::default();
             ambient.response_tone.clone_from(&settings.response_tone);
             ambient.memory.clone_from(&settings.memory);
+            ambient.audit_log.clone_from(&settings.audit);
             if settings.memory.is_some() {
                 ambient.memory_facts = Some(settings.memory_facts);
             }
@@ -508,6 +520,8 @@ struct Scheduler<'a> {
     wf: &'a Inner,
     sink: Option<&'a EventSink>,
     session: &'a SessionId,
+    user: &'a UserId,
+    audit: Option<&'a dyn AuditLog>,
     input: Value,
     shared_input: Option<&'a Value>,
     steps: u32,
@@ -530,14 +544,17 @@ impl<'a> Scheduler<'a> {
     fn new(
         wf: &'a Inner,
         sink: Option<&'a EventSink>,
-        session: &'a SessionId,
+        ctx: &'a RunContext,
         shared_input: Option<&'a Value>,
+        audit: Option<&'a dyn AuditLog>,
     ) -> Self {
         let n = wf.graph.nodes.len();
         Self {
             wf,
             sink,
-            session,
+            session: &ctx.session_id,
+            user: &ctx.user_id,
+            audit,
             input: Value::Null,
             shared_input,
             steps: 0,
@@ -771,6 +788,14 @@ impl<'a> Scheduler<'a> {
             Ok(outcome) => outcome,
             Err(e) => {
                 let err = self.node_error(node, sources, e);
+                if self.audit.is_some() {
+                    let error = match &err {
+                        WorkflowError::NodeFailed { source, .. } => source.to_string(),
+                        other => other.to_string(),
+                    };
+                    self.audit(node, "step_failed", |r| r.with("error", error))
+                        .await;
+                }
                 if let Some(sink) = self.sink {
                     sink.send(self.session, || EventKind::WorkflowStepFailed {
                         workflow: self.wf.name.clone(),
@@ -787,6 +812,19 @@ impl<'a> Scheduler<'a> {
         };
         match outcome {
             NodeOutcome::Interrupted { output, reason } => {
+                if let Some(log) = self.audit {
+                    let full = log.full_transcripts().then(|| output.clone());
+                    self.audit(node, "step_completed", |r| {
+                        let r = r
+                            .with("interrupted", true)
+                            .with("interruption_reason", reason.clone());
+                        match full {
+                            Some(output) => r.with("output", output),
+                            None => r,
+                        }
+                    })
+                    .await;
+                }
                 if let Some(sink) = self.sink {
                     sink.send(self.session, || EventKind::WorkflowStepCompleted {
                         workflow: self.wf.name.clone(),
@@ -803,6 +841,17 @@ impl<'a> Scheduler<'a> {
                 Ok(Some((format!("{name}:{reason}"), before)))
             }
             NodeOutcome::Done(value) => {
+                if let Some(log) = self.audit {
+                    let full = log.full_transcripts().then(|| value.clone());
+                    self.audit(node, "step_completed", |r| {
+                        let r = r.with("interrupted", false);
+                        match full {
+                            Some(output) => r.with("output", output),
+                            None => r,
+                        }
+                    })
+                    .await;
+                }
                 if let Some(sink) = self.sink {
                     sink.send(self.session, || EventKind::WorkflowStepCompleted {
                         workflow: self.wf.name.clone(),
@@ -903,7 +952,25 @@ impl<'a> Scheduler<'a> {
         }
     }
 
+    /// Appends a step entry (`{"workflow", "step"}` and what `with` adds)
+    /// under the run's user and session.
+    async fn audit(
+        &self,
+        node: usize,
+        action: &str,
+        with: impl FnOnce(AuditRecord) -> AuditRecord,
+    ) {
+        let Some(log) = self.audit else {
+            return;
+        };
+        let record = AuditRecord::new(self.user, self.session.as_str(), "system", action)
+            .with("workflow", self.wf.name.as_str())
+            .with("step", self.name(node));
+        append_redacted(log, with(record)).await;
+    }
+
     async fn step_started(&self, node: usize) {
+        self.audit(node, "step_started", |r| r).await;
         if let Some(sink) = self.sink {
             sink.send(self.session, || EventKind::WorkflowStepStarted {
                 workflow: self.wf.name.clone(),

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use loomflow::audit::{AuditLog, AuditQuery, AuditSecret, FileAuditLog};
+use loomflow::audit::{AuditLog, AuditQuery, AuditSecret, FileAuditLog, InMemoryAuditLog};
 use loomflow::budget::{BudgetConfig, StandardBudget};
 use loomflow::permissions::{Mode, StandardPermissions};
 use loomflow::prelude::*;
@@ -609,4 +609,113 @@ async fn the_jsonl_log_passes_the_audit_contract() {
         }
     })
     .await;
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("upstream refused key sk-proj-abcdefghijklmnopqrstuvwxyz0123456789")]
+struct Refused;
+
+#[tokio::test]
+async fn a_workflow_audits_its_steps_and_lends_its_log_to_agents_and_nested_workflows() {
+    async fn publish(_: String) -> Result<String, Refused> {
+        Err(Refused)
+    }
+    async fn tidy(s: String) -> String {
+        s.trim().to_owned()
+    }
+    let log = Arc::new(InMemoryAuditLog::new(AuditSecret::new("wf-key")));
+    let own = Arc::new(InMemoryAuditLog::new(AuditSecret::new("own-key")));
+    let writer = Agent::builder()
+        .model(ScriptedModel::new([ScriptedTurn::text(" draft ")]))
+        .build()
+        .unwrap();
+    // An agent with a log of its own keeps writing there.
+    let reviewer = Agent::builder()
+        .model(ScriptedModel::new([ScriptedTurn::text("ok")]))
+        .audit_log_arc(own.clone())
+        .build()
+        .unwrap();
+    let inner = Workflow::builder("inner")
+        .add_node("tidy", tidy)
+        .set_start("tidy")
+        .add_edge("tidy", END)
+        .build()
+        .unwrap();
+    let wf = Workflow::builder("pipeline")
+        .add_node("write", writer)
+        .add_node("polish", inner)
+        .add_node("review", reviewer)
+        .add_node("publish", publish)
+        .set_start("write")
+        .add_edge("write", "polish")
+        .add_edge("polish", "review")
+        .add_edge("review", "publish")
+        .add_edge("publish", END)
+        .audit_log_arc(log.clone())
+        .build()
+        .unwrap();
+    let err = wf
+        .run("go")
+        .user("alice")
+        .session("s-wf")
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("publish"), "{err}");
+
+    let entries = log.query(&AuditQuery::all()).await.unwrap();
+    let trace: Vec<String> = entries
+        .iter()
+        .map(|e| {
+            let step = e
+                .payload
+                .get("step")
+                .and_then(|s| s.as_str())
+                .unwrap_or("-");
+            let wf = e
+                .payload
+                .get("workflow")
+                .and_then(|s| s.as_str())
+                .unwrap_or("-");
+            format!("{} {wf}/{step}", e.action)
+        })
+        .collect();
+    assert_eq!(
+        trace,
+        [
+            "step_started pipeline/write",
+            "run_started -/-",
+            "run_completed -/-",
+            "step_completed pipeline/write",
+            "step_started pipeline/polish",
+            "step_started inner/tidy",
+            "step_completed inner/tidy",
+            "step_completed pipeline/polish",
+            "step_started pipeline/review",
+            "step_completed pipeline/review",
+            "step_started pipeline/publish",
+            "step_failed pipeline/publish",
+        ]
+    );
+    for e in &entries {
+        assert_eq!(e.user_id.as_str(), Some("alice"));
+        assert_eq!(e.session_id, "s-wf");
+    }
+    let failed = entries.last().unwrap();
+    assert_eq!(failed.actor, "system");
+    let error = failed.payload["error"].as_str().unwrap();
+    assert!(error.starts_with("upstream refused key "), "{error}");
+    assert!(
+        !error.contains("abcdefghijklmnop"),
+        "the key is redacted: {error}"
+    );
+    assert!(log.verify(None).await.unwrap().ok);
+
+    let own_actions: Vec<String> = own
+        .query(&AuditQuery::all())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.action)
+        .collect();
+    assert_eq!(own_actions, ["run_started", "run_completed"]);
 }

@@ -432,7 +432,8 @@ impl RunRequest {
                     prompt: message.text_content(),
                 })
                 .await;
-            let gov = &inner.governance;
+            let gov = inner.governance.with_ambient();
+            let gov = gov.as_ref();
 
             let schema = self.output.or_else(|| inner.output_schema.clone());
             let tone = self
@@ -451,6 +452,7 @@ impl RunRequest {
                     .checkpoints
                     .filter(|_| durable.as_ref().is_some_and(Durable::owns_epoch)),
                 restore,
+                governance: gov,
             };
             // One future for the body whichever wrappers apply (`Either`, not
             // an `await` per branch, which would lay the body out twice).
@@ -615,6 +617,7 @@ struct RunChoices<'a> {
     frame: Option<Frame>,
     checkpoints: Option<usize>,
     restore: Option<Checkpoint>,
+    governance: &'a crate::governance::Governance,
 }
 
 async fn run_loop(
@@ -632,6 +635,7 @@ async fn run_loop(
         frame,
         checkpoints,
         restore,
+        governance: gov,
     } = choices;
     let native = schema.is_some_and(|s| inner.model.native_output_for(s));
     let mut instructions = inner.instructions.clone();
@@ -643,7 +647,6 @@ async fn run_loop(
     if let Some(suffix) = tone.and_then(Tone::prompt_suffix) {
         instructions.push_str(&suffix);
     }
-    let gov = &inner.governance;
     let mut input = input;
     // The input guards run before anything records the input, so the audit
     // log, the model and the memory see the guarded text.
@@ -729,7 +732,7 @@ async fn run_loop(
     let run_start = session.messages.len() + 1;
     let native_output = if native { schema } else { None };
     let run_budget = RunBudget::new();
-    let _active = ActiveRun::start(inner.governance.budget.as_ref(), &ctx.user_id);
+    let _active = ActiveRun::start(gov.budget.as_ref(), &ctx.user_id);
     let deps = RunDeps {
         model: &inner.model,
         tools: &inner.tools,
@@ -745,7 +748,7 @@ async fn run_loop(
         max_tokens: inner.settings.max_tokens,
         frame,
         checkpoints,
-        governance: &inner.governance,
+        governance: gov,
         run_budget: &run_budget,
     };
     match inner.architecture.run(&mut session, &deps, input).await {

@@ -299,6 +299,26 @@ pub trait AuditLog: Send + Sync + 'static {
     }
 }
 
+impl std::fmt::Debug for dyn AuditLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditLog")
+            .field("full_transcripts", &self.full_transcripts())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Appends `record` to `log` the way runs do: secrets redacted from every
+/// payload value first, and a failed append logged (a warning) rather than
+/// returned, since the audit log records a run, it does not gate it.
+pub async fn append_redacted(log: &dyn AuditLog, mut record: AuditRecord) {
+    for value in record.payload.values_mut() {
+        crate::redact::redact_value(value);
+    }
+    if let Err(e) = log.append(record).await {
+        tracing::warn!(error = %e, "audit append failed");
+    }
+}
+
 /// Any log, keeping full transcripts: prompts uncut, the final output,
 /// tool result bodies and durations. The default (summaries only) suits
 /// regimes that forbid logging customer data verbatim.
