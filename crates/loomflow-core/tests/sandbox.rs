@@ -266,3 +266,214 @@ fn roots_must_exist() {
     assert!(err.contains("/no/such/dir"), "{err}");
     assert!(FilesystemSandbox::new(InProcessToolHost::default(), Vec::<PathBuf>::new()).is_err());
 }
+
+mod os {
+    //! The OS sandbox (bubblewrap and Landlock) against escape attempts made
+    //! by a real shell: the kernel, not argument checking, must stop them.
+
+    use std::path::Path;
+    use std::time::Duration;
+
+    use loomflow_core::sandbox::{
+        Backend, Mechanism, NetworkIsolation, ProcessSandbox, SandboxError,
+    };
+
+    async fn sh(sb: &ProcessSandbox, cmd: &str) -> loomflow_core::sandbox::ProcessOutput {
+        sb.run("/bin/sh", ["-c", cmd]).await.unwrap()
+    }
+
+    async fn corpus(backend: Backend, mechanism: Mechanism, network: NetworkIsolation) {
+        let base = tempfile::tempdir().unwrap();
+        let base = base.path().canonicalize().unwrap();
+        let root = base.join("root");
+        let outside = base.join("outside");
+        std::fs::create_dir_all(root.join("sub")).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(outside.join("secret.txt"), "secret").unwrap();
+        std::os::unix::fs::symlink(outside.join("secret.txt"), root.join("link_out")).unwrap();
+        std::os::unix::fs::symlink(&outside, root.join("dirlink")).unwrap();
+
+        let sb = ProcessSandbox::new()
+            .backend(backend)
+            .writable(&root)
+            .unwrap()
+            .current_dir(&root)
+            .unwrap()
+            .env("GREETING", "hi")
+            .timeout(Duration::from_secs(10));
+        let isolation = sb.isolation().unwrap_or_else(|e| {
+            panic!("{mechanism:?} must be available here (scripts/test installs bubblewrap; Landlock needs Linux 5.13+): {e}")
+        });
+        assert_eq!(isolation.mechanism, mechanism);
+        assert!(isolation.filesystem);
+        assert_eq!(isolation.network, network);
+
+        // Honest work inside the root succeeds.
+        let ok = sh(
+            &sb,
+            "echo hello > note.txt && cat note.txt && echo $GREETING",
+        )
+        .await;
+        assert_eq!(ok.exit_code, Some(0), "{ok:?}");
+        assert_eq!(ok.stdout, "hello\nhi\n");
+        assert_eq!(
+            ok.isolation, isolation,
+            "the output reports what it ran under"
+        );
+        assert_eq!(
+            std::fs::read_to_string(root.join("note.txt")).unwrap(),
+            "hello\n"
+        );
+
+        let o = outside.display();
+        let lookalike = base.join("outs\u{0456}de");
+        let escapes = [
+            format!("cat {o}/secret.txt"),
+            "cat ../outside/secret.txt".to_owned(),
+            "cat link_out".to_owned(),
+            "cat dirlink/secret.txt".to_owned(),
+            "echo x > dirlink/planted".to_owned(),
+            format!("echo x > {o}/planted"),
+            format!("cat /proc/self/root{o}/secret.txt"),
+            // The directory swapped for a link to the outside mid-run.
+            format!("mv sub sub.bak && ln -s {o} sub && echo x > sub/planted"),
+            "cp link_out copied && cat copied".to_owned(),
+            "cat /etc/shadow".to_owned(),
+            "ls /root /home".to_owned(),
+        ];
+        for cmd in &escapes {
+            let out = sh(&sb, cmd).await;
+            assert_ne!(out.exit_code, Some(0), "escaped with `{cmd}`: {out:?}");
+            assert!(
+                !out.stdout.contains("secret"),
+                "`{cmd}` read the secret: {out:?}"
+            );
+        }
+        // A look-alike of the outside dir's name is just another path outside
+        // the root: bubblewrap lets the command create it in its private
+        // /tmp, Landlock refuses; neither touches the host.
+        let _ = sh(&sb, &format!("mkdir {}", lookalike.display())).await;
+        assert!(
+            !lookalike.exists(),
+            "a look-alike path was created on the host"
+        );
+        assert!(
+            !outside.join("planted").exists(),
+            "nothing was written outside"
+        );
+        assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 1);
+
+        // A minimal environment: nothing inherited (cargo sets CARGO_* here).
+        let env = sh(&sb, "env").await.stdout;
+        assert!(
+            env.contains("GREETING=hi") && env.contains("PATH="),
+            "{env}"
+        );
+        assert!(
+            !env.contains("CARGO"),
+            "the parent's environment leaked: {env}"
+        );
+
+        // No network unless allowed.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let dial = format!("bash -c 'echo hi > /dev/tcp/127.0.0.1/{port}'");
+        let out = sh(&sb, &dial).await;
+        assert_ne!(out.exit_code, Some(0), "reached the network: {out:?}");
+        let open = sb.clone().allow_network(true);
+        assert_eq!(open.isolation().unwrap().network, NetworkIsolation::Open);
+        let out = sh(&open, &dial).await;
+        assert_eq!(out.exit_code, Some(0), "allowed network: {out:?}");
+
+        // The timeout kills the command and its children.
+        let quick = sb.clone().timeout(Duration::from_millis(300));
+        let err = quick
+            .run(
+                "/bin/sh",
+                ["-c", "(sleep 1; echo late > late.txt) & sleep 30"],
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(err, SandboxError::Timeout { .. }), "{err}");
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert!(
+            !root.join("late.txt").exists(),
+            "a child outlived the timeout"
+        );
+
+        // Output is capped.
+        let capped = sb.clone().max_output(10);
+        let out = sh(&capped, "yes | head -c 100000").await;
+        assert_eq!(out.stdout.len(), 10);
+        assert!(out.truncated);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn bubblewrap_stops_the_escape_corpus() {
+        corpus(
+            Backend::Bubblewrap,
+            Mechanism::Bubblewrap,
+            NetworkIsolation::Blocked,
+        )
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn landlock_stops_the_escape_corpus() {
+        corpus(
+            Backend::Landlock,
+            Mechanism::Landlock,
+            NetworkIsolation::TcpOnly,
+        )
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_shell_tool_reports_output_and_isolation_and_is_destructive() {
+        use loomflow_core::sandbox::SandboxedShell;
+        use loomflow_core::tool::Tool;
+        use serde_json::json;
+
+        let dir = tempfile::tempdir().unwrap();
+        let shell = SandboxedShell::new(ProcessSandbox::new().writable(dir.path()).unwrap());
+        assert!(
+            shell.definition().destructive,
+            "the gate asks before it runs"
+        );
+        let out = shell
+            .call(&json!({"command": "echo out; echo err >&2; exit 3"}))
+            .await
+            .unwrap();
+        assert_eq!(out["exit_code"], 3);
+        assert_eq!(out["stdout"], "out\n");
+        assert_eq!(out["stderr"], "err\n");
+        assert_eq!(out["isolation"]["filesystem"], true);
+        assert_ne!(out["isolation"]["mechanism"], "none");
+        let err = shell.call(&json!({"cmd": "ls"})).await.unwrap_err();
+        assert!(
+            err.to_string().contains("`command` must be a string"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn unsandboxed_is_only_by_choice_and_says_so() {
+        let sb = ProcessSandbox::new().backend(Backend::Unsandboxed);
+        let out = sb.run("/bin/sh", ["-c", "echo ok"]).await.unwrap();
+        assert_eq!(out.stdout, "ok\n");
+        assert_eq!(out.isolation.mechanism, Mechanism::None);
+        assert!(!out.isolation.filesystem);
+        assert_eq!(
+            out.isolation.to_string(),
+            "none (filesystem open, network open)"
+        );
+        // Auto picks a real mechanism here.
+        let auto = ProcessSandbox::new().isolation().unwrap();
+        assert_ne!(auto.mechanism, Mechanism::None);
+        let err = ProcessSandbox::new()
+            .current_dir(Path::new("/"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not under a granted path"), "{err}");
+    }
+}

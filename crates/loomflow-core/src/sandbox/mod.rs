@@ -19,6 +19,11 @@
 //! the open, is outside what argument checking can see: run such tools
 //! under the OS sandbox, which the kernel enforces on every open.
 //!
+//! [`ProcessSandbox`] is that OS sandbox for subprocesses: bubblewrap
+//! namespaces or Landlock rules, a minimal environment, no network unless
+//! allowed, a timeout; [`SandboxedShell`] is a shell tool over it. Every
+//! output reports the [`Isolation`] it actually ran under.
+//!
 //! ```
 //! use loomflow_core::sandbox::FilesystemSandbox;
 //! use loomflow_core::{InProcessToolHost, ToolHost};
@@ -38,6 +43,7 @@
 //! ```
 
 mod path;
+mod process;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -51,6 +57,10 @@ use crate::message::ToolDef;
 use crate::tool::ToolHost;
 
 pub use path::{PathVerdict, resolve_within};
+pub use process::{
+    Backend, Isolation, Mechanism, NetworkIsolation, ProcessOutput, ProcessSandbox, SandboxError,
+    SandboxedShell,
+};
 
 /// A tool host whose tools may only touch paths under its roots.
 pub struct FilesystemSandbox<H> {
