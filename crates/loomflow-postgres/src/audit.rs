@@ -26,13 +26,9 @@ CREATE TABLE IF NOT EXISTS loomflow_audit (
     prev_hash TEXT NOT NULL,
     PRIMARY KEY (log, seq)
 );
-CREATE INDEX IF NOT EXISTS loomflow_audit_session ON loomflow_audit (log, session_id, seq);
-CREATE INDEX IF NOT EXISTS loomflow_audit_user ON loomflow_audit (log, user_id, seq);
-CREATE INDEX IF NOT EXISTS loomflow_audit_action ON loomflow_audit (log, action, seq);
 ";
 
-const COLUMNS: &str =
-    "seq, created_at, session_id, user_id, actor, action, payload, signature, prev_hash";
+const COLUMNS: &str = AuditRow::COLUMNS;
 
 /// An audit log in Postgres (table `loomflow_audit`), shared by every
 /// process connected to the database.
@@ -82,7 +78,8 @@ impl PostgresAuditLog {
         let redacted = redact_url(url);
         let storage = |e: loomflow_core::JournalError| AuditError::storage(&redacted, e);
         let pool = pool(url, 4).map_err(storage)?;
-        migrate(&pool, url, SCHEMA).await.map_err(storage)?;
+        let schema = format!("{SCHEMA}{}", AuditRow::INDEXES);
+        migrate(&pool, url, &schema).await.map_err(storage)?;
         Ok(Self {
             pool,
             url: redacted,

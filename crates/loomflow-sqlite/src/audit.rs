@@ -29,19 +29,16 @@ CREATE TABLE IF NOT EXISTS loomflow_audit (
     prev_hash TEXT NOT NULL,
     PRIMARY KEY (log, seq)
 );
-CREATE INDEX IF NOT EXISTS loomflow_audit_session ON loomflow_audit (log, session_id, seq);
-CREATE INDEX IF NOT EXISTS loomflow_audit_user ON loomflow_audit (log, user_id, seq);
-CREATE INDEX IF NOT EXISTS loomflow_audit_action ON loomflow_audit (log, action, seq);
 ";
 
-const COLUMNS: &str =
-    "seq, created_at, session_id, user_id, actor, action, payload, signature, prev_hash";
+const COLUMNS: &str = AuditRow::COLUMNS;
 
 /// An audit log in a SQLite file (table `loomflow_audit`; the file can be
 /// the journal's).
 ///
-/// One file holds several logs told apart by name ([`with_log`]
-/// (Self::with_log); `"main"` by default), each with its own seq and chain.
+/// One file holds several logs told apart by name
+/// ([`open_log`](Self::open_log); `"main"` by default), each with its own
+/// seq and chain.
 /// An append runs in a `BEGIN IMMEDIATE` transaction: it takes the file's
 /// write lock before reading the chain's tail, so connections in any number
 /// of processes append without repeating a seq or forking the chain.
@@ -101,6 +98,7 @@ impl SqliteAuditLog {
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(at)?;
         conn.execute_batch(SCHEMA).map_err(at)?;
+        conn.execute_batch(AuditRow::INDEXES).map_err(at)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 path,

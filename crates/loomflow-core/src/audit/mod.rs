@@ -156,6 +156,19 @@ pub struct AuditRow {
 }
 
 impl AuditRow {
+    /// The columns a database stores a row in, in this struct's order
+    /// (besides the log's name, which the backend adds).
+    pub const COLUMNS: &'static str =
+        "seq, created_at, session_id, user_id, actor, action, payload, signature, prev_hash";
+
+    /// The indexes every database backend creates on `loomflow_audit`, for
+    /// queries by session, user and action within a log.
+    pub const INDEXES: &'static str = "
+CREATE INDEX IF NOT EXISTS loomflow_audit_session ON loomflow_audit (log, session_id, seq);
+CREATE INDEX IF NOT EXISTS loomflow_audit_user ON loomflow_audit (log, user_id, seq);
+CREATE INDEX IF NOT EXISTS loomflow_audit_action ON loomflow_audit (log, action, seq);
+";
+
     /// The columns of `entry`.
     pub fn from_entry(entry: &AuditEntry) -> Self {
         Self {
