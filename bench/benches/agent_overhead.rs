@@ -6,6 +6,7 @@
 
 use futures_util::StreamExt;
 use loomflow::{Agent, ScriptedModel, ScriptedTurn};
+use loomflow_bench::runtime;
 use loomflow_bench::{bench_agent, lookup};
 
 #[global_allocator]
@@ -13,13 +14,6 @@ static ALLOC: divan::AllocProfiler = divan::AllocProfiler::system();
 
 fn main() {
     divan::main();
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap_or_else(|e| panic!("runtime: {e}"))
 }
 
 /// `agent.run(prompt).await`: one shared agent, stateless scripted model.

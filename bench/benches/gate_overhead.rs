@@ -14,6 +14,7 @@ use loomflow::permissions::StandardPermissions;
 use loomflow::tool::{BeforeToolHook, HookDecision, Tool, ToolGate};
 use loomflow::{InProcessToolHost, ToolCall, UserId};
 use loomflow_bench::lookup;
+use loomflow_bench::runtime;
 use serde_json::json;
 
 #[global_allocator]
@@ -21,13 +22,6 @@ static ALLOC: divan::AllocProfiler = divan::AllocProfiler::system();
 
 fn main() {
     divan::main();
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap_or_else(|e| panic!("runtime: {e}"))
 }
 
 struct Allow;

@@ -9,6 +9,7 @@
 
 use loomflow::END;
 use loomflow::workflow::{Router, Step, Workflow};
+use loomflow_bench::runtime;
 use serde_json::Value;
 
 #[global_allocator]
@@ -21,13 +22,6 @@ fn main() {
 const CHAIN_LEN: usize = 10;
 const LAPS: i64 = 50;
 const FANOUT: usize = 100;
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap_or_else(|e| panic!("runtime: {e}"))
-}
 
 async fn inc(x: i64) -> i64 {
     x + 1

@@ -171,3 +171,12 @@ fn builder(latency: Option<Duration>) -> loomflow::AgentBuilder {
         .model(StatelessScripted { latency })
         .tool(lookup)
 }
+
+/// A current-thread runtime with I/O and timers, what every bench drives
+/// its futures on.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("runtime: {e}"))
+}

@@ -30,7 +30,7 @@ use loomflow_core::memory::{
     Episode, EpisodeMatch, EpisodeTools, Fact, FactQuery, Forget, Forgotten, HashEmbedder, Memory,
     MemoryBlock, MemoryError, MemoryExport, MemoryProfile, Recall, UserLocks, check_block_name,
     embed_episodes, embed_text, fuse_matches, last_of_each_id, plan_supersession, rank_facts,
-    recall_candidates, sample_facts, single_id,
+    recall_candidates, sample_facts,
 };
 use loomflow_core::{Embedder, SessionId, UserId};
 use serde::{Deserialize, Serialize};
@@ -711,10 +711,6 @@ impl Memory for ChromaMemory {
         text: &str,
     ) -> Result<MemoryBlock, MemoryError> {
         self.write_block(user, name, text, true).await
-    }
-
-    async fn remember(&self, user: &UserId, episode: Episode) -> Result<String, MemoryError> {
-        single_id(self.remember_many(user, vec![episode]).await?, BACKEND)
     }
 
     async fn remember_many(

@@ -26,7 +26,6 @@ use loomflow_core::memory::{
     Episode, EpisodeMatch, EpisodeTools, Fact, FactQuery, Forget, Forgotten, HashEmbedder, Memory,
     MemoryBlock, MemoryError, MemoryExport, MemoryProfile, Recall, check_block_name,
     embed_episodes, embed_text, fuse_matches, plan_supersession, rank_facts, recall_candidates,
-    single_id,
 };
 use loomflow_core::{Embedder, SessionId, UserId};
 use pgvector::Vector;
@@ -717,10 +716,6 @@ impl Memory for PostgresMemory {
         self.inner
             .write_block(&mut conn, user, name, text, true)
             .await
-    }
-
-    async fn remember(&self, user: &UserId, episode: Episode) -> Result<String, MemoryError> {
-        single_id(self.remember_many(user, vec![episode]).await?, BACKEND)
     }
 
     async fn remember_many(

@@ -20,7 +20,6 @@ use loomflow_core::memory::{
     Episode, EpisodeMatch, EpisodeTools, Fact, FactQuery, Forget, Forgotten, HashEmbedder, Hnsw,
     Memory, MemoryBlock, MemoryError, MemoryExport, MemoryProfile, Recall, check_block_name,
     embed_episodes, embed_text, fuse_matches, plan_supersession, rank_facts, recall_candidates,
-    single_id,
 };
 use loomflow_core::{Embedder, SessionId, UserId};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
@@ -886,10 +885,6 @@ impl Memory for SqliteMemory {
         let (user, name, text) = (user.clone(), name.to_owned(), text.to_owned());
         self.with_conn(move |inner, conn| inner.write_block(conn, &user, &name, &text, true))
             .await
-    }
-
-    async fn remember(&self, user: &UserId, episode: Episode) -> Result<String, MemoryError> {
-        single_id(self.remember_many(user, vec![episode]).await?, BACKEND)
     }
 
     async fn remember_many(

@@ -98,8 +98,14 @@ pub trait Memory: Send + Sync + 'static {
     ) -> Result<MemoryBlock, MemoryError>;
 
     /// Stores an episode and returns its id. Storing the same id again
-    /// replaces the episode.
-    async fn remember(&self, user: &UserId, episode: Episode) -> Result<String, MemoryError>;
+    /// replaces the episode. By default, a [`remember_many`]
+    /// (Self::remember_many) of one.
+    async fn remember(&self, user: &UserId, episode: Episode) -> Result<String, MemoryError> {
+        single_id(
+            self.remember_many(user, vec![episode]).await?,
+            self.backend(),
+        )
+    }
 
     /// Stores several episodes of one user and returns their ids, in
     /// order: the same as [`remember`](Self::remember) for each in turn
@@ -349,9 +355,8 @@ pub fn last_of_each_id(episodes: Vec<Episode>) -> Vec<Episode> {
         .collect()
 }
 
-/// The one id a [`Memory::remember_many`] of one episode returns, for
-/// backends whose `remember` is that call.
-pub fn single_id(mut ids: Vec<String>, backend: &str) -> Result<String, MemoryError> {
+/// The one id a [`Memory::remember_many`] of one episode returns.
+fn single_id(mut ids: Vec<String>, backend: &str) -> Result<String, MemoryError> {
     match (ids.pop(), ids.is_empty()) {
         (Some(id), true) => Ok(id),
         _ => Err(MemoryError::backend(
