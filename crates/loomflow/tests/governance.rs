@@ -597,6 +597,107 @@ async fn guardrails_check_input_tool_results_and_output() {
     assert_eq!(r.output, "");
 }
 
+#[tokio::test]
+async fn output_guardrails_filter_the_live_stream() {
+    use loomflow::guardrails::{PiiGuard, RegexAction, RegexGuard};
+
+    fn streamed_text(events: &[serde_json::Value]) -> String {
+        events
+            .iter()
+            .filter(|e| e["kind"] == "model_chunk" && e["payload"]["chunk"]["kind"] == "text")
+            .map(|e| e["payload"]["chunk"]["text"].as_str().unwrap())
+            .collect()
+    }
+    let filler = "Here is a sentence that keeps the reply going for a while. ".repeat(8);
+    let model = ScriptedModel::new([
+        ScriptedTurn::text("Checking the owner jo@example.com first.")
+            .and_tool_call("lookup", json!({"q": "owner"})),
+        ScriptedTurn::text(format!(
+            "{filler}Write to jo@example.com or call +14155552671. {filler}"
+        )),
+        ScriptedTurn::text(format!("{filler}The plan is INTERNAL ONLY: {filler}")),
+    ]);
+    let agent = Agent::builder()
+        .model(model)
+        .tool(lookup)
+        .guardrail(PiiGuard::new())
+        .guardrail(
+            RegexGuard::new("secrets")
+                .rule("(?i)internal only", RegexAction::Block)
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+
+    let events = collect_events(agent.run("who owns it?").stream()).await;
+    let json: Vec<serde_json::Value> = events
+        .iter()
+        .map(|e| serde_json::to_value(e).unwrap())
+        .collect();
+    let text = streamed_text(&json);
+    assert_eq!(
+        text,
+        format!(
+            "Checking the owner [REDACTED:email] first.{filler}Write to [REDACTED:email] \
+             or call [REDACTED:phone]. {filler}"
+        )
+    );
+    assert!(json.iter().all(|e| {
+        let s = e.to_string();
+        !s.contains("jo@example.com") && !s.contains("4155552671")
+    }));
+    // The held text of the first reply comes out before its tool call: the
+    // chunk order is kept.
+    let trace = event_trace(&events);
+    let first_call = trace
+        .iter()
+        .position(|k| k == "model_chunk:tool_call")
+        .unwrap();
+    assert_eq!(trace[first_call - 1], "model_chunk:text");
+    assert!(
+        trace[..first_call]
+            .iter()
+            .filter(|k| *k == "model_chunk:text")
+            .count()
+            >= 1
+    );
+    // Text flows during the reply, not all at its end.
+    assert!(trace.iter().filter(|k| *k == "model_chunk:text").count() > 3);
+
+    // A block mid-reply stops the text; the run then ends on its own check.
+    let events = collect_events(agent.run("and the plan?").stream()).await;
+    let json: Vec<serde_json::Value> = events
+        .iter()
+        .map(|e| serde_json::to_value(e).unwrap())
+        .collect();
+    let text = streamed_text(&json);
+    assert!(
+        filler.starts_with(text.as_str()) && !text.is_empty(),
+        "{text}"
+    );
+    let triggered: Vec<String> = json
+        .iter()
+        .filter(|e| e["payload"]["name"] == "guardrail.triggered")
+        .map(|e| {
+            let p = &e["payload"];
+            format!(
+                "{}:{}:{}:{}",
+                p["guard"].as_str().unwrap(),
+                p["action"].as_str().unwrap(),
+                p["streamed"],
+                p["part"]
+            )
+        })
+        .collect();
+    assert_eq!(
+        triggered,
+        ["secrets:block:true:\"text\"", "secrets:block:null:null"]
+    );
+    let r = &json.last().unwrap()["payload"]["result"];
+    assert_eq!(r["interruption_reason"], "guardrail:secrets");
+    assert_eq!(r["output"], "");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_jsonl_log_passes_the_audit_contract() {
     let dir = tempfile::tempdir().unwrap();

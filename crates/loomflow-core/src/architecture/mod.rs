@@ -4,6 +4,7 @@
 //! the session (transcript, turn count, usage) and the run's dependencies
 //! (model, tools, gate, event emitter) and loops until it has an answer.
 
+mod guarded_stream;
 mod react;
 
 use std::sync::Arc;
@@ -488,8 +489,15 @@ impl<'a> RunDeps<'a> {
     }
 
     async fn replay_chunks(&self, completion: &Completion) {
+        let mut guarded = guarded_stream::GuardedChunks::new(&self.governance.guardrails);
         for chunk in replay_chunks(completion) {
-            self.emitter.emit(|| EventKind::ModelChunk { chunk }).await;
+            match &mut guarded {
+                Some(g) => g.forward(&chunk, self.emitter).await,
+                None => self.emitter.emit(|| EventKind::ModelChunk { chunk }).await,
+            }
+        }
+        if let Some(g) = &mut guarded {
+            g.finish(self.emitter).await;
         }
     }
 
@@ -553,15 +561,26 @@ impl<'a> RunDeps<'a> {
     async fn stream_model(&self, request: ModelRequest<'_>) -> Result<Completion> {
         let mut stream = self.model.stream(request).await?;
         let mut out = Completion::default();
+        // Output guardrails see streamed text before the caller does; the
+        // completion keeps the raw reply (the run guards its final answer).
+        let mut guarded = guarded_stream::GuardedChunks::new(&self.governance.guardrails);
         use futures_util::StreamExt;
         while let Some(chunk) = stream.next().await {
             let chunk: ModelChunk = chunk?;
-            self.emitter
-                .emit(|| EventKind::ModelChunk {
-                    chunk: chunk.clone(),
-                })
-                .await;
+            match &mut guarded {
+                Some(g) => g.forward(&chunk, self.emitter).await,
+                None => {
+                    self.emitter
+                        .emit(|| EventKind::ModelChunk {
+                            chunk: chunk.clone(),
+                        })
+                        .await
+                }
+            }
             out.absorb(chunk);
+        }
+        if let Some(g) = &mut guarded {
+            g.finish(self.emitter).await;
         }
         Ok(out)
     }

@@ -9,6 +9,9 @@
 //! Each block is audited (`guardrail_blocked`) and every trigger is an
 //! `architecture_event` named `guardrail.triggered`.
 //!
+//! A streamed run's text passes the output guards too, before it becomes
+//! `model_chunk` events: see [`StreamGuard`].
+//!
 //! Built in: [`InjectionGuard`] (wraps tool output as data), [`PiiGuard`]
 //! (emails, Luhn-checked card numbers, SSNs, phone numbers),
 //! [`RegexGuard`] and [`ModerationGuard`] (a model scores the text).
@@ -24,6 +27,8 @@
 //! # });
 //! ```
 
+mod stream;
+
 use std::sync::{Arc, LazyLock};
 
 use async_trait::async_trait;
@@ -33,13 +38,16 @@ use serde::Serialize;
 use crate::message::Message;
 use crate::model::{Model, ModelRequest};
 
+pub use stream::{Release, StreamGuard};
+
 /// Where a guardrail looks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Stage {
     /// The user's input, before the run.
     Input,
-    /// The final answer, after the run.
+    /// The final answer, after the run, and a streamed reply's text as it
+    /// streams ([`StreamGuard`]).
     Output,
     /// A tool's successful result, before the model sees it.
     ToolResult,
