@@ -44,7 +44,10 @@ pub mod output {
 }
 pub mod permissions;
 pub mod rate_limit;
-pub mod redact;
+/// Redaction of keys and tokens (from `loomflow-model`).
+pub mod redact {
+    pub use loomflow_model::redact::*;
+}
 pub mod sandbox;
 /// Counting a request's input tokens (from `loomflow-model`).
 pub mod tokens {

@@ -17,6 +17,7 @@ pub mod message;
 pub mod model;
 pub mod output;
 pub mod pricing;
+pub mod redact;
 pub mod secrets;
 pub mod sse;
 pub mod tokens;

@@ -1,6 +1,7 @@
 //! Where provider keys come from when the builder was not given one: a
 //! [`Secrets`] lookup, then the environment.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use crate::error::ConfigError;
@@ -11,6 +12,13 @@ use crate::error::ConfigError;
 pub trait Secrets: Send + Sync + 'static {
     /// The secret named `name`, if the store has it.
     fn lookup(&self, name: &str) -> Option<String>;
+
+    /// `text` with secrets masked: key shapes and registered values
+    /// ([`crate::redact::redact`]). A store that knows its values masks
+    /// them too, whatever their shape.
+    fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {
+        crate::redact::redact(text)
+    }
 }
 
 /// The process environment.
@@ -55,6 +63,36 @@ impl std::fmt::Debug for StaticSecrets {
 impl Secrets for StaticSecrets {
     fn lookup(&self, name: &str) -> Option<String> {
         self.0.get(name).cloned()
+    }
+
+    /// Masks this store's own values (those of at least
+    /// [`MIN_SECRET_LEN`](crate::redact::MIN_SECRET_LEN) characters) as
+    /// well as key shapes.
+    ///
+    /// ```
+    /// use loomflow_model::secrets::{Secrets, StaticSecrets};
+    /// let s = StaticSecrets::from([("DB_PASSWORD", "plain-words-here")]);
+    /// assert_eq!(s.redact("login with plain-words-here"), "login with [REDACTED]");
+    /// ```
+    fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {
+        let mut out = Cow::Borrowed(text);
+        let mut values: Vec<&str> = self
+            .0
+            .values()
+            .map(|v| v.trim())
+            .filter(|v| v.chars().count() >= crate::redact::MIN_SECRET_LEN)
+            .collect();
+        // Longest first, so a value containing another is masked whole.
+        values.sort_by_key(|v| std::cmp::Reverse(v.len()));
+        for value in values {
+            if out.contains(value) {
+                out = Cow::Owned(out.replace(value, "[REDACTED]"));
+            }
+        }
+        match out {
+            Cow::Borrowed(text) => crate::redact::redact(text),
+            Cow::Owned(masked) => Cow::Owned(crate::redact::redact(&masked).into_owned()),
+        }
     }
 }
 
@@ -118,17 +156,18 @@ impl<'a> Endpoint<'a> {
     }
 
     /// The key alone: `key`, else the store, else the environment; `None`
-    /// only when the provider takes none.
+    /// only when the provider takes none. The key is registered for
+    /// redaction ([`crate::redact::register_secret`]).
     pub fn resolve_key(
         &self,
         model: &str,
         key: Option<String>,
         secrets: Option<&dyn Secrets>,
     ) -> Result<Option<String>, ConfigError> {
-        match (key, self.key_var) {
-            (Some(k), _) => Ok(Some(k)),
-            (None, None) => Ok(None),
-            (None, Some(var)) => lookup(var, secrets).map(Some).ok_or_else(|| {
+        let key = match (key, self.key_var) {
+            (Some(k), _) => Some(k),
+            (None, None) => None,
+            (None, Some(var)) => Some(lookup(var, secrets).ok_or_else(|| {
                 ConfigError::invalid(
                     "api key",
                     format!(
@@ -136,8 +175,13 @@ impl<'a> Endpoint<'a> {
                         self.provider
                     ),
                 )
-            }),
+            })?),
+        };
+        // Whatever its shape, the key is masked wherever loomflow redacts.
+        if let Some(key) = &key {
+            crate::redact::register_secret(key);
         }
+        Ok(key)
     }
 
     /// The base URL given or configured (builder, store, environment),

@@ -10,6 +10,7 @@
 //! cancelled or another worker took it over) stops the run, and its stale
 //! result is discarded: only the lease holder can finish a run.
 
+use loomflow_core::redact::Redacted;
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -315,7 +316,7 @@ impl Worker {
                         }
                     }
                     Err(e) => {
-                        tracing::warn!(worker = %self.id, error = %e, "claiming runs failed; retrying");
+                        tracing::warn!(worker = %self.id, error = %Redacted(&e), "claiming runs failed; retrying");
                         queue_busy = false;
                     }
                 }
@@ -353,7 +354,7 @@ impl Worker {
                                 // takes the run over once it runs out.
                                 if let Some(run_id) = task_runs.remove(&e.id()) {
                                     held.remove(&run_id);
-                                    tracing::error!(worker = %self.id, run = %run_id, error = %e,
+                                    tracing::error!(worker = %self.id, run = %run_id, error = %Redacted(&e),
                                         "a run task died; releasing its lease");
                                 }
                                 report.lost += 1;
@@ -381,7 +382,7 @@ impl Worker {
                         }
                     }
                     Err(e) => {
-                        tracing::warn!(worker = %self.id, error = %e, "renewing leases failed");
+                        tracing::warn!(worker = %self.id, error = %Redacted(&e), "renewing leases failed");
                         if last_renewed.elapsed() >= self.lease {
                             // Other workers may own these runs by now.
                             for cancel in held.values_mut().filter_map(|(_, c)| c.take()) {
@@ -664,7 +665,7 @@ async fn committer(queue: RunQueue, worker: String, mut rx: mpsc::Receiver<Commi
         let answers = match store(&queue, &worker, &batch).await {
             Ok(kept) => kept,
             Err(e) => {
-                tracing::warn!(worker = %worker, error = %e, runs = batch.len(),
+                tracing::warn!(worker = %worker, error = %Redacted(&e), runs = batch.len(),
                     "storing finished runs failed; their leases will run out and they will run again");
                 HashSet::new()
             }

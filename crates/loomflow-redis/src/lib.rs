@@ -24,6 +24,7 @@
 //! the user's stored embeddings otherwise; [`MemoryProfile::vector_search`]
 //! and a log line say which. A namespace keeps the mode it started with.
 
+use loomflow_core::redact::Redacted;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -420,7 +421,7 @@ impl RedisMemory {
                     Vectors::Client
                 };
                 tracing::info!(
-                    url = %self.inner.url,
+                    url = %Redacted(&self.inner.url),
                     namespace = %self.inner.namespace,
                     vector_search = mode.describe(),
                     "redis memory ready"
@@ -486,7 +487,7 @@ impl RedisMemory {
             .invoke_async(&mut conn)
             .await;
         if let Err(e) = released {
-            tracing::warn!(lock = %lock, error = %e, "could not release a memory write lock; it expires by itself");
+            tracing::warn!(lock = %lock, error = %Redacted(&e), "could not release a memory write lock; it expires by itself");
         }
         result
     }

@@ -15,6 +15,7 @@
 //! on a runtime thread). It checkpoints the WAL on its own connection, so
 //! that no caller's commit pays for a checkpoint. The file is in WAL mode.
 
+use loomflow_core::redact::Redacted;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError, mpsc};
@@ -275,7 +276,7 @@ impl Writer {
                 if !self.conn.is_autocommit() {
                     let _ = self.conn.execute_batch("ROLLBACK");
                 }
-                tracing::error!(error = %e, "journal commit failed");
+                tracing::error!(error = %Redacted(&e), "journal commit failed");
                 let message = format!("commit failed: {e}");
                 defer(deferred, || message.clone());
                 Some(message)
@@ -615,7 +616,7 @@ fn run_queued(shared: &Shared, writer: &mut Writer, op: Op) {
 /// anyone (PASSIVE).
 fn run_checkpoint(checkpointer: &Connection) {
     if let Err(e) = checkpointer.execute_batch("PRAGMA wal_checkpoint(PASSIVE)") {
-        tracing::warn!(error = %e, "journal checkpoint failed");
+        tracing::warn!(error = %Redacted(&e), "journal checkpoint failed");
     }
 }
 

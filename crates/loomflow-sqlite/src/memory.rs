@@ -9,6 +9,7 @@
 //! changed the user's episodes, so its index is rebuilt rather than served
 //! stale.
 
+use loomflow_core::redact::Redacted;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
@@ -601,7 +602,7 @@ impl Inner {
         match saved {
             Ok(_) => index.unsaved = 0,
             Err(e) => tracing::warn!(
-                user = %user, path = %self.path.display(), error = %e,
+                user = %user, path = %self.path.display(), error = %Redacted(&e),
                 "could not save the recall graph; the next process rebuilds it"
             ),
         }

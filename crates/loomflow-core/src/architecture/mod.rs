@@ -7,6 +7,7 @@
 mod guarded_stream;
 mod react;
 
+use crate::redact::Redacted;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -484,7 +485,7 @@ impl<'a> RunDeps<'a> {
             created_at: Utc::now(),
         };
         if let Err(e) = crate::journal::put_checkpoint(frame, &checkpoint, keep).await {
-            tracing::warn!(session = %session.id, error = %e, "checkpoint failed");
+            tracing::warn!(session = %session.id, error = %Redacted(&e), "checkpoint failed");
         }
     }
 

@@ -47,6 +47,7 @@ mod canonical;
 mod file;
 mod spec;
 
+use crate::redact::Redacted;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -328,7 +329,7 @@ pub async fn append_redacted(log: &dyn AuditLog, mut record: AuditRecord) {
         crate::redact::redact_value(value);
     }
     if let Err(e) = log.append(record).await {
-        tracing::warn!(error = %e, "audit append failed");
+        tracing::warn!(error = %Redacted(&e), "audit append failed");
     }
 }
 
@@ -395,6 +396,10 @@ impl AuditSecret {
     /// signatures can be forged by anyone who can edit the log.
     pub fn new(key: impl AsRef<[u8]>) -> Self {
         let key = key.as_ref();
+        // The key is masked wherever loomflow redacts (long enough keys).
+        if let Ok(text) = std::str::from_utf8(key) {
+            crate::redact::register_secret(text);
+        }
         if key.is_empty() && !EMPTY_SECRET_WARNED.swap(true, Ordering::Relaxed) {
             tracing::warn!(
                 "audit log built with an empty signing secret: anyone who can edit the log can \

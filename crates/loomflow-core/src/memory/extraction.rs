@@ -8,6 +8,7 @@
 //! process and waits for any fact write already under way, so the erase
 //! runs after it and removes what it wrote.
 
+use crate::redact::Redacted;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Once};
 use std::time::Duration;
@@ -214,7 +215,7 @@ impl Extractor {
             let facts = match extracted {
                 Ok(facts) => facts,
                 Err(error) => {
-                    tracing::warn!(episode = %episode.id, %error, "fact extraction failed");
+                    tracing::warn!(episode = %episode.id, error = %Redacted(&error), "fact extraction failed");
                     return;
                 }
             };
@@ -225,7 +226,7 @@ impl Extractor {
             let found = facts.len();
             for fact in facts {
                 if let Err(error) = memory.append_fact(&user, fact).await {
-                    tracing::warn!(episode = %episode.id, %error, "storing an extracted fact failed");
+                    tracing::warn!(episode = %episode.id, error = %Redacted(&error), "storing an extracted fact failed");
                     break;
                 }
             }

@@ -1,6 +1,7 @@
 //! [`Fallback`]: several models behind one, failing over on errors a
 //! different provider may not have.
 
+use crate::redact::Redacted;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -91,7 +92,7 @@ impl Fallback {
             tracing::warn!(
                 from = self.models[i].name(),
                 to = self.models[i + 1].name(),
-                error = %err,
+                error = %Redacted(&err),
                 "model failed; falling over"
             );
             return false;

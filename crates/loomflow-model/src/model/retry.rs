@@ -1,6 +1,7 @@
 //! Retries with exponential backoff: [`RetryPolicy`] and the [`Retrying`]
 //! layer that applies it to any [`Model`].
 
+use crate::redact::Redacted;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -145,7 +146,7 @@ impl RetryPolicy {
                 what,
                 attempt,
                 delay_ms = delay.as_millis() as u64,
-                error = %err,
+                error = %Redacted(&err),
                 "call failed; retrying"
             );
             tokio::time::sleep(delay).await;

@@ -7,8 +7,13 @@
 //! [REDACTED]`, `Bearer [REDACTED]`), so a redacted log still says what was
 //! sent.
 //!
+//! Secrets with no recognisable shape (an internal token, a database
+//! password) are masked by value once [`register_secret`] has been told
+//! them; provider adapters register the keys they resolve. [`Redacted`]
+//! wraps any `Display` for a log field: `error = %Redacted(&e)`.
+//!
 //! ```
-//! use loomflow_core::redact::redact;
+//! use loomflow_model::redact::redact;
 //!
 //! let line = "calling with Authorization: Bearer abcdefghijklmnop0123 and sk-proj-0123456789abcdefXYZ";
 //! assert_eq!(
@@ -19,7 +24,10 @@
 //! ```
 
 use std::borrow::Cow;
-use std::sync::LazyLock;
+use std::collections::VecDeque;
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{LazyLock, RwLock};
 
 use regex::{Regex, RegexSet};
 
@@ -99,9 +107,117 @@ static REDACTOR: LazyLock<Option<Redactor>> = LazyLock::new(|| {
     Some(Redactor { any, each })
 });
 
-/// `text` with keys and tokens replaced by `[REDACTED]`; borrowed when
-/// there is nothing to redact.
+/// Values shorter than this are not registered: they would mask ordinary
+/// words.
+pub const MIN_SECRET_LEN: usize = 8;
+
+/// How many registered values are kept; the oldest go first.
+const MAX_KNOWN: usize = 256;
+
+/// Registered secret values and one matcher for all of them.
+#[derive(Default)]
+struct Known {
+    values: VecDeque<String>,
+    matcher: Option<Regex>,
+}
+
+static ANY_KNOWN: AtomicBool = AtomicBool::new(false);
+static KNOWN: LazyLock<RwLock<Known>> = LazyLock::new(Default::default);
+
+/// Masks `value` wherever this process redacts from now on (logs, audit
+/// payloads, error messages, events), whatever its shape. Returns false
+/// when the value is shorter than [`MIN_SECRET_LEN`] characters and so not
+/// registered. The most recent 256 values are kept.
+///
+/// ```
+/// use loomflow_model::redact::{redact, register_secret};
+///
+/// assert_eq!(redact("db password is Tr0ub4dor&3x"), "db password is Tr0ub4dor&3x");
+/// assert!(register_secret("Tr0ub4dor&3x"));
+/// assert_eq!(redact("db password is Tr0ub4dor&3x"), "db password is [REDACTED]");
+/// assert!(!register_secret("short"));
+/// ```
+pub fn register_secret(value: &str) -> bool {
+    let value = value.trim();
+    if value.chars().count() < MIN_SECRET_LEN {
+        return false;
+    }
+    let Ok(mut known) = KNOWN.write() else {
+        return false;
+    };
+    if known.values.iter().any(|v| v == value) {
+        return true;
+    }
+    if known.values.len() == MAX_KNOWN {
+        known.values.pop_front();
+    }
+    known.values.push_back(value.to_owned());
+    // Longest first, so a value containing another is masked whole.
+    let mut sorted: Vec<&String> = known.values.iter().collect();
+    sorted.sort_by_key(|v| std::cmp::Reverse(v.len()));
+    let alternation = sorted
+        .iter()
+        .map(|v| regex::escape(v))
+        .collect::<Vec<_>>()
+        .join("|");
+    known.matcher = Regex::new(&alternation).ok();
+    ANY_KNOWN.store(true, Ordering::Release);
+    true
+}
+
+/// `text` with registered values masked; borrowed when there are none in it.
+fn redact_known(text: &str) -> Cow<'_, str> {
+    if !ANY_KNOWN.load(Ordering::Acquire) {
+        return Cow::Borrowed(text);
+    }
+    let Ok(known) = KNOWN.read() else {
+        return Cow::Borrowed(text);
+    };
+    match &known.matcher {
+        Some(re) => match re.replace_all(text, "[REDACTED]") {
+            Cow::Owned(s) => Cow::Owned(s),
+            Cow::Borrowed(_) => Cow::Borrowed(text),
+        },
+        None => Cow::Borrowed(text),
+    }
+}
+
+/// `text` with keys and tokens replaced by `[REDACTED]`: the registered
+/// values, then the known key shapes. Borrowed when there is nothing to
+/// redact.
 pub fn redact(text: &str) -> Cow<'_, str> {
+    match redact_known(text) {
+        Cow::Borrowed(text) => redact_shapes(text),
+        Cow::Owned(masked) => Cow::Owned(redact_shapes(&masked).into_owned()),
+    }
+}
+
+/// Displays the wrapped value with keys and tokens redacted, for log and
+/// span fields: `tracing::warn!(error = %Redacted(&e), "…")`. The value is
+/// only formatted when the field is recorded.
+///
+/// ```
+/// use loomflow_model::redact::Redacted;
+///
+/// let e = "connect to postgres://app:hunter22@db/x failed";
+/// assert_eq!(Redacted(e).to_string(), "connect to postgres://app:[REDACTED]@db/x failed");
+/// ```
+#[derive(Clone, Copy)]
+pub struct Redacted<T>(pub T);
+
+impl<T: fmt::Display> fmt::Display for Redacted<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&redact(&self.0.to_string()))
+    }
+}
+
+impl<T: fmt::Debug> fmt::Debug for Redacted<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&redact(&format!("{:?}", self.0)))
+    }
+}
+
+fn redact_shapes(text: &str) -> Cow<'_, str> {
     let Some(r) = REDACTOR.as_ref() else {
         // The patterns are constants compiled in tests; were one ever
         // rejected, hide the text rather than risk a key.
