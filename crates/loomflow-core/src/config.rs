@@ -52,6 +52,7 @@ const TOP_KEYS: &[&str] = &[
     "permissions",
     "budget",
     "audit_log",
+    "guardrails",
     "rate_limit",
     "hook_timeout",
 ];
@@ -167,6 +168,9 @@ pub struct AgentConfig {
     pub budget: Option<toml::Table>,
     /// The audit log (see [`AuditSpec`](crate::audit::AuditSpec)).
     pub audit_log: Option<toml::Value>,
+    /// Guardrails in order: names (`"pii"`, `"injection"`) and tables
+    /// (see [`GuardrailSpec`](crate::guardrails::GuardrailSpec)).
+    pub guardrails: Option<toml::Value>,
     /// `{ rate = 2.0, burst = 5, mode = "throttle" | "reject" }`: model calls
     /// per second per user.
     pub rate_limit: Option<RateLimitConfig>,
@@ -243,6 +247,15 @@ impl AgentConfig {
     /// The `audit_log` key, parsed.
     pub fn audit_spec(&self) -> Result<Option<crate::audit::AuditSpec>, ConfigError> {
         self.audit_log.clone().map(TryInto::try_into).transpose()
+    }
+
+    /// The `guardrails` key, parsed (empty when absent).
+    pub fn guardrail_specs(&self) -> Result<Vec<crate::guardrails::GuardrailSpec>, ConfigError> {
+        self.guardrails
+            .as_ref()
+            .map(crate::guardrails::GuardrailSpec::parse_all)
+            .transpose()
+            .map(Option::unwrap_or_default)
     }
 
     /// The `runtime` key, parsed.
@@ -369,6 +382,7 @@ impl AgentConfig {
         };
         config.budget_config().map_err(in_file)?;
         config.audit_spec().map_err(in_file)?;
+        config.guardrail_specs().map_err(in_file)?;
         Ok(config)
     }
 
@@ -423,7 +437,11 @@ impl AgentConfig {
     pub fn into_builder(self) -> Result<AgentBuilder, ConfigError> {
         let budget = self.budget_config()?;
         let audit = self.audit_spec()?;
+        let guardrails = self.guardrail_specs()?;
         let mut b = Agent::builder().instructions(self.instructions.clone());
+        for spec in &guardrails {
+            b = b.guardrail_arc(spec.build()?);
+        }
         if let Some(model) = self.model() {
             b = b.model(model?);
         }
@@ -639,6 +657,47 @@ mod tests {
         );
         let err = AgentConfig::from_toml("max_turns = ", "f.toml").unwrap_err();
         assert!(err.to_string().starts_with("f.toml: "), "{err}");
+    }
+
+    #[tokio::test]
+    async fn guardrails_from_the_file_guard_runs() {
+        let text = r#"
+            guardrails = ["pii", { kind = "moderation", model = "echo", threshold = 0.5, stages = ["input"] }]
+            [model]
+            name = "scripted"
+            [[model.turns]]
+            text = "Reach me at jo@example.com"
+        "#;
+        let agent = AgentConfig::from_toml(text, "g.toml")
+            .unwrap()
+            .into_builder()
+            .unwrap()
+            .build()
+            .unwrap();
+        // The echo judge gives no score, so the input is blocked (fails
+        // closed): the moderation entry is wired in, at the input stage.
+        let r = agent.run("hello").await.unwrap();
+        assert_eq!(
+            r.interruption_reason.as_deref(),
+            Some("guardrail:moderation")
+        );
+        let text = text.replace(
+            r#", { kind = "moderation", model = "echo", threshold = 0.5, stages = ["input"] }"#,
+            "",
+        );
+        let agent = AgentConfig::from_toml(&text, "g.toml")
+            .unwrap()
+            .into_builder()
+            .unwrap()
+            .build()
+            .unwrap();
+        let r = agent.run("hello").await.unwrap();
+        assert_eq!(r.output, "Reach me at [REDACTED:email]");
+        let err = AgentConfig::from_toml(r#"guardrails = ["pi"]"#, "h.toml").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "h.toml: invalid guardrails[0].kind: unknown guardrail \"pi\" (did you mean \"pii\"?); valid kinds are pii, injection, regex, moderation"
+        );
     }
 
     #[test]

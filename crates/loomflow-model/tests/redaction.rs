@@ -79,7 +79,10 @@ async fn retried_errors_are_logged_without_their_secrets() {
         },
     );
     let messages = [Message::user("hi")];
-    let err = model.complete(ModelRequest::new(&messages)).await.unwrap_err();
+    let err = model
+        .complete(ModelRequest::new(&messages))
+        .await
+        .unwrap_err();
     // The error itself is the caller's to redact; the log line is ours.
     assert!(err.to_string().contains("opaque-internal-7f3e9a"));
     let lines = capture.0.lock().unwrap().clone();
@@ -87,8 +90,14 @@ async fn retried_errors_are_logged_without_their_secrets() {
         .iter()
         .find(|l| l.contains("retrying"))
         .unwrap_or_else(|| panic!("no retry warning in {lines:?}"));
-    assert!(retry.contains("upstream rejected [REDACTED] and [REDACTED]"), "{retry}");
-    assert!(!retry.contains("abcdefghijklmnop") && !retry.contains("7f3e9a"), "{retry}");
+    assert!(
+        retry.contains("upstream rejected [REDACTED] and [REDACTED]"),
+        "{retry}"
+    );
+    assert!(
+        !retry.contains("abcdefghijklmnop") && !retry.contains("7f3e9a"),
+        "{retry}"
+    );
 }
 
 #[test]
@@ -100,7 +109,10 @@ fn resolved_keys_and_a_stores_own_values_are_masked_by_value() {
     let key = endpoint.resolve_key("acme-1", None, Some(&store)).unwrap();
     assert_eq!(key.as_deref(), Some("plainkey-0042-zz"));
     assert_eq!(before, "auth failed for plainkey-0042-zz");
-    assert_eq!(redact("auth failed for plainkey-0042-zz"), "auth failed for [REDACTED]");
+    assert_eq!(
+        redact("auth failed for plainkey-0042-zz"),
+        "auth failed for [REDACTED]"
+    );
 
     // The store masks its own values even before anyone resolved them.
     use loomflow_model::secrets::Secrets;

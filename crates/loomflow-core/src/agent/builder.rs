@@ -295,6 +295,16 @@ impl AgentBuilder {
         self
     }
 
+    /// Adds a shared guardrail after the others.
+    pub fn guardrail_arc(
+        mut self,
+        guard: std::sync::Arc<dyn crate::guardrails::Guardrail>,
+    ) -> Self {
+        self.governance.guardrails =
+            std::mem::take(&mut self.governance.guardrails).with_arc(guard);
+        self
+    }
+
     /// Replaces the guardrails.
     pub fn guardrails(mut self, guards: crate::guardrails::Guardrails) -> Self {
         self.governance.guardrails = guards;

@@ -27,6 +27,7 @@
 //! # });
 //! ```
 
+mod spec;
 mod stream;
 
 use std::sync::{Arc, LazyLock};
@@ -38,6 +39,7 @@ use serde::Serialize;
 use crate::message::Message;
 use crate::model::{Model, ModelRequest};
 
+pub use spec::GuardrailSpec;
 pub use stream::{Release, StreamGuard};
 
 /// Where a guardrail looks.
