@@ -1,5 +1,6 @@
 //! Governance end to end: the gate on every path into a tool, approvals,
-//! failing hooks, budgets (per run, and per user under 100 concurrent runs),
+//! failing hooks, budgets (per run, and per user under 100 concurrent runs,
+//! for tokens and for cost),
 //! the rate limiter and the audit trail of a run.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -386,6 +387,52 @@ async fn one_user_never_overspends_by_more_than_a_step_under_concurrency() {
             .tokens_total(),
         0
     );
+}
+
+/// The same race against a per-user cost cap: the user overspends by no
+/// more than one model call's cost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_user_never_overspends_a_cost_cap_by_more_than_a_step_under_concurrency() {
+    const STEP: f64 = 0.03;
+    const CAP: f64 = 0.75;
+    let turns = (0..600).map(|i| {
+        ScriptedTurn::tool_call("lookup", json!({ "q": i.to_string() })).with_usage(Usage {
+            cost_usd: STEP,
+            ..turn_usage(30, 10)
+        })
+    });
+    let budget = StandardBudget::new(BudgetConfig {
+        per_user_max_cost_usd: Some(CAP),
+        ..BudgetConfig::default()
+    });
+    let agent = Agent::builder()
+        .model(Slow(ScriptedModel::new(turns)))
+        .tool(lookup)
+        .max_turns(6)
+        .shared_budget(budget.clone())
+        .build()
+        .unwrap();
+    let runs = (0..100).map(|_| {
+        let agent = agent.clone();
+        tokio::spawn(async move { agent.run("go").user("frank").await.unwrap() })
+    });
+    let results: Vec<RunResult> = futures_util::future::join_all(runs)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    let spent: f64 = results.iter().map(|r| r.cost_usd).sum();
+    let frank = UserId::new("frank").unwrap();
+    assert!((budget.usage_for(&frank).spend.cost_usd - spent).abs() < 1e-9);
+    assert!(
+        spent >= CAP - 1e-9 && spent <= CAP + STEP + 1e-9,
+        "spent ${spent} against a cap of ${CAP}"
+    );
+    let stopped = results
+        .iter()
+        .filter(|r| r.interruption_reason.as_deref() == Some("budget:per_user_max_cost_usd"))
+        .count();
+    assert!(stopped >= 75, "{stopped} runs stopped by the cap");
 }
 
 #[tokio::test]
