@@ -51,6 +51,12 @@ pub(crate) async fn run(args: &RunArgs, file: PathBuf, input: String) -> Result<
     if let Some((_, memory)) = crate::open_memory(args.memory.as_deref(), configured).await? {
         wf = wf.with_memory(memory);
     }
+    if let Some(spec) = wf.audit_spec().cloned() {
+        let log = loomflow::open_audit_log(&spec)
+            .await
+            .map_err(|e| format!("{}: audit_log: {e}", file.display()))?;
+        wf = wf.with_audit_log(log);
+    }
     let outcome = run_workflow(&wf, args, input).await;
     crate::drain_background().await;
     outcome

@@ -311,6 +311,16 @@ fn workflow_file_errors_name_the_file_line_and_key() {
             "start = \"a\"\nmemory = \"mongo://x\"\n[agents.h]\nmodel = \"echo\"\n[[nodes]]\nname = \"a\"\nagent = \"h\"\n[[edges]]\nfrom = \"a\"\nto = \"END\"\n",
             "bad-memory.toml:2: memory: ",
         ),
+        (
+            "agent-audit.toml",
+            "start = \"a\"\n[agents.h]\nmodel = \"echo\"\naudit_log = \"./a.jsonl\"\n[[nodes]]\nname = \"a\"\nagent = \"h\"\n[[edges]]\nfrom = \"a\"\nto = \"END\"\n",
+            "agent-audit.toml:2: agents.h.audit_log: in a workflow file, the audit log is set once at the top level",
+        ),
+        (
+            "bad-audit.toml",
+            "start = \"a\"\naudit_log = { path = \"./a.jsonl\", log = \"q4\" }\n[agents.h]\nmodel = \"echo\"\n[[nodes]]\nname = \"a\"\nagent = \"h\"\n[[edges]]\nfrom = \"a\"\nto = \"END\"\n",
+            "bad-audit.toml:2: audit_log: ",
+        ),
     ];
     for (file, text, expected) in cases {
         let path = dir.join(file);
@@ -379,6 +389,78 @@ fn a_workflow_files_memory_reaches_its_agents_across_processes() {
         .map(|e| e["output"].as_str().unwrap())
         .collect();
     assert_eq!(outputs, ["Echo: my name is Ada", "Echo: what is my name"]);
+}
+
+#[test]
+fn a_workflow_files_audit_log_chains_its_steps_and_agent_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("audit.db");
+    let file = dir.path().join("audited.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "start = \"draft\"\n\
+             audit_log = {{ path = \"sqlite:{}\", secret_env = \"LOOMFLOW_TEST_AUDIT_KEY\" }}\n\
+             [agents.writer]\nmodel = \"echo\"\n\
+             [[nodes]]\nname = \"draft\"\nagent = \"writer\"\n\
+             [[nodes]]\nname = \"polish\"\nagent = \"writer\"\n\
+             [[edges]]\nfrom = \"draft\"\nto = \"polish\"\n\
+             [[edges]]\nfrom = \"polish\"\nto = \"END\"\n",
+            db.display()
+        ),
+    )
+    .unwrap();
+    let key = "0123456789abcdef-workflow-key";
+    let cli = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_loomflow"))
+            .args(args)
+            .env("LOOMFLOW_TEST_AUDIT_KEY", key)
+            .output()
+            .unwrap()
+    };
+    let o = cli(&["run", file.to_str().unwrap(), "hi", "--user", "ada"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let location = format!("sqlite:{}", db.display());
+    let o = cli(&[
+        "audit",
+        "verify",
+        &location,
+        "--secret-env",
+        "LOOMFLOW_TEST_AUDIT_KEY",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).starts_with("ok: 8 entries"), "{}", stdout(&o));
+    let o = cli(&["audit", "show", &location]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let entries: Vec<serde_json::Value> = stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let trail: Vec<String> = entries
+        .iter()
+        .map(|e| {
+            let step = e["payload"]["step"].as_str().unwrap_or("");
+            format!(
+                "{}{}{step}",
+                e["action"].as_str().unwrap(),
+                if step.is_empty() { "" } else { ":" }
+            )
+        })
+        .collect();
+    assert_eq!(
+        trail,
+        [
+            "step_started:draft",
+            "run_started",
+            "run_completed",
+            "step_completed:draft",
+            "step_started:polish",
+            "run_started",
+            "run_completed",
+            "step_completed:polish",
+        ]
+    );
+    assert!(entries.iter().all(|e| e["user_id"] == "ada"));
 }
 
 #[test]

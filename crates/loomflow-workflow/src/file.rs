@@ -42,6 +42,13 @@
 //! every agent a long-term memory; the loader checks it and the caller opens
 //! it ([`Workflow::memory_spec`], [`Workflow::with_memory`]; `loomflow run`
 //! does). Agents inside a workflow file take no `memory` key of their own.
+//!
+//! Likewise a top-level `audit_log = { path = "./audit.jsonl", secret_env =
+//! "AUDIT_KEY" }` (any [`AuditSpec`](loomflow_core::audit::AuditSpec): a
+//! file, `sqlite:` or `postgres://`) records every step and the runs of the
+//! agents inside in one signed chain ([`Workflow::audit_spec`],
+//! [`Workflow::with_audit_log`]); agents and nested files take none of
+//! their own.
 
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -67,6 +74,7 @@ struct FileSpec {
     max_concurrency: Option<usize>,
     response_tone: Option<String>,
     memory: Option<Spanned<toml::Value>>,
+    audit_log: Option<Spanned<toml::Value>>,
     #[serde(default)]
     agents: BTreeMap<String, Spanned<toml::Table>>,
     #[serde(default)]
@@ -249,6 +257,13 @@ impl Workflow {
                 Some(parsed.map_err(|e| src.err(Some(value.span()), format!("memory: {e}")))?)
             }
         };
+        let audit_spec = match &spec.audit_log {
+            None => None,
+            Some(value) => Some(
+                loomflow_core::audit::AuditSpec::try_from(value.get_ref().clone())
+                    .map_err(|e| src.err(Some(value.span()), format!("audit_log: {e}")))?,
+            ),
+        };
 
         for node in &spec.nodes {
             let span = node.span();
@@ -284,6 +299,16 @@ impl Workflow {
                             format!(
                                 "nodes.{name}.workflow: `{}` sets `memory`, which only the top-level \
                                  workflow file may set (it reaches the nested agents); move it there",
+                                path.get_ref()
+                            ),
+                        ));
+                    }
+                    if nested.audit_spec().is_some() {
+                        return Err(src.err(
+                            Some(path.span()),
+                            format!(
+                                "nodes.{name}.workflow: `{}` sets `audit_log`, which only the top-level \
+                                 workflow file may set (its chain holds the nested steps); move it there",
                                 path.get_ref()
                             ),
                         ));
@@ -375,19 +400,20 @@ impl Workflow {
                 other => src.err(line, other.to_string()),
             }
         })?;
-        Ok(match memory_spec {
-            None => built,
-            Some(memory) => {
-                let mut settings = built.inner.settings.clone();
-                settings.memory_facts = memory.with_facts;
-                settings.memory_spec = Some(memory);
-                Workflow::from_parts(
-                    built.inner.name.clone(),
-                    built.inner.graph.clone(),
-                    settings,
-                )
-            }
-        })
+        if memory_spec.is_none() && audit_spec.is_none() {
+            return Ok(built);
+        }
+        let mut settings = built.inner.settings.clone();
+        if let Some(memory) = memory_spec {
+            settings.memory_facts = memory.with_facts;
+            settings.memory_spec = Some(memory);
+        }
+        settings.audit_spec = audit_spec;
+        Ok(Workflow::from_parts(
+            built.inner.name.clone(),
+            built.inner.graph.clone(),
+            settings,
+        ))
     }
 }
 
@@ -458,6 +484,16 @@ fn agent_from(
             format!(
                 "agents.{name}.memory: in a workflow file, memory is set once at the top level \
                  (`memory = \"sqlite:./bot.db\"`) and reaches every agent; move it there"
+            ),
+        ));
+    }
+    if config.audit_log.is_some() {
+        return Err(src.err(
+            Some(span),
+            format!(
+                "agents.{name}.audit_log: in a workflow file, the audit log is set once at the top \
+                 level (`audit_log = {{ path = \"./audit.jsonl\", secret_env = \"AUDIT_KEY\" }}`) and \
+                 records every agent; move it there"
             ),
         ));
     }

@@ -30,6 +30,8 @@ pub(crate) struct Settings {
     pub memory_spec: Option<MemorySpec>,
     /// Where step entries go (and the Agents inside without a log).
     pub audit: Option<Arc<dyn AuditLog>>,
+    /// A declarative file's `audit_log` key, for the caller to open.
+    pub audit_spec: Option<loomflow_core::audit::AuditSpec>,
 }
 
 impl Default for Settings {
@@ -46,6 +48,7 @@ impl Default for Settings {
             memory_facts: true,
             memory_spec: None,
             audit: None,
+            audit_spec: None,
         }
     }
 }

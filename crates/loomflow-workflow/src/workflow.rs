@@ -103,6 +103,22 @@ impl Workflow {
         self.inner.settings.memory_spec.as_ref()
     }
 
+    /// A copy of this workflow that audits its steps in `log` and lends it
+    /// to the Agents and nested workflows without one (see
+    /// [`WorkflowBuilder::audit_log`](crate::WorkflowBuilder::audit_log)).
+    pub fn with_audit_log(&self, log: Arc<dyn loomflow_core::audit::AuditLog>) -> Workflow {
+        let mut settings = self.inner.settings.clone();
+        settings.audit = Some(log);
+        Self::from_parts(self.inner.name.clone(), self.inner.graph.clone(), settings)
+    }
+
+    /// The audit log a declarative file's `audit_log` key names, for the
+    /// caller to open (`loomflow::open_audit_log`) and attach with
+    /// [`with_audit_log`](Self::with_audit_log); `loomflow run` does both.
+    pub fn audit_spec(&self) -> Option<&loomflow_core::audit::AuditSpec> {
+        self.inner.settings.audit_spec.as_ref()
+    }
+
     /// The workflow's name.
     pub fn name(&self) -> &str {
         &self.inner.name
