@@ -425,7 +425,7 @@ async fn one_user_never_overspends_a_cost_cap_by_more_than_a_step_under_concurre
     let frank = UserId::new("frank").unwrap();
     assert!((budget.usage_for(&frank).spend.cost_usd - spent).abs() < 1e-9);
     assert!(
-        spent >= CAP - 1e-9 && spent <= CAP + STEP + 1e-9,
+        (CAP - 1e-9..=CAP + STEP + 1e-9).contains(&spent),
         "spent ${spent} against a cap of ${CAP}"
     );
     let stopped = results
