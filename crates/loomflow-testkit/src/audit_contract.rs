@@ -47,6 +47,7 @@ where
     round_trip_chain_and_queries(open("contract_basic").await).await;
     named_logs_are_separate(open("contract_a").await, open("contract_b").await).await;
     many_handles_append_one_chain(open("contract_many").await, open("contract_many").await).await;
+    floats_survive_the_round_trip(open("contract_floats").await.as_ref()).await;
 }
 
 async fn round_trip_chain_and_queries(log: Arc<dyn AuditLog>) {
@@ -331,4 +332,43 @@ where
     );
     assert!(!v.ok);
     assert_eq!(log.query(&AuditQuery::all()).await.unwrap().len(), 4);
+}
+
+/// Timings and costs are floats with up to 17 significant digits; each must
+/// read back as the same number, or its entry's signature breaks. (A JSON
+/// parser that is off by one unit in the last place for some of them made
+/// `elapsed_ms` fail verification now and then.)
+async fn floats_survive_the_round_trip(log: &dyn AuditLog) {
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let floats: Vec<f64> = (0..400)
+        .map(|i| {
+            // xorshift: spread over many magnitudes and all 17 digits.
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let unit = (x >> 11) as f64 / (1u64 << 53) as f64;
+            unit * 10f64.powi(i % 12 - 3)
+        })
+        .collect();
+    let record = AuditRecord::new(&user("floats"), "s-floats", "system", "run_completed")
+        .with("elapsed_ms", floats.clone());
+    let written = log.append(record).await.unwrap();
+    let back = log
+        .query(&AuditQuery::all().session("s-floats"))
+        .await
+        .unwrap();
+    let read = back
+        .first()
+        .and_then(|e| e.payload["elapsed_ms"].as_array().cloned())
+        .unwrap_or_default();
+    let off: Vec<(f64, Option<f64>)> = floats
+        .iter()
+        .zip(read.iter().map(serde_json::Value::as_f64))
+        .filter(|(a, b)| Some(**a) != *b)
+        .map(|(a, b)| (*a, b))
+        .collect();
+    assert!(off.is_empty(), "floats read back changed: {off:?}");
+    assert_eq!(back, [written]);
+    let check = log.verify(None).await.unwrap();
+    assert!(check.ok, "{:?}", check.problems);
 }
