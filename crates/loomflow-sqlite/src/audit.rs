@@ -93,12 +93,13 @@ impl SqliteAuditLog {
         let at = |e: rusqlite::Error| AuditError::storage(&location, e);
         let conn = Connection::open(&path).map_err(at)?;
         conn.busy_timeout(LOCK_TIMEOUT).map_err(at)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(at)?;
-        conn.pragma_update(None, "synchronous", "NORMAL")
-            .map_err(at)?;
-        conn.execute_batch(SCHEMA).map_err(at)?;
-        conn.execute_batch(AuditRow::INDEXES).map_err(at)?;
+        crate::busy::patiently(LOCK_TIMEOUT, || {
+            conn.pragma_update(None, "journal_mode", "WAL")?;
+            conn.pragma_update(None, "synchronous", "NORMAL")?;
+            conn.execute_batch(SCHEMA)?;
+            conn.execute_batch(AuditRow::INDEXES)
+        })
+        .map_err(at)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 path,

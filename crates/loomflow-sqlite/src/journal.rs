@@ -30,6 +30,8 @@ use loomflow_core::journal::{
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::oneshot;
 
+use crate::busy::is_busy;
+
 const BACKEND: &str = "sqlite";
 
 /// How long a batched journal's first uncommitted write waits for company
@@ -322,13 +324,6 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-fn is_busy(e: &rusqlite::Error) -> bool {
-    matches!(
-        e.sqlite_error_code(),
-        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
-    )
-}
-
 fn open_connection(path: &Path, sync: &str) -> Result<Connection, JournalError> {
     let conn = Connection::open(path)
         .map_err(|e| backend_error(format!("cannot open `{}`: {e}", path.display())))?;
@@ -336,9 +331,11 @@ fn open_connection(path: &Path, sync: &str) -> Result<Connection, JournalError> 
     // and creating the tables take a write lock) instead of failing.
     conn.busy_timeout(LOCK_TIMEOUT)
         .map_err(|e| backend_error(format!("cannot configure `{}`: {e}", path.display())))?;
-    conn.execute_batch(&format!(
-        "PRAGMA journal_mode = WAL; PRAGMA synchronous = {sync};"
-    ))
+    crate::busy::patiently(LOCK_TIMEOUT, || {
+        conn.execute_batch(&format!(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = {sync};"
+        ))
+    })
     .map_err(|e| backend_error(format!("cannot configure `{}`: {e}", path.display())))?;
     Ok(conn)
 }
@@ -358,7 +355,7 @@ impl SqliteJournal {
             Durability::Committed | Durability::Batched => "NORMAL",
         };
         let conn = open_connection(&path, sync)?;
-        migrate(&conn).map_err(|e| {
+        crate::busy::patiently(LOCK_TIMEOUT, || migrate(&conn)).map_err(|e| {
             backend_error(format!(
                 "cannot create the tables in `{}`: {e}",
                 path.display()

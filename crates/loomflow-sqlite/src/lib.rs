@@ -12,6 +12,7 @@
 //! several processes appending.
 
 mod audit;
+mod busy;
 mod journal;
 mod memory;
 

@@ -252,11 +252,14 @@ impl SqliteMemory {
 
     fn init(conn: Connection, path: PathBuf) -> Result<Self, MemoryError> {
         let configure = |conn: &Connection| -> rusqlite::Result<()> {
-            conn.busy_timeout(std::time::Duration::from_secs(10))?;
-            conn.execute_batch(
-                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
-            )?;
-            conn.execute_batch(SCHEMA)
+            let wait = std::time::Duration::from_secs(10);
+            conn.busy_timeout(wait)?;
+            crate::busy::patiently(wait, || {
+                conn.execute_batch(
+                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+                )?;
+                conn.execute_batch(SCHEMA)
+            })
         };
         configure(&conn)
             .map_err(|e| db_error(format!("cannot set up `{}`: {e}", path.display())))?;
