@@ -307,6 +307,11 @@ impl GatedModel {
         self.open.send_replace(true);
     }
 
+    /// How many calls have reached the gate.
+    pub fn calls(&self) -> usize {
+        *self.started.borrow()
+    }
+
     /// Waits until `n` calls have reached the gate.
     pub async fn wait_for_calls(&self, n: usize) {
         let mut started = self.started.subscribe();

@@ -75,7 +75,16 @@ async fn forget_stops_background_extraction(m: Arc<dyn Memory>) {
         extractor.spawn(claim, Arc::clone(&m), u, episode);
         ids.push(id);
     }
-    model.wait_for_calls(3).await;
+    // Bounded, so a lost extraction fails the test with what it saw
+    // instead of hanging it.
+    let waited =
+        tokio::time::timeout(std::time::Duration::from_secs(60), model.wait_for_calls(3)).await;
+    assert!(
+        waited.is_ok(),
+        "only {} of 3 background extractions reached the model within 60 s ({} pending)",
+        model.calls(),
+        extractor.pending()
+    );
     assert_eq!(extractor.pending(), 3);
     // Only the first session of `gone`: its extraction is dropped mid-call.
     m.forget(&Forget::user(gone.clone()).session(session("extract-s1")))
