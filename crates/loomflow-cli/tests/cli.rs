@@ -418,7 +418,16 @@ fn a_workflow_files_audit_log_chains_its_steps_and_agent_runs() {
             .output()
             .unwrap()
     };
-    let o = cli(&["run", file.to_str().unwrap(), "hi", "--user", "ada"]);
+    let journal = format!("sqlite:{}", dir.path().join("journal.db").display());
+    let o = cli(&[
+        "run",
+        file.to_str().unwrap(),
+        "hi",
+        "--user",
+        "ada",
+        "--runtime",
+        &journal,
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let location = format!("sqlite:{}", db.display());
     let o = cli(&[
