@@ -49,6 +49,7 @@ pub mod redact {
     pub use loomflow_model::redact::*;
 }
 pub mod sandbox;
+pub mod step;
 /// Counting a request's input tokens (from `loomflow-model`).
 pub mod tokens {
     pub use loomflow_model::tokens::*;

@@ -31,6 +31,96 @@ pub fn tool(attr: TokenStream, item: TokenStream) -> TokenStream {
     }
 }
 
+/// Makes an async function a workflow step.
+///
+/// Inside a running workflow node, each call opens a `loom.workflow.step`
+/// span and writes `step_started`, then `step_completed` or (for a
+/// function returning `Result` whose call fails) `step_failed` with the
+/// redacted error, to the workflow's audit log under the run's user and
+/// session. Outside a workflow the function runs as written.
+///
+/// * Options: `name = "..."` (default: the function's name),
+///   `crate = "path::to::loomflow"`.
+/// * Only `async fn`s: a step is awaited inside the workflow's task.
+/// * A return type whose last segment is `Result` (`Result<T, E>`,
+///   `io::Result<T>`, `anyhow::Result<T>`) is treated as fallible; its
+///   error type must implement `Display`.
+#[proc_macro_attribute]
+pub fn step(attr: TokenStream, item: TokenStream) -> TokenStream {
+    match expand_step(attr.into(), item.into()) {
+        Ok(ts) => ts.into(),
+        Err(e) => e.to_compile_error().into(),
+    }
+}
+
+fn expand_step(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
+    let mut name: Option<String> = None;
+    let mut krate: syn::Path = syn::parse_quote!(::loomflow);
+    let metas = Punctuated::<Meta, Token![,]>::parse_terminated.parse2(attr)?;
+    for meta in metas {
+        match &meta {
+            Meta::NameValue(nv) if nv.path.is_ident("name") => {
+                name = Some(string_value(&nv.value, "name")?);
+            }
+            Meta::NameValue(nv) if nv.path.is_ident("crate") => {
+                krate = syn::parse_str(&string_value(&nv.value, "crate")?)?;
+            }
+            other => {
+                return Err(syn::Error::new_spanned(
+                    other,
+                    "unknown #[step] option; expected `name = \"...\"` or `crate = \"...\"`",
+                ));
+            }
+        }
+    }
+    let mut func: ItemFn = syn::parse2(item)?;
+    if func.sig.asyncness.is_none() {
+        return Err(syn::Error::new_spanned(
+            func.sig.fn_token,
+            format!(
+                "#[step] requires an async fn: write `async fn {}(...)` (a step is awaited \
+                 inside the workflow), or drop #[step] and pass the plain function to the workflow",
+                func.sig.ident
+            ),
+        ));
+    }
+    let step_name = name.unwrap_or_else(|| func.sig.ident.to_string());
+    let block = &func.block;
+    // Pins the block's type to the declared one, so `?` inside it converts
+    // errors as it would in the function itself.
+    let pin = match &func.sig.output {
+        ReturnType::Type(_, ty) if matches!(**ty, Type::ImplTrait(_)) => quote! {},
+        ReturnType::Type(_, ty) => quote! {
+            #[allow(unreachable_code, clippy::empty_loop, clippy::diverging_sub_expression)]
+            if false {
+                let __loomflow_step_return: #ty = loop {};
+                return __loomflow_step_return;
+            }
+        },
+        ReturnType::Default => quote! {},
+    };
+    let fallible = match &func.sig.output {
+        ReturnType::Type(_, ty) => match &**ty {
+            Type::Path(p) => p.path.segments.last().is_some_and(|s| s.ident == "Result"),
+            _ => false,
+        },
+        ReturnType::Default => false,
+    };
+    let runner = match fallible {
+        true => quote! { run_fallible },
+        false => quote! { run },
+    };
+    let body: syn::Block = syn::parse_quote! {{
+        #krate::step::#runner(#step_name, async move {
+            #pin
+            #block
+        })
+        .await
+    }};
+    *func.block = body;
+    Ok(quote! { #func })
+}
+
 struct Options {
     name: Option<String>,
     description: Option<String>,

@@ -15,6 +15,7 @@ use loomflow_core::error::IdError;
 use loomflow_core::id::new_id;
 use loomflow_core::job::{Job, JobError, JobRun};
 use loomflow_core::journal::{self, Durable, OpenMode, Scope};
+use loomflow_core::step::StepScope;
 use loomflow_core::{EventKind, EventSink, RunContext, RunId, SessionId, UserId};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -35,6 +36,8 @@ pub struct Workflow {
 
 pub(crate) struct Inner {
     pub name: String,
+    /// The name again, shared with the nodes' step scopes.
+    pub shared_name: Arc<str>,
     pub graph: Graph,
     pub settings: Settings,
 }
@@ -57,6 +60,7 @@ impl Workflow {
     pub(crate) fn from_parts(name: String, graph: Graph, settings: Settings) -> Self {
         Self {
             inner: Arc::new(Inner {
+                shared_name: name.as_str().into(),
                 name,
                 graph,
                 settings,
@@ -495,17 +499,21 @@ impl IntoFuture for WorkflowRequest {
 /// recorded node returns its recorded outcome without running).
 async fn run_node(
     node: &dyn Node,
-    name: &str,
+    name: &NodeName,
+    scope: StepScope,
     visit: u32,
     input: Value,
     cx: NodeContext<'_>,
 ) -> Result<NodeOutcome, BoxError> {
+    // `#[step]` functions called by the node see which node they run in.
     if !journal::active() {
-        return node.run(input, cx).await;
+        return scope.scope(node.run(input, cx)).await;
     }
-    let step = format!("node:{name}#{visit}");
+    let step = format!("node:{}#{visit}", name.as_str());
     let fingerprinted = input.clone();
-    journal::step(&step, &fingerprinted, || node.run(input, cx)).await
+    scope
+        .scope(journal::step(&step, &fingerprinted, || node.run(input, cx)))
+        .await
 }
 
 /// Who delivered a node's input (`None` is the workflow's input).
@@ -635,13 +643,9 @@ impl<'a> Scheduler<'a> {
                 };
                 self.step_started(node).await;
                 let cx = self.context(node);
-                let fut = run_node(
-                    graph.nodes[node].as_ref(),
-                    self.name(node),
-                    visit,
-                    input,
-                    cx,
-                );
+                let name = &graph.names[node];
+                let scope = StepScope::new(self.wf.shared_name.clone(), name.shared());
+                let fut = run_node(graph.nodes[node].as_ref(), name, scope, visit, input, cx);
                 if running.is_empty() && self.queue.is_empty() {
                     inline = Some((node, sources, fut));
                     break;

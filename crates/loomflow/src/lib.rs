@@ -40,7 +40,7 @@
 //! ```
 
 pub use loomflow_core::*;
-pub use loomflow_macros::tool;
+pub use loomflow_macros::{step, tool};
 
 /// Workflows: the developer-controlled graph (see [`Workflow`]).
 pub mod workflow {
@@ -346,7 +346,7 @@ pub mod prelude {
         OutputSchema, ReAct, Result, RunContext, RunResult, ScriptedModel, ScriptedTurn, SessionId,
         Tone, Tool, ToolError, UserId, tool,
     };
-    pub use loomflow_macros::tool;
+    pub use loomflow_macros::{step, tool};
     pub use loomflow_workflow::{END, Router, START, Step, Workflow, blocking};
 }
 
