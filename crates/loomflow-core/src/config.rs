@@ -668,12 +668,15 @@ mod tests {
             [[model.turns]]
             text = "Reach me at jo@example.com"
         "#;
-        let agent = AgentConfig::from_toml(text, "g.toml")
-            .unwrap()
-            .into_builder()
-            .unwrap()
-            .build()
-            .unwrap();
+        let agent_from = |text: &str| {
+            AgentConfig::from_toml(text, "g.toml")
+                .unwrap()
+                .into_builder()
+                .unwrap()
+                .build()
+                .unwrap()
+        };
+        let agent = agent_from(text);
         // The echo judge gives no score, so the input is blocked (fails
         // closed): the moderation entry is wired in, at the input stage.
         let r = agent.run("hello").await.unwrap();
@@ -685,13 +688,7 @@ mod tests {
             r#", { kind = "moderation", model = "echo", threshold = 0.5, stages = ["input"] }"#,
             "",
         );
-        let agent = AgentConfig::from_toml(&text, "g.toml")
-            .unwrap()
-            .into_builder()
-            .unwrap()
-            .build()
-            .unwrap();
-        let r = agent.run("hello").await.unwrap();
+        let r = agent_from(&text).run("hello").await.unwrap();
         assert_eq!(r.output, "Reach me at [REDACTED:email]");
         let err = AgentConfig::from_toml(r#"guardrails = ["pi"]"#, "h.toml").unwrap_err();
         assert_eq!(

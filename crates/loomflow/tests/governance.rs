@@ -337,19 +337,15 @@ impl loomflow::Model for Slow {
     }
 }
 
-/// 100 runs of one user at once against a per-user cap: the user overspends
-/// by no more than one model call.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_user_never_overspends_by_more_than_a_step_under_concurrency() {
-    const STEP: u64 = 40;
-    const CAP: u64 = 1_000;
+/// 100 runs of `user` at once under `budget`, each calling the model up to
+/// six times, every call costing `usage`.
+async fn hundred_concurrent_runs(
+    budget: &StandardBudget,
+    usage: Usage,
+    user: &str,
+) -> Vec<RunResult> {
     let turns = (0..600).map(|i| {
-        ScriptedTurn::tool_call("lookup", json!({ "q": i.to_string() }))
-            .with_usage(turn_usage(30, 10))
-    });
-    let budget = StandardBudget::new(BudgetConfig {
-        per_user_max_tokens: Some(CAP),
-        ..BudgetConfig::default()
+        ScriptedTurn::tool_call("lookup", json!({ "q": i.to_string() })).with_usage(usage)
     });
     let agent = Agent::builder()
         .model(Slow(ScriptedModel::new(turns)))
@@ -359,14 +355,34 @@ async fn one_user_never_overspends_by_more_than_a_step_under_concurrency() {
         .build()
         .unwrap();
     let runs = (0..100).map(|_| {
-        let agent = agent.clone();
-        tokio::spawn(async move { agent.run("go").user("carol").await.unwrap() })
+        let (agent, user) = (agent.clone(), user.to_owned());
+        tokio::spawn(async move { agent.run("go").user(user.as_str()).await.unwrap() })
     });
-    let results: Vec<RunResult> = futures_util::future::join_all(runs)
+    futures_util::future::join_all(runs)
         .await
         .into_iter()
         .map(Result::unwrap)
-        .collect();
+        .collect()
+}
+
+fn stopped_by(results: &[RunResult], reason: &str) -> usize {
+    results
+        .iter()
+        .filter(|r| r.interruption_reason.as_deref() == Some(reason))
+        .count()
+}
+
+/// 100 runs of one user at once against a per-user cap: the user overspends
+/// by no more than one model call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_user_never_overspends_by_more_than_a_step_under_concurrency() {
+    const STEP: u64 = 40;
+    const CAP: u64 = 1_000;
+    let budget = StandardBudget::new(BudgetConfig {
+        per_user_max_tokens: Some(CAP),
+        ..BudgetConfig::default()
+    });
+    let results = hundred_concurrent_runs(&budget, turn_usage(30, 10), "carol").await;
     let spent: u64 = results.iter().map(|r| r.tokens_in + r.tokens_out).sum();
     let carol = UserId::new("carol").unwrap();
     assert_eq!(budget.usage_for(&carol).spend.tokens_total(), spent);
@@ -374,10 +390,7 @@ async fn one_user_never_overspends_by_more_than_a_step_under_concurrency() {
         (CAP..=CAP + STEP).contains(&spent),
         "spent {spent} against a cap of {CAP}"
     );
-    let stopped = results
-        .iter()
-        .filter(|r| r.interruption_reason.as_deref() == Some("budget:per_user_max_tokens"))
-        .count();
+    let stopped = stopped_by(&results, "budget:per_user_max_tokens");
     assert!(stopped >= 75, "{stopped} runs stopped by the cap");
     // Another user is untouched by carol's spend.
     assert_eq!(
@@ -395,32 +408,15 @@ async fn one_user_never_overspends_by_more_than_a_step_under_concurrency() {
 async fn one_user_never_overspends_a_cost_cap_by_more_than_a_step_under_concurrency() {
     const STEP: f64 = 0.03;
     const CAP: f64 = 0.75;
-    let turns = (0..600).map(|i| {
-        ScriptedTurn::tool_call("lookup", json!({ "q": i.to_string() })).with_usage(Usage {
-            cost_usd: STEP,
-            ..turn_usage(30, 10)
-        })
-    });
     let budget = StandardBudget::new(BudgetConfig {
         per_user_max_cost_usd: Some(CAP),
         ..BudgetConfig::default()
     });
-    let agent = Agent::builder()
-        .model(Slow(ScriptedModel::new(turns)))
-        .tool(lookup)
-        .max_turns(6)
-        .shared_budget(budget.clone())
-        .build()
-        .unwrap();
-    let runs = (0..100).map(|_| {
-        let agent = agent.clone();
-        tokio::spawn(async move { agent.run("go").user("frank").await.unwrap() })
-    });
-    let results: Vec<RunResult> = futures_util::future::join_all(runs)
-        .await
-        .into_iter()
-        .map(Result::unwrap)
-        .collect();
+    let usage = Usage {
+        cost_usd: STEP,
+        ..turn_usage(30, 10)
+    };
+    let results = hundred_concurrent_runs(&budget, usage, "frank").await;
     let spent: f64 = results.iter().map(|r| r.cost_usd).sum();
     let frank = UserId::new("frank").unwrap();
     assert!((budget.usage_for(&frank).spend.cost_usd - spent).abs() < 1e-9);
@@ -428,10 +424,7 @@ async fn one_user_never_overspends_a_cost_cap_by_more_than_a_step_under_concurre
         (CAP - 1e-9..=CAP + STEP + 1e-9).contains(&spent),
         "spent ${spent} against a cap of ${CAP}"
     );
-    let stopped = results
-        .iter()
-        .filter(|r| r.interruption_reason.as_deref() == Some("budget:per_user_max_cost_usd"))
-        .count();
+    let stopped = stopped_by(&results, "budget:per_user_max_cost_usd");
     assert!(stopped >= 75, "{stopped} runs stopped by the cap");
 }
 
