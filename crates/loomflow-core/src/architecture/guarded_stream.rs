@@ -3,7 +3,7 @@
 
 use super::Emitter;
 use crate::event::EventKind;
-use crate::guardrails::{Guardrails, Release, Stage, StreamGuard};
+use crate::guardrails::{Guardrails, Release, StreamGuard};
 use crate::model::ModelChunk;
 
 /// Guards one model reply's visible text and reasoning text separately and
@@ -16,7 +16,7 @@ pub(super) struct GuardedChunks {
 impl GuardedChunks {
     /// Guards for `guards`, or `None` when no guard checks the output.
     pub(super) fn new(guards: &Guardrails) -> Option<Self> {
-        if guards.is_empty_for(Stage::Output) {
+        if !guards.checks_streams() {
             return None;
         }
         let text = StreamGuard::new(guards.clone());

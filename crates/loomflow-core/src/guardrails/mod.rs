@@ -93,6 +93,13 @@ pub trait Guardrail: Send + Sync + 'static {
 
     /// Judges `text` at `stage`.
     async fn check(&self, stage: Stage, text: &str) -> Verdict;
+
+    /// Whether an output guard also checks a streamed reply as it grows
+    /// (see [`StreamGuard`]); the final answer is checked either way.
+    /// Default `true`; a costly guard may check only the final answer.
+    fn checks_streams(&self) -> bool {
+        true
+    }
 }
 
 /// A guard that acted.
@@ -158,12 +165,39 @@ impl Guardrails {
 
     /// Runs the guards of `stage` over `text`, in order.
     pub async fn apply(&self, stage: Stage, text: String) -> Outcome {
+        self.apply_where(stage, text, |_| true).await
+    }
+
+    /// Like [`apply`](Self::apply) over a streamed reply so far: only the
+    /// output guards that [check streams](Guardrail::checks_streams).
+    pub async fn apply_streamed(&self, text: String) -> Outcome {
+        self.apply_where(Stage::Output, text, |g| g.checks_streams())
+            .await
+    }
+
+    /// True when some output guard checks streamed replies.
+    pub fn checks_streams(&self) -> bool {
+        self.guards
+            .iter()
+            .any(|g| g.stages().contains(&Stage::Output) && g.checks_streams())
+    }
+
+    async fn apply_where(
+        &self,
+        stage: Stage,
+        text: String,
+        keep: impl Fn(&dyn Guardrail) -> bool,
+    ) -> Outcome {
         let mut out = Outcome {
             text,
             blocked: None,
             triggered: Vec::new(),
         };
-        for guard in self.guards.iter().filter(|g| g.stages().contains(&stage)) {
+        let guards = self
+            .guards
+            .iter()
+            .filter(|g| g.stages().contains(&stage) && keep(g.as_ref()));
+        for guard in guards {
             match guard.check(stage, &out.text).await {
                 Verdict::Allow => {}
                 Verdict::Annotate { text, reason } => {
@@ -485,6 +519,7 @@ pub struct ModerationGuard {
     threshold: f64,
     stages: Vec<Stage>,
     policy: String,
+    streamed: bool,
 }
 
 impl std::fmt::Debug for ModerationGuard {
@@ -506,7 +541,16 @@ impl ModerationGuard {
             policy: "harassment, hate, violence, self-harm, sexual content involving minors, \
                      or instructions for weapons or crimes"
                 .into(),
+            streamed: true,
         }
+    }
+
+    /// Whether the judge also checks a streamed reply as it grows (default
+    /// `true`: a harmful reply stops streaming early). `false` saves the
+    /// judge's calls during a stream; the final answer is still judged.
+    pub fn streamed(mut self, on: bool) -> Self {
+        self.streamed = on;
+        self
     }
 
     /// What counts as harmful (a sentence for the judge).
@@ -529,6 +573,10 @@ static SCORE: LazyLock<Option<Regex>> =
 impl Guardrail for ModerationGuard {
     fn name(&self) -> &str {
         "moderation"
+    }
+
+    fn checks_streams(&self) -> bool {
+        self.streamed
     }
 
     fn stages(&self) -> &[Stage] {

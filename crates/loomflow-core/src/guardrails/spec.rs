@@ -22,6 +22,7 @@
 //! model = "gpt-4.1-mini"
 //! threshold = 0.5
 //! policy = "threats or harassment"      # optional
+//! streamed = false                      # judge final answers only
 //! ```
 //!
 //! Every mistake is a [`ConfigError`] naming the entry (`guardrails[1]`),
@@ -68,6 +69,8 @@ pub enum GuardrailSpec {
         policy: Option<String>,
         /// `stages`, or input and output.
         stages: Option<Vec<Stage>>,
+        /// `streamed = false`: judge only final answers, not streams.
+        streamed: bool,
     },
 }
 
@@ -135,7 +138,7 @@ impl GuardrailSpec {
             "pii" => &["kind", "kinds", "stages"],
             "injection" => &["kind"],
             "regex" => &["kind", "name", "rules", "stages"],
-            "moderation" => &["kind", "model", "threshold", "policy", "stages"],
+            "moderation" => &["kind", "model", "threshold", "policy", "stages", "streamed"],
             other => return Err(unknown_kind(at, other)),
         };
         if let Some(key) = t.keys().find(|k| !allowed.contains(&k.as_str())) {
@@ -189,11 +192,22 @@ impl GuardrailSpec {
                     None => None,
                     Some(_) => Some(string(t, "policy", at)?.to_owned()),
                 };
+                let streamed = match t.get("streamed") {
+                    None => true,
+                    Some(toml::Value::Boolean(b)) => *b,
+                    Some(other) => {
+                        return Err(ConfigError::invalid(
+                            format!("{at}.streamed"),
+                            format!("must be true or false, not a {}", other.type_str()),
+                        ));
+                    }
+                };
                 Ok(Self::Moderation {
                     model: string(t, "model", at)?.to_owned(),
                     threshold,
                     policy,
                     stages,
+                    streamed,
                 })
             }
         }
@@ -232,9 +246,10 @@ impl GuardrailSpec {
                 threshold,
                 policy,
                 stages,
+                streamed,
             } => {
                 let judge = crate::model::resolve_model(model)?;
-                let mut g = ModerationGuard::new(judge, *threshold);
+                let mut g = ModerationGuard::new(judge, *threshold).streamed(*streamed);
                 if let Some(p) = policy {
                     g = g.policy(p.clone());
                 }
@@ -432,6 +447,10 @@ mod tests {
                 "guardrails[0].rules",
             ),
             (
+                r#"guardrails = [{ kind = "moderation", model = "echo", threshold = 0.5, streamed = "no" }]"#,
+                "guardrails[0].streamed: must be true or false",
+            ),
+            (
                 r#"guardrails = [{ kind = "moderation", model = "echo", threshold = 2 }]"#,
                 "2 is outside 0 to 1",
             ),
@@ -450,5 +469,8 @@ mod tests {
             &parse(r#"guardrails = [{ kind = "moderation", model = "nope-9", threshold = 0.5 }]"#)
                 .unwrap()[0];
         assert!(spec.build().is_err());
+        // A judge for final answers only.
+        let text = r#"guardrails = [{ kind = "moderation", model = "echo", threshold = 0.5, streamed = false }]"#;
+        assert!(!parse(text).unwrap()[0].build().unwrap().checks_streams());
     }
 }

@@ -110,10 +110,10 @@ impl StreamGuard {
         self
     }
 
-    /// True when some guard checks the output stage, so the stream needs
+    /// True when some output guard checks streams, so the stream needs
     /// guarding at all.
     pub fn is_active(&self) -> bool {
-        !self.guards.is_empty_for(Stage::Output)
+        self.guards.checks_streams()
     }
 
     /// Takes the next piece of the reply; returns what may be sent now.
@@ -150,7 +150,7 @@ impl StreamGuard {
 
     async fn check(&mut self, last: bool) -> Release {
         self.unchecked = 0;
-        let mut outcome = self.guards.apply(Stage::Output, self.raw.clone()).await;
+        let mut outcome = self.guards.apply_streamed(self.raw.clone()).await;
         if outcome.blocked.is_some() {
             self.withheld = true;
             return Release {
@@ -341,6 +341,42 @@ mod tests {
         // (and quadratic work); an eighth of the reply at a time is ~30.
         let n = calls.load(Ordering::Relaxed);
         assert!((10..=40).contains(&n), "{n} checks");
+    }
+
+    /// Counts its checks; asks to see final answers only.
+    struct FinalOnly(Arc<AtomicUsize>);
+
+    #[async_trait]
+    impl Guardrail for FinalOnly {
+        fn name(&self) -> &str {
+            "final-only"
+        }
+        fn stages(&self) -> &[Stage] {
+            &[Stage::Output]
+        }
+        async fn check(&self, _stage: Stage, _text: &str) -> Verdict {
+            self.0.fetch_add(1, Ordering::Relaxed);
+            Verdict::Allow
+        }
+        fn checks_streams(&self) -> bool {
+            false
+        }
+    }
+
+    #[tokio::test]
+    async fn a_guard_that_checks_final_answers_only_is_not_called_on_the_stream() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let alone = Guardrails::new().with(FinalOnly(calls.clone()));
+        assert!(!StreamGuard::new(alone.clone()).is_active());
+        let both = alone.with(PiiGuard::new());
+        let mut guard = StreamGuard::new(both.clone()).check_every(10);
+        let text = "mail a@b.io ".repeat(100);
+        let out = sent(&stream(&mut guard, &text, 7).await);
+        assert_eq!(out, "mail [REDACTED:email] ".repeat(100));
+        assert_eq!(calls.load(Ordering::Relaxed), 0);
+        // The run's own check of the final answer still calls it.
+        let _ = both.apply(Stage::Output, text).await;
+        assert_eq!(calls.load(Ordering::Relaxed), 1);
     }
 
     #[tokio::test]
