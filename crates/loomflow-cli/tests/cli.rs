@@ -13,6 +13,16 @@ fn loomflow(args: &[&str]) -> Output {
         .expect("the loomflow binary runs")
 }
 
+/// Runs the binary with `key` in `LOOMFLOW_TEST_AUDIT_KEY` (the audit
+/// tests' `secret_env`).
+fn loomflow_with_audit_key(args: &[&str], key: &str) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_loomflow"))
+        .args(args)
+        .env("LOOMFLOW_TEST_AUDIT_KEY", key)
+        .output()
+        .expect("the loomflow binary runs")
+}
+
 fn workspace_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
@@ -411,13 +421,7 @@ fn a_workflow_files_audit_log_chains_its_steps_and_agent_runs() {
     )
     .unwrap();
     let key = "0123456789abcdef-workflow-key";
-    let cli = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_loomflow"))
-            .args(args)
-            .env("LOOMFLOW_TEST_AUDIT_KEY", key)
-            .output()
-            .unwrap()
-    };
+    let cli = |args: &[&str]| loomflow_with_audit_key(args, key);
     let journal = format!("sqlite:{}", dir.path().join("journal.db").display());
     let o = cli(&[
         "run",
@@ -792,13 +796,7 @@ text = "Hello."
         ),
     )
     .unwrap();
-    let cli = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_loomflow"))
-            .args(args)
-            .env("LOOMFLOW_TEST_AUDIT_KEY", "0123456789abcdef-test-key")
-            .output()
-            .unwrap()
-    };
+    let cli = |args: &[&str]| loomflow_with_audit_key(args, "0123456789abcdef-test-key");
     let config = config.to_str().unwrap();
     let file = log.to_str().unwrap();
     let o = cli(&["run", "Hi", "--config", config, "--user", "alice"]);
@@ -830,17 +828,16 @@ text = "Hello."
 
     // The wrong key, an edited entry, a cut tail: each fails with the first
     // bad entry named.
-    let o = Command::new(env!("CARGO_BIN_EXE_loomflow"))
-        .args([
+    let o = loomflow_with_audit_key(
+        &[
             "audit",
             "verify",
             file,
             "--secret-env",
             "LOOMFLOW_TEST_AUDIT_KEY",
-        ])
-        .env("LOOMFLOW_TEST_AUDIT_KEY", "another key")
-        .output()
-        .unwrap();
+        ],
+        "another key",
+    );
     assert!(!o.status.success());
     assert!(
         stderr(&o).contains("tampered: line 1 (seq 1): signature does not match"),
@@ -920,13 +917,7 @@ text = "Hello."
         ),
     )
     .unwrap();
-    let cli = |args: &[&str], key: &str| {
-        Command::new(env!("CARGO_BIN_EXE_loomflow"))
-            .args(args)
-            .env("LOOMFLOW_TEST_AUDIT_KEY", key)
-            .output()
-            .unwrap()
-    };
+    let cli = loomflow_with_audit_key;
     let key = "0123456789abcdef-test-key";
     let o = cli(
         &[

@@ -79,7 +79,9 @@ struct Observed {
 impl Observed {
     fn enter(name: &'static str) -> Option<(Self, tracing::Span)> {
         let scope = StepScope::current()?;
-        let audit = Ambient::current_audit_log().zip(RunContext::current());
+        // The run context is cloned only when there is a log to write to.
+        let audit = Ambient::current_audit_log()
+            .and_then(|log| RunContext::current().map(|ctx| (log, ctx)));
         let span = tracing::info_span!(
             "loom.workflow.step",
             step = name,

@@ -7,7 +7,8 @@
 //! enough new text has arrived, and lets out the guarded text except its last
 //! [`holdback`](StreamGuard::holdback) characters, so a match still being
 //! written (half an email address, the first digits of a card number) is
-//! redacted before any of it is sent.
+//! redacted before any of it is sent. A costly guard can opt out and judge
+//! only the final answer ([`Guardrail::checks_streams`](super::Guardrail::checks_streams)).
 //!
 //! The guards see the whole reply so far on every check, so a pattern split
 //! across any number of chunks is found. Checks come every
@@ -81,7 +82,9 @@ impl StreamGuard {
     /// Characters held back after each check.
     pub const DEFAULT_HOLDBACK: usize = 128;
 
-    /// A stream guard running the output-stage guards of `guards`.
+    /// A stream guard running the output-stage guards of `guards` that
+    /// [check streams](super::Guardrail::checks_streams) (all, unless a
+    /// guard opts out).
     pub fn new(guards: Guardrails) -> Self {
         Self {
             guards,
