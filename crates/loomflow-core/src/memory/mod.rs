@@ -98,8 +98,8 @@ pub trait Memory: Send + Sync + 'static {
     ) -> Result<MemoryBlock, MemoryError>;
 
     /// Stores an episode and returns its id. Storing the same id again
-    /// replaces the episode. By default, a [`remember_many`]
-    /// (Self::remember_many) of one.
+    /// replaces the episode. By default, a
+    /// [`remember_many`](Self::remember_many) of one.
     async fn remember(&self, user: &UserId, episode: Episode) -> Result<String, MemoryError> {
         single_id(
             self.remember_many(user, vec![episode]).await?,
