@@ -100,8 +100,9 @@ impl RunContext {
 }
 
 /// Runs the blocking closure `f` on tokio's blocking pool with the current
-/// [`RunContext`] and [`CallContext`](crate::journal::CallContext) visible to
-/// it (task-locals do not cross to blocking threads by themselves). Sync tools
+/// [`RunContext`], [`CallContext`](crate::journal::CallContext), `tracing`
+/// span and telemetry visible to it (task-locals do not cross to blocking
+/// threads by themselves). Sync tools
 /// and sync workflow nodes run this way.
 ///
 /// ```
@@ -123,6 +124,9 @@ where
 {
     let run = RunContext::current();
     let call = crate::journal::CallContext::current();
+    // The span and telemetry too, so spans and events the closure makes
+    // nest under the tool or node that runs it.
+    let f = crate::telemetry::carry_blocking(f);
     tokio::task::spawn_blocking(move || {
         let with_call = move || match call {
             Some(call) => call.sync_scope(f),

@@ -50,6 +50,7 @@ pub mod redact {
 }
 pub mod sandbox;
 pub mod step;
+pub mod telemetry;
 /// Counting a request's input tokens (from `loomflow-model`).
 pub mod tokens {
     pub use loomflow_model::tokens::*;

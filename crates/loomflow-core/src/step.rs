@@ -2,7 +2,9 @@
 //!
 //! `#[step]` (from the `loomflow` crate) wraps a function body in [`run`],
 //! or [`run_fallible`] when it returns a `Result`. Inside a running workflow
-//! node the call gets a `loom.workflow.step` span and `step_started` /
+//! node the call gets a `loom.workflow.step` span (`loom.workflow.name`,
+//! `loom.workflow.node`, `loom.workflow.step` = the function's name,
+//! `loom.workflow.kind = "step"`, and `error.type` on failure) and `step_started` /
 //! `step_completed` / `step_failed` audit entries (`{workflow, node, step}`,
 //! the redacted error on failure) in the workflow's audit log, under the
 //! run's user and session. Outside a workflow it runs the body as is.
@@ -82,12 +84,7 @@ impl Observed {
         // The run context is cloned only when there is a log to write to.
         let audit = Ambient::current_audit_log()
             .and_then(|log| RunContext::current().map(|ctx| (log, ctx)));
-        let span = tracing::info_span!(
-            "loom.workflow.step",
-            step = name,
-            workflow = scope.workflow(),
-            node = scope.node(),
-        );
+        let span = crate::telemetry::workflow_step(scope.workflow(), scope.node(), name);
         Some((Self { name, scope, audit }, span))
     }
 
@@ -136,7 +133,11 @@ where
         let out = fut.await;
         match &out {
             Ok(_) => step.audit("step_completed", None).await,
-            Err(e) => step.audit("step_failed", Some(e.to_string())).await,
+            Err(e) => {
+                let message = e.to_string();
+                crate::telemetry::record_error(&tracing::Span::current(), "step_failed", &message);
+                step.audit("step_failed", Some(message)).await
+            }
         }
         out
     }

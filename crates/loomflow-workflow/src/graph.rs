@@ -32,6 +32,10 @@ pub(crate) struct Settings {
     pub audit: Option<Arc<dyn AuditLog>>,
     /// A declarative file's `audit_log` key, for the caller to open.
     pub audit_spec: Option<loomflow_core::audit::AuditSpec>,
+    /// Where this workflow's spans and metrics go.
+    pub telemetry: Option<loomflow_core::telemetry::Telemetry>,
+    /// A declarative file's `telemetry` key, for the caller to open.
+    pub telemetry_spec: Option<loomflow_core::telemetry::TelemetrySpec>,
 }
 
 impl Default for Settings {
@@ -49,6 +53,8 @@ impl Default for Settings {
             memory_spec: None,
             audit: None,
             audit_spec: None,
+            telemetry: None,
+            telemetry_spec: None,
         }
     }
 }
@@ -322,6 +328,15 @@ impl WorkflowBuilder {
     /// [`audit_log`](Self::audit_log) with a shared log.
     pub fn audit_log_arc(mut self, log: Arc<dyn AuditLog>) -> Self {
         self.settings.audit = Some(log);
+        self
+    }
+
+    /// Records this workflow's runs in `telemetry` (a `loom.workflow` span,
+    /// a `loom.workflow.step` span per node, and the Agents inside without
+    /// telemetry of their own under them). See
+    /// [`loomflow_core::telemetry`].
+    pub fn telemetry(mut self, telemetry: loomflow_core::telemetry::Telemetry) -> Self {
+        self.settings.telemetry = Some(telemetry);
         self
     }
 

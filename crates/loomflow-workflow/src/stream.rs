@@ -58,7 +58,7 @@ impl WorkflowStream {
             let (tx, rx) = mpsc::channel(request.event_buffer());
             self.rx = Some(rx);
             let run = request.execute(Some(EventSink::new(tx)));
-            self.state = State::Running(tokio::spawn(run));
+            self.state = State::Running(tokio::spawn(loomflow_core::telemetry::carry(run)));
         }
     }
 

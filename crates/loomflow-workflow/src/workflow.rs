@@ -8,6 +8,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use futures_util::FutureExt;
+use futures_util::future::Either;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use loomflow_core::audit::{AuditLog, AuditRecord, append_redacted};
 use loomflow_core::context::{Ambient, Metadata};
@@ -16,10 +17,12 @@ use loomflow_core::id::new_id;
 use loomflow_core::job::{Job, JobError, JobRun};
 use loomflow_core::journal::{self, Durable, OpenMode, Scope};
 use loomflow_core::step::StepScope;
+use loomflow_core::telemetry;
 use loomflow_core::{EventKind, EventSink, RunContext, RunId, SessionId, UserId};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use tracing::Instrument;
 
 use crate::error::WorkflowError;
 use crate::graph::{Bits, Graph, Out, Settings, Start, To, WorkflowBuilder};
@@ -121,6 +124,21 @@ impl Workflow {
     /// [`with_audit_log`](Self::with_audit_log); `loomflow run` does both.
     pub fn audit_spec(&self) -> Option<&loomflow_core::audit::AuditSpec> {
         self.inner.settings.audit_spec.as_ref()
+    }
+
+    /// A copy of this workflow recorded in `telemetry` (see
+    /// [`WorkflowBuilder::telemetry`](crate::WorkflowBuilder::telemetry)).
+    pub fn with_telemetry(&self, telemetry: loomflow_core::telemetry::Telemetry) -> Workflow {
+        let mut settings = self.inner.settings.clone();
+        settings.telemetry = Some(telemetry);
+        Self::from_parts(self.inner.name.clone(), self.inner.graph.clone(), settings)
+    }
+
+    /// The telemetry a declarative file's `telemetry` key names, for the
+    /// caller to open (`loomflow::open_telemetry`) and attach with
+    /// [`with_telemetry`](Self::with_telemetry); `loomflow run` does both.
+    pub fn telemetry_spec(&self) -> Option<&loomflow_core::telemetry::TelemetrySpec> {
+        self.inner.settings.telemetry_spec.as_ref()
     }
 
     /// The workflow's name.
@@ -333,10 +351,18 @@ impl WorkflowRequest {
         self.workflow.inner.settings.event_buffer
     }
 
-    pub(crate) async fn execute(
+    pub(crate) fn execute(
         self,
         sink: Option<EventSink>,
-    ) -> Result<WorkflowResult, WorkflowError> {
+    ) -> impl Future<Output = Result<WorkflowResult, WorkflowError>> + Send {
+        // The workflow's own telemetry records the whole run.
+        match self.workflow.inner.settings.telemetry.clone() {
+            Some(telemetry) => Either::Left(telemetry.scope(self.execute_here(sink))),
+            None => Either::Right(self.execute_here(sink)),
+        }
+    }
+
+    async fn execute_here(self, sink: Option<EventSink>) -> Result<WorkflowResult, WorkflowError> {
         let started_at = Utc::now();
         let inner = self.workflow.inner.clone();
         let session_id = match self.session {
@@ -365,123 +391,141 @@ impl WorkflowRequest {
             run_id: self.run_id.clone().unwrap_or_else(RunId::generate),
             metadata: Arc::new(self.metadata),
         };
-        let durable = Durable::enter(
-            inner.settings.journal.as_ref(),
-            || Scope::new(ctx.user_id.clone(), ctx.session_id.clone()),
-            Some(&input.to_string()),
-            match &self.run_id {
-                Some(run_id) => OpenMode::Keyed(run_id.clone()),
-                None => OpenMode::Run,
-            },
-        )
-        .await
-        .map_err(|source| WorkflowError::Journal {
-            workflow: inner.name.clone(),
-            source,
-        });
-        let durable = match durable {
-            Ok(d) => d,
-            Err(e) => {
-                if let Some(sink) = &sink {
-                    sink.send(&ctx.session_id, || EventKind::Error {
-                        error_type: e.type_name().to_owned(),
-                        message: e.to_string(),
-                    })
-                    .await;
-                }
-                return Err(e);
-            }
-        };
-        if let Some(sink) = &sink {
-            sink.send(&ctx.session_id, || EventKind::WorkflowStarted {
-                workflow: inner.name.clone(),
-                input: input.clone(),
-            })
-            .await;
-        }
-        // Route handlers read the run's original input; kept only when asked.
-        let shared_input = inner.settings.needs_input.then(|| input.clone());
-        // The workflow's own log, else a surrounding run's.
-        let audit = inner
-            .settings
-            .audit
-            .clone()
-            .or_else(Ambient::current_audit_log);
-        let body = Scheduler::new(
-            &inner,
-            sink.as_ref(),
-            &ctx,
-            shared_input.as_ref(),
-            audit.as_deref(),
-        )
-        .run(input);
-        let body = ctx.clone().scope(body);
-        let body = async {
-            match &durable {
-                Some(d) => d.run_in(body).await,
-                None => body.await,
-            }
-        };
-        let settings = &inner.settings;
-        let mut outcome = if settings.response_tone.is_some()
-            || settings.memory.is_some()
-            || settings.audit.is_some()
-        {
-            let mut ambient = Ambient::default();
-            ambient.response_tone.clone_from(&settings.response_tone);
-            ambient.memory.clone_from(&settings.memory);
-            ambient.audit_log.clone_from(&settings.audit);
-            if settings.memory.is_some() {
-                ambient.memory_facts = Some(settings.memory_facts);
-            }
-            ambient.scope(body).await
-        } else {
-            body.await
-        };
-        if outcome.is_ok()
-            && let Some(d) = durable
-            && let Err(source) = d.finish().await
-        {
-            outcome = Err(WorkflowError::Journal {
+        let span = telemetry::workflow(&inner.name, &ctx);
+        let recorded = span.clone();
+        let outcome = async move {
+            let durable = Durable::enter(
+                inner.settings.journal.as_ref(),
+                || Scope::new(ctx.user_id.clone(), ctx.session_id.clone()),
+                Some(&input.to_string()),
+                match &self.run_id {
+                    Some(run_id) => OpenMode::Keyed(run_id.clone()),
+                    None => OpenMode::Run,
+                },
+            )
+            .await
+            .map_err(|source| WorkflowError::Journal {
                 workflow: inner.name.clone(),
                 source,
             });
-        }
-        match outcome {
-            Ok(done) => {
-                if let Some(sink) = &sink {
-                    sink.send(&ctx.session_id, || EventKind::WorkflowCompleted {
-                        workflow: inner.name.clone(),
-                        output: done.output.clone(),
-                        interrupted: done.interruption_reason.is_some(),
-                        interruption_reason: done.interruption_reason.clone(),
-                    })
-                    .await;
+            let durable = match durable {
+                Ok(d) => d,
+                Err(e) => {
+                    if let Some(sink) = &sink {
+                        sink.send(&ctx.session_id, || EventKind::Error {
+                            error_type: e.type_name().to_owned(),
+                            message: e.to_string(),
+                        })
+                        .await;
+                    }
+                    return Err(e);
                 }
-                Ok(WorkflowResult {
-                    session_id: ctx.session_id,
-                    run_id: ctx.run_id,
-                    user_id: ctx.user_id,
-                    output: done.output,
-                    visited: done.visited,
-                    per_step: done.per_step,
-                    interrupted: done.interruption_reason.is_some(),
-                    interruption_reason: done.interruption_reason,
-                    started_at,
-                    finished_at: Utc::now(),
+            };
+            if let Some(sink) = &sink {
+                sink.send(&ctx.session_id, || EventKind::WorkflowStarted {
+                    workflow: inner.name.clone(),
+                    input: input.clone(),
                 })
+                .await;
             }
-            Err(e) => {
-                if let Some(sink) = &sink {
-                    sink.send(&ctx.session_id, || EventKind::Error {
-                        error_type: e.type_name().to_owned(),
-                        message: e.to_string(),
-                    })
-                    .await;
+            // Route handlers read the run's original input; kept only when asked.
+            let shared_input = inner.settings.needs_input.then(|| input.clone());
+            // The workflow's own log, else a surrounding run's.
+            let audit = inner
+                .settings
+                .audit
+                .clone()
+                .or_else(Ambient::current_audit_log);
+            let body = Scheduler::new(
+                &inner,
+                sink.as_ref(),
+                &ctx,
+                shared_input.as_ref(),
+                audit.as_deref(),
+            )
+            .run(input);
+            let body = ctx.clone().scope(body);
+            let body = async {
+                match &durable {
+                    Some(d) => d.run_in(body).await,
+                    None => body.await,
                 }
-                Err(e)
+            };
+            let settings = &inner.settings;
+            let mut outcome = if settings.response_tone.is_some()
+                || settings.memory.is_some()
+                || settings.audit.is_some()
+            {
+                let mut ambient = Ambient::default();
+                ambient.response_tone.clone_from(&settings.response_tone);
+                ambient.memory.clone_from(&settings.memory);
+                ambient.audit_log.clone_from(&settings.audit);
+                if settings.memory.is_some() {
+                    ambient.memory_facts = Some(settings.memory_facts);
+                }
+                ambient.scope(body).await
+            } else {
+                body.await
+            };
+            if outcome.is_ok()
+                && let Some(d) = durable
+                && let Err(source) = d.finish().await
+            {
+                outcome = Err(WorkflowError::Journal {
+                    workflow: inner.name.clone(),
+                    source,
+                });
+            }
+            match outcome {
+                Ok(done) => {
+                    if let Some(sink) = &sink {
+                        sink.send(&ctx.session_id, || EventKind::WorkflowCompleted {
+                            workflow: inner.name.clone(),
+                            output: done.output.clone(),
+                            interrupted: done.interruption_reason.is_some(),
+                            interruption_reason: done.interruption_reason.clone(),
+                        })
+                        .await;
+                    }
+                    Ok(WorkflowResult {
+                        session_id: ctx.session_id,
+                        run_id: ctx.run_id,
+                        user_id: ctx.user_id,
+                        output: done.output,
+                        visited: done.visited,
+                        per_step: done.per_step,
+                        interrupted: done.interruption_reason.is_some(),
+                        interruption_reason: done.interruption_reason,
+                        started_at,
+                        finished_at: Utc::now(),
+                    })
+                }
+                Err(e) => {
+                    if let Some(sink) = &sink {
+                        sink.send(&ctx.session_id, || EventKind::Error {
+                            error_type: e.type_name().to_owned(),
+                            message: e.to_string(),
+                        })
+                        .await;
+                    }
+                    Err(e)
+                }
             }
         }
+        .instrument(span)
+        .await;
+        if !recorded.is_disabled() {
+            match &outcome {
+                Ok(done) => {
+                    recorded.record("loom.interrupted", done.interrupted);
+                    if let Some(reason) = &done.interruption_reason {
+                        recorded.record("loom.interruption_reason", reason.as_str());
+                    }
+                }
+                Err(e) => telemetry::record_error(&recorded, e.type_name(), &e.to_string()),
+            }
+        }
+        outcome
     }
 }
 
@@ -506,14 +550,19 @@ async fn run_node(
     cx: NodeContext<'_>,
 ) -> Result<NodeOutcome, BoxError> {
     // `#[step]` functions called by the node see which node they run in.
-    if !journal::active() {
-        return scope.scope(node.run(input, cx)).await;
+    let outcome = if !journal::active() {
+        scope.scope(node.run(input, cx)).await
+    } else {
+        let step = format!("node:{}#{visit}", name.as_str());
+        let fingerprinted = input.clone();
+        scope
+            .scope(journal::step(&step, &fingerprinted, || node.run(input, cx)))
+            .await
+    };
+    if let Err(e) = &outcome {
+        telemetry::record_error(&tracing::Span::current(), "node_failed", &e.to_string());
     }
-    let step = format!("node:{}#{visit}", name.as_str());
-    let fingerprinted = input.clone();
-    scope
-        .scope(journal::step(&step, &fingerprinted, || node.run(input, cx)))
-        .await
+    outcome
 }
 
 /// Who delivered a node's input (`None` is the workflow's input).
@@ -645,7 +694,9 @@ impl<'a> Scheduler<'a> {
                 let cx = self.context(node);
                 let name = &graph.names[node];
                 let scope = StepScope::new(self.wf.shared_name.clone(), name.shared());
-                let fut = run_node(graph.nodes[node].as_ref(), name, scope, visit, input, cx);
+                let span = telemetry::workflow_node(&self.wf.name, name.as_str(), visit);
+                let fut = run_node(graph.nodes[node].as_ref(), name, scope, visit, input, cx)
+                    .instrument(span);
                 if running.is_empty() && self.queue.is_empty() {
                     inline = Some((node, sources, fut));
                     break;

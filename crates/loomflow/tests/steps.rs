@@ -4,13 +4,11 @@
 
 #![allow(clippy::unwrap_used, clippy::panic)]
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use loomflow::audit::{AuditLog, AuditQuery, AuditSecret, InMemoryAuditLog};
 use loomflow::prelude::*;
-use tracing::field::{Field, Visit};
-use tracing::span::{Attributes, Id, Record};
-use tracing::{Event as TracingEvent, Metadata, Subscriber};
+use loomflow::telemetry::Telemetry;
 
 #[derive(Debug)]
 struct NotFound(String);
@@ -45,36 +43,6 @@ async fn handle(id: u32) -> Result<String, NotFound> {
     Ok(loud(found).await)
 }
 
-/// Records the name and fields of every span opened.
-#[derive(Clone, Default)]
-struct Spans(Arc<Mutex<Vec<String>>>);
-
-struct Fields<'a>(&'a mut String);
-
-impl Visit for Fields<'_> {
-    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        self.0.push_str(&format!(" {}={:?}", field.name(), value));
-    }
-}
-
-impl Subscriber for Spans {
-    fn enabled(&self, _: &Metadata<'_>) -> bool {
-        true
-    }
-    fn new_span(&self, span: &Attributes<'_>) -> Id {
-        let mut line = span.metadata().name().to_owned();
-        span.record(&mut Fields(&mut line));
-        let mut spans = self.0.lock().unwrap();
-        spans.push(line);
-        Id::from_u64(spans.len() as u64)
-    }
-    fn record(&self, _: &Id, _: &Record<'_>) {}
-    fn record_follows_from(&self, _: &Id, _: &Id) {}
-    fn event(&self, _: &TracingEvent<'_>) {}
-    fn enter(&self, _: &Id) {}
-    fn exit(&self, _: &Id) {}
-}
-
 fn trail(entries: &[loomflow::audit::AuditEntry]) -> Vec<String> {
     entries
         .iter()
@@ -93,14 +61,14 @@ fn trail(entries: &[loomflow::audit::AuditEntry]) -> Vec<String> {
 
 #[tokio::test]
 async fn steps_are_spanned_and_audited_inside_a_workflow_and_transparent_outside() {
-    let spans = Spans::default();
-    let _guard = tracing::subscriber::set_default(spans.clone());
+    let (telemetry, spans) = Telemetry::in_memory();
     let log = Arc::new(InMemoryAuditLog::new(AuditSecret::new("step-key")));
     let wf = Workflow::builder("billing")
         .add_node("handle", handle)
         .set_start("handle")
         .add_edge("handle", END)
         .audit_log_arc(log.clone())
+        .telemetry(telemetry.clone())
         .build()
         .unwrap();
 
@@ -124,19 +92,29 @@ async fn steps_are_spanned_and_audited_inside_a_workflow_and_transparent_outside
             (Some("ada"), "s-1")
         );
     }
+    // The node's span, and one per step under it, in the order they ran.
+    let node = &spans.named("loom.workflow.step")[2];
+    assert_eq!(node.attributes.str("loom.workflow.kind"), Some("node"));
     let steps: Vec<String> = spans
-        .0
-        .lock()
-        .unwrap()
+        .children_of(node)
         .iter()
-        .filter(|s| s.starts_with("loom.workflow.step"))
-        .cloned()
+        .map(|s| {
+            let a = &s.attributes;
+            format!(
+                "{} {}/{}/{} {}",
+                s.name,
+                a.str("loom.workflow.name").unwrap(),
+                a.str("loom.workflow.node").unwrap(),
+                a.str("loom.workflow.step").unwrap(),
+                a.str("loom.workflow.kind").unwrap(),
+            )
+        })
         .collect();
     assert_eq!(
         steps,
         [
-            r#"loom.workflow.step step="fetch" workflow="billing" node="handle""#,
-            r#"loom.workflow.step step="shout" workflow="billing" node="handle""#,
+            "loom.workflow.step billing/handle/fetch step",
+            "loom.workflow.step billing/handle/shout step",
         ]
     );
 
@@ -155,14 +133,34 @@ async fn steps_are_spanned_and_audited_inside_a_workflow_and_transparent_outside
     );
     let error = entries[2].payload["error"].as_str().unwrap();
     assert_eq!(error, "no invoice 0 (asked with [REDACTED])");
+    // The failed step's span says so, redacted too.
+    let failed = spans
+        .named("loom.workflow.step")
+        .into_iter()
+        .find(|s| {
+            s.attributes
+                .str("loom.error")
+                .is_some_and(|e| e.starts_with("no invoice 0"))
+        })
+        .unwrap();
+    assert_eq!(failed.attributes.str("loom.workflow.step"), Some("fetch"));
+    assert_eq!(failed.attributes.str("error.type"), Some("step_failed"));
+    assert_eq!(
+        failed.attributes.str("loom.error"),
+        Some("no invoice 0 (asked with [REDACTED])")
+    );
     assert!(log.verify(None).await.unwrap().ok);
 
     // Outside a workflow: the plain function, no span, no entry.
-    spans.0.lock().unwrap().clear();
+    spans.clear();
     let before = log.query(&AuditQuery::all()).await.unwrap().len();
-    assert_eq!(fetch(1).await.unwrap(), "invoice 6");
-    assert_eq!(loud("x".into()).await, "X");
-    assert!(fetch(0).await.is_err());
-    assert!(spans.0.lock().unwrap().is_empty());
+    telemetry
+        .scope(async {
+            assert_eq!(fetch(1).await.unwrap(), "invoice 6");
+            assert_eq!(loud("x".into()).await, "X");
+            assert!(fetch(0).await.is_err());
+        })
+        .await;
+    assert!(spans.spans().is_empty());
     assert_eq!(log.query(&AuditQuery::all()).await.unwrap().len(), before);
 }

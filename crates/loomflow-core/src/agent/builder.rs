@@ -69,6 +69,7 @@ pub struct AgentBuilder {
     auto_extract: Option<bool>,
     consolidator: Option<Consolidator>,
     governance: crate::governance::Governance,
+    telemetry: Option<crate::telemetry::Telemetry>,
 }
 
 impl Default for AgentBuilder {
@@ -96,6 +97,7 @@ impl Default for AgentBuilder {
             auto_extract: None,
             consolidator: None,
             governance: Default::default(),
+            telemetry: None,
         }
     }
 }
@@ -417,6 +419,15 @@ impl AgentBuilder {
         self
     }
 
+    /// Records this agent's runs (spans and metrics) in `telemetry`, its
+    /// own sinks and exporters (see [`telemetry`](crate::telemetry)).
+    /// Without it, runs go to the telemetry in scope: a surrounding
+    /// workflow's or run's, else the global `tracing` subscriber.
+    pub fn telemetry(mut self, telemetry: crate::telemetry::Telemetry) -> Self {
+        self.telemetry = Some(telemetry);
+        self
+    }
+
     /// Checks the configuration and builds the agent.
     pub fn build(self) -> Result<Agent, ConfigError> {
         let model = match self.model {
@@ -530,6 +541,7 @@ impl AgentBuilder {
                 memory_options: self.memory_options,
                 extractor,
                 governance: self.governance,
+                telemetry: self.telemetry,
             }),
         })
     }

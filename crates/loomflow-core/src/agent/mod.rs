@@ -58,6 +58,7 @@ pub(crate) struct AgentInner {
     pub(crate) memory_options: MemoryOptions,
     pub(crate) extractor: Option<crate::memory::Extractor>,
     pub(crate) governance: crate::governance::Governance,
+    pub(crate) telemetry: Option<crate::telemetry::Telemetry>,
 }
 
 /// Per-call model settings an agent applies to every request.

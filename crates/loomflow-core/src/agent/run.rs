@@ -27,7 +27,9 @@ use crate::journal::{
 };
 use crate::message::{Image, Message};
 use crate::output::{OutputSchema, strip_json_fences};
+use crate::telemetry::{self, spans};
 use crate::tone::Tone;
+use tracing::Instrument;
 
 /// The outcome of a run.
 ///
@@ -340,8 +342,20 @@ impl RunRequest {
     /// A plain fn returning an `async move` block: an `async fn` would keep
     /// both its argument and a moved copy of it in the future, and this
     /// future is what each in-flight run holds.
-    #[allow(clippy::manual_async_fn)]
     pub(crate) fn execute(
+        self,
+        sink: Option<EventSink>,
+    ) -> impl Future<Output = Result<RunResult>> + Send {
+        // The agent's own telemetry records the whole run, setup included.
+        match self.agent.inner.telemetry.clone() {
+            Some(telemetry) => Either::Left(telemetry.scope(self.execute_here(sink))),
+            None => Either::Right(self.execute_here(sink)),
+        }
+    }
+
+    /// [`execute`](Self::execute) under whatever telemetry is in scope.
+    #[allow(clippy::manual_async_fn)]
+    fn execute_here(
         self,
         sink: Option<EventSink>,
     ) -> impl Future<Output = Result<RunResult>> + Send {
@@ -426,126 +440,193 @@ impl RunRequest {
                 run_id: self.run_id.unwrap_or_else(RunId::generate),
                 metadata: Arc::new(self.metadata),
             };
-            let emitter = Emitter::new(session_id, sink);
-            emitter
-                .emit(|| EventKind::Started {
-                    prompt: message.text_content(),
-                })
-                .await;
-            let gov = inner.governance.with_ambient();
-            let gov = gov.as_ref();
+            let span = spans::run(
+                inner.name.as_deref(),
+                inner.model.name(),
+                inner.architecture.name(),
+                inner.max_turns,
+                &ctx,
+            );
+            let content =
+                !span.is_disabled() && telemetry::captures_content(inner.telemetry.as_ref());
+            if content {
+                span.record(
+                    "loom.input",
+                    crate::redact::redact(&message.text_content()).as_ref(),
+                );
+            }
+            let run_span = span.clone();
+            async move {
+                let emitter = Emitter::new(session_id, sink);
+                emitter
+                    .emit(|| EventKind::Started {
+                        prompt: message.text_content(),
+                    })
+                    .await;
+                let gov = inner.governance.with_ambient();
+                let gov = gov.as_ref();
 
-            let schema = self.output.or_else(|| inner.output_schema.clone());
-            let tone = self
-                .tone
-                .or_else(|| inner.tone.clone())
-                .or_else(Ambient::current_tone);
-            let retries = self.retries.unwrap_or(inner.output_retries);
-            let frame = durable.as_ref().map(|d| d.frame().clone());
-            let choices = RunChoices {
-                schema: schema.as_ref(),
-                tone: tone.as_ref(),
-                effort: self.effort.or(inner.settings.effort),
-                retries,
-                frame: frame.clone(),
-                checkpoints: inner
-                    .checkpoints
-                    .filter(|_| durable.as_ref().is_some_and(Durable::owns_epoch)),
-                restore,
-                governance: gov,
-            };
-            // One future for the body whichever wrappers apply (`Either`, not
-            // an `await` per branch, which would lay the body out twice).
-            let body = ctx
-                .clone()
-                .scope(run_loop(&inner, &ctx, &emitter, message, choices));
-            let body = match frame {
-                Some(frame) => Either::Left(frame.scope(body)),
-                None => Either::Right(body),
-            };
-            let outcome = match inner.timeout {
-                Some(limit) => Either::Left(
-                    tokio::time::timeout(limit, body)
-                        .map(move |r| r.unwrap_or(Err(Error::RunTimeout(limit)))),
-                ),
-                None => Either::Right(body),
-            };
-            let mut outcome = outcome.await;
-            if outcome.is_ok()
-                && let Some(durable) = durable
-                && let Err(e) = durable.finish().await
-            {
-                outcome = Err(e.into());
-            }
-            match outcome {
-                Ok(session) => {
-                    let result = RunResult {
-                        session_id: ctx.session_id,
-                        run_id: ctx.run_id,
-                        user_id: ctx.user_id,
-                        output: session.output,
-                        parsed: session.parsed,
-                        turns: session.turns,
-                        tokens_in: session.usage.input_tokens,
-                        cached_tokens_in: session.usage.cached_input_tokens,
-                        cache_write_tokens: session.usage.cache_write_tokens,
-                        tokens_out: session.usage.output_tokens,
-                        cost_usd: session.usage.cost_usd,
-                        started_at,
-                        finished_at: Utc::now(),
-                        interrupted: session.interrupted,
-                        interruption_reason: session.interruption_reason,
-                        cited_slugs: Vec::new(),
-                    };
-                    if gov.audit.is_some() {
-                        let mut p = Payload::new();
-                        p.insert("turns".into(), result.turns.into());
-                        p.insert("interrupted".into(), result.interrupted.into());
-                        p.insert(
-                            "interruption_reason".into(),
-                            result.interruption_reason.clone().into(),
-                        );
-                        p.insert("tokens_in".into(), result.tokens_in.into());
-                        p.insert("tokens_out".into(), result.tokens_out.into());
-                        p.insert("cost_usd".into(), result.cost_usd.into());
-                        p.insert(
-                            "elapsed_ms".into(),
-                            (result.duration().as_secs_f64() * 1000.0).into(),
-                        );
-                        if gov.full_transcripts() {
-                            p.insert("output".into(), result.output.clone().into());
-                            if let Some(parsed) = &result.parsed {
-                                p.insert("parsed".into(), parsed.clone());
+                let schema = self.output.or_else(|| inner.output_schema.clone());
+                let tone = self
+                    .tone
+                    .or_else(|| inner.tone.clone())
+                    .or_else(Ambient::current_tone);
+                let retries = self.retries.unwrap_or(inner.output_retries);
+                let frame = durable.as_ref().map(|d| d.frame().clone());
+                let choices = RunChoices {
+                    schema: schema.as_ref(),
+                    tone: tone.as_ref(),
+                    effort: self.effort.or(inner.settings.effort),
+                    retries,
+                    frame: frame.clone(),
+                    checkpoints: inner
+                        .checkpoints
+                        .filter(|_| durable.as_ref().is_some_and(Durable::owns_epoch)),
+                    restore,
+                    governance: gov,
+                    capture_content: content,
+                };
+                // One future for the body whichever wrappers apply (`Either`, not
+                // an `await` per branch, which would lay the body out twice).
+                let body = ctx
+                    .clone()
+                    .scope(run_loop(&inner, &ctx, &emitter, message, choices));
+                let body = match frame {
+                    Some(frame) => Either::Left(frame.scope(body)),
+                    None => Either::Right(body),
+                };
+                let outcome = match inner.timeout {
+                    Some(limit) => Either::Left(
+                        tokio::time::timeout(limit, body)
+                            .map(move |r| r.unwrap_or(Err(Error::RunTimeout(limit)))),
+                    ),
+                    None => Either::Right(body),
+                };
+                let mut outcome = outcome.await;
+                if outcome.is_ok()
+                    && let Some(durable) = durable
+                    && let Err(e) = durable.finish().await
+                {
+                    outcome = Err(e.into());
+                }
+                match outcome {
+                    Ok(session) => {
+                        let result = RunResult {
+                            session_id: ctx.session_id,
+                            run_id: ctx.run_id,
+                            user_id: ctx.user_id,
+                            output: session.output,
+                            parsed: session.parsed,
+                            turns: session.turns,
+                            tokens_in: session.usage.input_tokens,
+                            cached_tokens_in: session.usage.cached_input_tokens,
+                            cache_write_tokens: session.usage.cache_write_tokens,
+                            tokens_out: session.usage.output_tokens,
+                            cost_usd: session.usage.cost_usd,
+                            started_at,
+                            finished_at: Utc::now(),
+                            interrupted: session.interrupted,
+                            interruption_reason: session.interruption_reason,
+                            cited_slugs: Vec::new(),
+                        };
+                        record_result(&run_span, &result, inner.name.as_deref(), content);
+                        if gov.audit.is_some() {
+                            let mut p = Payload::new();
+                            p.insert("turns".into(), result.turns.into());
+                            p.insert("interrupted".into(), result.interrupted.into());
+                            p.insert(
+                                "interruption_reason".into(),
+                                result.interruption_reason.clone().into(),
+                            );
+                            p.insert("tokens_in".into(), result.tokens_in.into());
+                            p.insert("tokens_out".into(), result.tokens_out.into());
+                            p.insert("cost_usd".into(), result.cost_usd.into());
+                            p.insert(
+                                "elapsed_ms".into(),
+                                (result.duration().as_secs_f64() * 1000.0).into(),
+                            );
+                            if gov.full_transcripts() {
+                                p.insert("output".into(), result.output.clone().into());
+                                if let Some(parsed) = &result.parsed {
+                                    p.insert("parsed".into(), parsed.clone());
+                                }
                             }
+                            gov.audit(
+                                &result.user_id,
+                                result.session_id.as_str(),
+                                "system",
+                                "run_completed",
+                                p,
+                            )
+                            .await;
                         }
-                        gov.audit(
-                            &result.user_id,
-                            result.session_id.as_str(),
-                            "system",
-                            "run_completed",
-                            p,
-                        )
-                        .await;
+                        emitter
+                            .emit(|| EventKind::Completed {
+                                result: serde_json::to_value(&result).unwrap_or_default(),
+                            })
+                            .await;
+                        Ok(result)
                     }
-                    emitter
-                        .emit(|| EventKind::Completed {
-                            result: serde_json::to_value(&result).unwrap_or_default(),
-                        })
-                        .await;
-                    Ok(result)
-                }
-                Err(e) => {
-                    if gov.audit.is_some() {
-                        let mut p = Payload::new();
-                        p.insert("error_type".into(), e.type_name().into());
-                        p.insert("message".into(), e.to_string().into());
-                        gov.audit_in(&ctx, "system", "run_failed", p).await;
+                    Err(e) => {
+                        spans::record_error(&run_span, e.type_name(), &e.to_string());
+                        if gov.audit.is_some() {
+                            let mut p = Payload::new();
+                            p.insert("error_type".into(), e.type_name().into());
+                            p.insert("message".into(), e.to_string().into());
+                            gov.audit_in(&ctx, "system", "run_failed", p).await;
+                        }
+                        emit_error(&emitter, &e).await;
+                        Err(e)
                     }
-                    emit_error(&emitter, &e).await;
-                    Err(e)
                 }
             }
+            .instrument(span)
+            .await
         }
+    }
+}
+
+/// Records a finished run on its span (turns, tokens, cost, interruption,
+/// the output when content is captured) and its duration metric.
+fn record_result(span: &tracing::Span, result: &RunResult, agent: Option<&str>, content: bool) {
+    let elapsed_ms = result.duration().as_secs_f64() * 1000.0;
+    spans::metric!(
+        telemetry::SESSION_DURATION_MS,
+        elapsed_ms,
+        gen_ai.agent.name = agent,
+        loom.interrupted = result.interrupted
+    );
+    if span.is_disabled() {
+        return;
+    }
+    span.record("loom.turns", result.turns);
+    span.record(
+        "gen_ai.usage.input_tokens",
+        result.tokens_in + result.cached_tokens_in + result.cache_write_tokens,
+    );
+    span.record("gen_ai.usage.output_tokens", result.tokens_out);
+    if result.cached_tokens_in > 0 {
+        span.record(
+            "gen_ai.usage.cache_read.input_tokens",
+            result.cached_tokens_in,
+        );
+    }
+    if result.cache_write_tokens > 0 {
+        span.record(
+            "gen_ai.usage.cache_creation.input_tokens",
+            result.cache_write_tokens,
+        );
+    }
+    span.record("loom.cost_usd", result.cost_usd);
+    span.record("loom.interrupted", result.interrupted);
+    if let Some(reason) = &result.interruption_reason {
+        span.record("loom.interruption_reason", reason.as_str());
+    }
+    if content {
+        span.record(
+            "loom.output",
+            crate::redact::redact(&result.output).as_ref(),
+        );
     }
 }
 
@@ -618,6 +699,7 @@ struct RunChoices<'a> {
     checkpoints: Option<usize>,
     restore: Option<Checkpoint>,
     governance: &'a crate::governance::Governance,
+    capture_content: bool,
 }
 
 async fn run_loop(
@@ -636,6 +718,7 @@ async fn run_loop(
         checkpoints,
         restore,
         governance: gov,
+        capture_content,
     } = choices;
     let native = schema.is_some_and(|s| inner.model.native_output_for(s));
     let mut instructions = inner.instructions.clone();
@@ -750,6 +833,7 @@ async fn run_loop(
         checkpoints,
         governance: gov,
         run_budget: &run_budget,
+        capture_content,
     };
     match inner.architecture.run(&mut session, &deps, input).await {
         Ok(()) => {}

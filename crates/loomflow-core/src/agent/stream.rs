@@ -80,8 +80,9 @@ impl<T> EventStream<T> {
             self.rx = Some(rx);
             match tokio::runtime::Handle::try_current() {
                 Ok(runtime) => {
-                    self.state =
-                        State::Running(runtime.spawn(request.execute(Some(EventSink::new(tx)))))
+                    self.state = State::Running(runtime.spawn(crate::telemetry::carry(
+                        request.execute(Some(EventSink::new(tx))),
+                    )))
                 }
                 Err(_) => {
                     let _ = tx.try_send(Event::new(

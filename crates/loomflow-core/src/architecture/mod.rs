@@ -8,7 +8,9 @@ mod guarded_stream;
 mod react;
 
 use crate::redact::Redacted;
+use crate::telemetry::{self, spans};
 use std::sync::Arc;
+use tracing::Instrument;
 
 use async_trait::async_trait;
 
@@ -237,6 +239,8 @@ pub struct RunDeps<'a> {
     pub(crate) run_budget: &'a RunBudget,
     /// Checkpoints to keep per session, when the agent takes them.
     pub(crate) checkpoints: Option<usize>,
+    /// Record prompts, outputs and tool arguments on spans.
+    pub(crate) capture_content: bool,
 }
 
 impl<'a> RunDeps<'a> {
@@ -276,7 +280,7 @@ impl<'a> RunDeps<'a> {
         request: ModelRequest<'_>,
     ) -> Result<Completion> {
         let Some(frame) = &self.frame else {
-            return self.call_model_now(request).await;
+            return self.call_model_now(step, request).await;
         };
         let key = frame.key(
             &step.to_key(),
@@ -291,7 +295,7 @@ impl<'a> RunDeps<'a> {
             }
             return Ok(completion);
         }
-        let completion = self.call_model_now(request).await?;
+        let completion = self.call_model_now(step, request).await?;
         frame.record(&key, &completion).await?;
         Ok(completion)
     }
@@ -308,7 +312,75 @@ impl<'a> RunDeps<'a> {
         turn: u32,
         slot: usize,
     ) -> Result<ToolResult> {
+        let span = spans::tool(&call.tool, &call.id, turn);
+        if span.is_disabled() && !spans::metrics_enabled() {
+            return self.run_tool_here(defs, call, turn, slot, &span).await;
+        }
+        // Boxed: observed calls are the rarer path; inline this would size
+        // every tool call's future.
+        Box::pin(self.run_tool_observed(defs, call, turn, slot, span)).await
+    }
+
+    /// [`run_tool`](Self::run_tool) inside its span, with its duration
+    /// metric and outcome recorded.
+    async fn run_tool_observed(
+        &self,
+        defs: &[ToolDef],
+        call: &mut ToolCall,
+        turn: u32,
+        slot: usize,
+        span: tracing::Span,
+    ) -> Result<ToolResult> {
+        let clock = std::time::Instant::now();
+        let outcome = self
+            .run_tool_here(defs, call, turn, slot, &span)
+            .instrument(span.clone())
+            .await;
+        let elapsed_ms = clock.elapsed().as_secs_f64() * 1000.0;
+        if let Ok(result) = &outcome {
+            spans::metric!(
+                telemetry::TOOL_DURATION_MS,
+                elapsed_ms,
+                gen_ai.tool.name = call.tool.as_str(),
+                loom.ok = result.ok,
+                loom.denied = result.denied
+            );
+            if !span.is_disabled() {
+                span.record("loom.tool.destructive", call.destructive);
+                if let Some(error_type) = tool_error_type(result) {
+                    let message = result
+                        .error
+                        .as_deref()
+                        .or(result.reason.as_deref())
+                        .unwrap_or_default();
+                    spans::record_error(&span, error_type, message);
+                }
+                if self.capture_content {
+                    span.record(
+                        "gen_ai.tool.call.result",
+                        crate::redact::redact(&result.output.to_string()).as_ref(),
+                    );
+                }
+            }
+        }
+        outcome
+    }
+
+    async fn run_tool_here(
+        &self,
+        defs: &[ToolDef],
+        call: &mut ToolCall,
+        turn: u32,
+        slot: usize,
+        span: &tracing::Span,
+    ) -> Result<ToolResult> {
         self.gate.stamp(call, defs);
+        if self.capture_content && !span.is_disabled() {
+            span.record(
+                "gen_ai.tool.call.arguments",
+                crate::redact::redact(&call.args.to_string()).as_ref(),
+            );
+        }
         let step = StepName::ToolCall(turn, slot).to_key();
         let result = match &self.frame {
             None => {
@@ -333,6 +405,7 @@ impl<'a> RunDeps<'a> {
                 match frame.replay::<ToolStep>(&key) {
                     Some(recorded) => {
                         let recorded = recorded?;
+                        span.record("loom.replayed", true);
                         if let Some(args) = recorded.args {
                             call.args = args;
                         }
@@ -502,7 +575,133 @@ impl<'a> RunDeps<'a> {
         }
     }
 
-    async fn call_model_now(&self, request: ModelRequest<'_>) -> Result<Completion> {
+    async fn call_model_now(
+        &self,
+        step: StepName<'_>,
+        request: ModelRequest<'_>,
+    ) -> Result<Completion> {
+        let turn = match step {
+            StepName::ModelCall(turn) => Some(turn),
+            _ => None,
+        };
+        let streamed = self.emitter.is_active();
+        let span = spans::model(streamed, self.model.name(), turn, request.tools.len());
+        if span.is_disabled() && !spans::metrics_enabled() {
+            return self.call_model_gated(request).await;
+        }
+        // Boxed: observed calls are the rarer path; inline this would size
+        // every model call's future.
+        Box::pin(self.call_model_observed(request, span)).await
+    }
+
+    /// A model call inside its span: usage and finish reason recorded on
+    /// it, and the token, cost and duration metrics.
+    async fn call_model_observed(
+        &self,
+        request: ModelRequest<'_>,
+        span: tracing::Span,
+    ) -> Result<Completion> {
+        if self.capture_content && !span.is_disabled() {
+            let messages = serde_json::to_string(request.messages).unwrap_or_default();
+            span.record(
+                "gen_ai.input.messages",
+                crate::redact::redact(&messages).as_ref(),
+            );
+        }
+        let clock = std::time::Instant::now();
+        let outcome = self
+            .call_model_gated(request)
+            .instrument(span.clone())
+            .await;
+        let seconds = clock.elapsed().as_secs_f64();
+        let model = self.model.name();
+        let provider = telemetry::provider_name(model);
+        match &outcome {
+            Ok(c) => {
+                let u = &c.usage;
+                let input = u.input_tokens + u.cached_input_tokens + u.cache_write_tokens;
+                spans::metric!(
+                    telemetry::TOKENS_INPUT,
+                    u.input_tokens,
+                    gen_ai.request.model = model
+                );
+                spans::metric!(
+                    telemetry::TOKENS_OUTPUT,
+                    u.output_tokens,
+                    gen_ai.request.model = model
+                );
+                if u.cost_usd > 0.0 {
+                    spans::metric!(
+                        telemetry::COST_USD,
+                        u.cost_usd,
+                        gen_ai.request.model = model
+                    );
+                }
+                spans::metric!(
+                    telemetry::CLIENT_OPERATION_DURATION,
+                    seconds,
+                    gen_ai.operation.name = "chat",
+                    gen_ai.provider.name = provider,
+                    gen_ai.request.model = model
+                );
+                for (kind, tokens) in [("input", input), ("output", u.output_tokens)] {
+                    spans::metric!(
+                        telemetry::CLIENT_TOKEN_USAGE,
+                        tokens,
+                        gen_ai.operation.name = "chat",
+                        gen_ai.provider.name = provider,
+                        gen_ai.request.model = model,
+                        gen_ai.token.type = kind
+                    );
+                }
+                if !span.is_disabled() {
+                    span.record("gen_ai.usage.input_tokens", input);
+                    span.record("gen_ai.usage.output_tokens", u.output_tokens);
+                    if u.cached_input_tokens > 0 {
+                        span.record(
+                            "gen_ai.usage.cache_read.input_tokens",
+                            u.cached_input_tokens,
+                        );
+                    }
+                    if u.cache_write_tokens > 0 {
+                        span.record(
+                            "gen_ai.usage.cache_creation.input_tokens",
+                            u.cache_write_tokens,
+                        );
+                    }
+                    span.record(
+                        "gen_ai.response.finish_reasons",
+                        finish_reason(&c.finish_reason),
+                    );
+                    span.record("loom.cost_usd", u.cost_usd);
+                    if self.capture_content {
+                        let output = serde_json::json!({
+                            "text": c.text,
+                            "tool_calls": c.tool_calls,
+                        });
+                        span.record(
+                            "gen_ai.output.messages",
+                            crate::redact::redact(&output.to_string()).as_ref(),
+                        );
+                    }
+                }
+            }
+            Err(e) => {
+                spans::metric!(
+                    telemetry::CLIENT_OPERATION_DURATION,
+                    seconds,
+                    gen_ai.operation.name = "chat",
+                    gen_ai.provider.name = provider,
+                    gen_ai.request.model = model,
+                    error.type = e.type_name()
+                );
+                spans::record_error(&span, e.type_name(), &e.to_string());
+            }
+        }
+        outcome
+    }
+
+    async fn call_model_gated(&self, request: ModelRequest<'_>) -> Result<Completion> {
         if !self.governance.gates_model_calls() {
             return self.call_model_plain(request).await;
         }
@@ -534,6 +733,7 @@ impl<'a> RunDeps<'a> {
             Err((error, blocked)) => {
                 if let Some(b) = blocked {
                     tracing::info!(cap = b.cap, user = %self.context.user_id, "budget exceeded");
+                    spans::metric!(telemetry::BUDGET_EXCEEDED, 1u64, loom.budget.cap = b.cap);
                     self.emitter
                         .emit(|| EventKind::BudgetExceeded {
                             status: serde_json::json!({
@@ -584,6 +784,35 @@ impl<'a> RunDeps<'a> {
             g.finish(self.emitter).await;
         }
         Ok(out)
+    }
+}
+
+/// `error.type` for a tool call that did not succeed.
+fn tool_error_type(result: &ToolResult) -> Option<&'static str> {
+    if result.ok {
+        None
+    } else if result.denied {
+        Some("permission_denied")
+    } else if result
+        .error
+        .as_deref()
+        .is_some_and(|e| e.contains("timed out"))
+    {
+        Some("timeout")
+    } else {
+        Some("tool_error")
+    }
+}
+
+/// `gen_ai.response.finish_reasons`' value for `reason`.
+fn finish_reason(reason: &crate::model::FinishReason) -> &'static str {
+    use crate::model::FinishReason;
+    match reason {
+        FinishReason::Stop => "stop",
+        FinishReason::ToolUse => "tool_calls",
+        FinishReason::Length => "length",
+        FinishReason::ContentFilter => "content_filter",
+        _ => "other",
     }
 }
 

@@ -2,6 +2,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use futures_util::future::join_all;
+use tracing::Instrument;
 
 use super::{AgentSession, Architecture, RunDeps, StepName};
 use crate::error::Result;
@@ -62,65 +63,79 @@ impl Architecture for ReAct {
             // Counted once the call returns: a call the budget refuses is
             // not a turn taken.
             let turn = session.turns + 1;
-            let defs = deps.tool_defs().await?;
-            let request = deps.request(&session.messages).with_tools(&defs);
-            let completion = deps.call_model(StepName::ModelCall(turn), request).await?;
-            session.turns = turn;
-            session.usage += completion.usage;
-            session.output = completion.text;
-            let calls = completion.tool_calls;
-            let reasoning = completion.reasoning;
-            if calls.is_empty() {
-                session.messages.push(
-                    Message::assistant(session.output.clone(), calls).with_reasoning(reasoning),
-                );
-                deps.checkpoint(session).await;
-                return Ok(());
-            }
-
-            // Calls are stamped (and possibly edited by an approver) in
-            // place, so the assistant message records them as dispatched.
-            let mut calls = calls;
-            let turn = session.turns;
-            let results: Results = match calls.as_mut_slice() {
-                // Boxed: the call's future is large and short-lived; inline
-                // it would size this loop's future for the whole run.
-                [one] => Results::One(Box::pin(deps.run_tool(&defs, one, turn, 0)).await?),
-                many => Results::Many(
-                    join_all(
-                        many.iter_mut()
-                            .enumerate()
-                            .map(|(slot, c)| deps.run_tool(&defs, c, turn, slot)),
-                    )
-                    .await
-                    .into_iter()
-                    .collect::<Result<_>>()?,
-                ),
+            let span = crate::telemetry::turn(turn);
+            let done = match span.is_disabled() {
+                true => one_turn(session, deps, turn).await?,
+                // Boxed: the span would otherwise size every run's future.
+                false => Box::pin(one_turn(session, deps, turn).instrument(span)).await?,
             };
-            session.messages.reserve(1 + results.len());
-            session
-                .messages
-                .push(Message::assistant(session.output.clone(), calls).with_reasoning(reasoning));
-            let assistant = session.messages.len() - 1;
-            let mut ends_turn = false;
-            for (slot, result) in results.enumerate() {
-                let call = &session.messages[assistant].tool_calls[slot];
-                let def = defs.iter().find(|d| d.name == call.tool);
-                ends_turn |= result.ok && def.is_some_and(|d| d.ends_turn);
-                let reply = Message::tool(
-                    call.id.clone(),
-                    Arc::from(call.tool.as_str()),
-                    deps.gate.model_text(result),
-                );
-                session.messages.push(reply);
-            }
-            deps.checkpoint(session).await;
-            if ends_turn {
-                session.ended_by_tool = true;
+            if done {
                 return Ok(());
             }
         }
     }
+}
+
+/// One turn: the model call and the tools it asks for. True when the loop
+/// is done (an answer without calls, or an `ends_turn` tool).
+async fn one_turn(session: &mut AgentSession, deps: &RunDeps<'_>, turn: u32) -> Result<bool> {
+    let defs = deps.tool_defs().await?;
+    let request = deps.request(&session.messages).with_tools(&defs);
+    let completion = deps.call_model(StepName::ModelCall(turn), request).await?;
+    session.turns = turn;
+    session.usage += completion.usage;
+    session.output = completion.text;
+    let calls = completion.tool_calls;
+    let reasoning = completion.reasoning;
+    if calls.is_empty() {
+        session
+            .messages
+            .push(Message::assistant(session.output.clone(), calls).with_reasoning(reasoning));
+        deps.checkpoint(session).await;
+        return Ok(true);
+    }
+
+    // Calls are stamped (and possibly edited by an approver) in place, so
+    // the assistant message records them as dispatched.
+    let mut calls = calls;
+    let results: Results = match calls.as_mut_slice() {
+        // Boxed: the call's future is large and short-lived; inline it would
+        // size this loop's future for the whole run.
+        [one] => Results::One(Box::pin(deps.run_tool(&defs, one, turn, 0)).await?),
+        many => Results::Many(
+            join_all(
+                many.iter_mut()
+                    .enumerate()
+                    .map(|(slot, c)| deps.run_tool(&defs, c, turn, slot)),
+            )
+            .await
+            .into_iter()
+            .collect::<Result<_>>()?,
+        ),
+    };
+    session.messages.reserve(1 + results.len());
+    session
+        .messages
+        .push(Message::assistant(session.output.clone(), calls).with_reasoning(reasoning));
+    let assistant = session.messages.len() - 1;
+    let mut ends_turn = false;
+    for (slot, result) in results.enumerate() {
+        let call = &session.messages[assistant].tool_calls[slot];
+        let def = defs.iter().find(|d| d.name == call.tool);
+        ends_turn |= result.ok && def.is_some_and(|d| d.ends_turn);
+        let reply = Message::tool(
+            call.id.clone(),
+            Arc::from(call.tool.as_str()),
+            deps.gate.model_text(result),
+        );
+        session.messages.push(reply);
+    }
+    deps.checkpoint(session).await;
+    if ends_turn {
+        session.ended_by_tool = true;
+        return Ok(true);
+    }
+    Ok(false)
 }
 
 /// A turn's tool results, without a vector for the common single call.

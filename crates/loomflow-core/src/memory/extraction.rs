@@ -200,7 +200,7 @@ impl Extractor {
             return;
         };
         let consolidator = self.inner.consolidator.clone();
-        runtime.spawn(async move {
+        runtime.spawn(crate::telemetry::carry(async move {
             // Released (and `drain` told) however the task ends.
             let claim = claim;
             let control = &claim.control;
@@ -231,7 +231,7 @@ impl Extractor {
                 }
             }
             tracing::debug!(episode = %episode.id, facts = found, "facts extracted");
-        });
+        }));
     }
 
     /// Waits up to `timeout` for every claimed and running extraction to

@@ -271,19 +271,20 @@ impl ToolGate {
             match tokio::time::timeout(self.config.hook_timeout, run).await {
                 Ok(Ok(HookDecision::Continue)) => {}
                 Ok(Ok(HookDecision::Deny(reason))) => {
+                    decided("deny", Some(&format!("before-tool hook: {reason}")));
                     return Some(ToolResult::denied(&call.id, reason));
                 }
                 Ok(Err(_panic)) => {
+                    decided("deny", Some("before-tool hook failed"));
                     return Some(ToolResult::denied(&call.id, "before-tool hook failed"));
                 }
                 Err(_) => {
-                    return Some(ToolResult::denied(
-                        &call.id,
-                        format!(
-                            "before-tool hook timed out after {:?}",
-                            self.config.hook_timeout
-                        ),
-                    ));
+                    let reason = format!(
+                        "before-tool hook timed out after {:?}",
+                        self.config.hook_timeout
+                    );
+                    decided("deny", Some(&reason));
+                    return Some(ToolResult::denied(&call.id, reason));
                 }
             }
         }
@@ -292,18 +293,30 @@ impl ToolGate {
         }
         let check = AssertUnwindSafe(self.permissions.check(call, user)).catch_unwind();
         let reason = match check.await {
-            Ok(PermissionDecision::Allow) => return None,
+            Ok(PermissionDecision::Allow) => {
+                decided("allow", None);
+                return None;
+            }
             Ok(PermissionDecision::Deny(reason)) => {
+                decided("deny", Some(&reason));
                 return Some(ToolResult::denied(&call.id, reason));
             }
             Err(_panic) => {
+                decided("deny", Some("permission policy failed"));
                 return Some(ToolResult::denied(&call.id, "permission policy failed"));
             }
-            Ok(PermissionDecision::Ask(reason)) => reason,
+            Ok(PermissionDecision::Ask(reason)) => {
+                decided("ask", reason.as_deref());
+                reason
+            }
         };
         match self.remembered.recall(user, &call.tool) {
-            Some(Remembered::Allow) => return None,
+            Some(Remembered::Allow) => {
+                approved("approved", false);
+                return None;
+            }
             Some(Remembered::Deny(reason)) => {
+                approved("declined", false);
                 return Some(ToolResult::denied(
                     &call.id,
                     reason.unwrap_or_else(|| "denied by approver (remembered)".into()),
@@ -312,6 +325,7 @@ impl ToolGate {
             None => {}
         }
         let Some(handler) = &self.approval else {
+            approved("declined", false);
             return Some(ToolResult::denied(
                 &call.id,
                 "approval required; no approver",
@@ -319,21 +333,30 @@ impl ToolGate {
         };
         let asked = AssertUnwindSafe(handler.approve(call, reason.as_deref())).catch_unwind();
         match asked.await {
-            Ok(ApprovalDecision::Allow) => None,
+            Ok(ApprovalDecision::Allow) => {
+                approved("approved", false);
+                None
+            }
             Ok(ApprovalDecision::RememberAllow) => {
+                approved("approved", false);
                 self.remembered
                     .remember(user, &call.tool, Remembered::Allow);
                 None
             }
             Ok(ApprovalDecision::Edit(args)) => {
+                approved("approved", true);
                 call.args = args;
                 None
             }
-            Ok(ApprovalDecision::Deny(reason)) => Some(ToolResult::denied(
-                &call.id,
-                reason.unwrap_or_else(|| "denied by approver".into()),
-            )),
+            Ok(ApprovalDecision::Deny(reason)) => {
+                approved("declined", false);
+                Some(ToolResult::denied(
+                    &call.id,
+                    reason.unwrap_or_else(|| "denied by approver".into()),
+                ))
+            }
             Ok(ApprovalDecision::RememberDeny(reason)) => {
+                approved("declined", false);
                 self.remembered
                     .remember(user, &call.tool, Remembered::Deny(reason.clone()));
                 Some(ToolResult::denied(
@@ -341,7 +364,10 @@ impl ToolGate {
                     reason.unwrap_or_else(|| "denied by approver".into()),
                 ))
             }
-            Err(_panic) => Some(ToolResult::denied(&call.id, "approval handler failed")),
+            Err(_panic) => {
+                approved("declined", false);
+                Some(ToolResult::denied(&call.id, "approval handler failed"))
+            }
         }
     }
 
@@ -382,6 +408,30 @@ impl ToolGate {
     /// The text the model sees for `result`, cut to the result-size cap.
     pub fn model_text(&self, result: ToolResult) -> String {
         truncate_chars(result.into_model_text(), self.config.max_result_chars)
+    }
+}
+
+/// Records the permission decision on the current `loom.tool` span.
+fn decided(decision: &str, reason: Option<&str>) {
+    let span = tracing::Span::current();
+    if span.is_disabled() {
+        return;
+    }
+    span.record("loom.permission", decision);
+    if let Some(reason) = reason {
+        span.record("loom.permission.reason", reason);
+    }
+}
+
+/// Records the approval answer on the current `loom.tool` span.
+fn approved(answer: &str, edited: bool) {
+    let span = tracing::Span::current();
+    if span.is_disabled() {
+        return;
+    }
+    span.record("loom.approval", answer);
+    if edited {
+        span.record("loom.approval.edited", true);
     }
 }
 
