@@ -10,6 +10,7 @@ pub mod journal_contract;
 pub mod live;
 pub mod memory_contract;
 pub mod minilm;
+pub mod otlp;
 pub mod postgres;
 pub mod redis;
 pub mod server;

@@ -599,22 +599,25 @@ fn record_result(span: &tracing::Span, result: &RunResult, agent: Option<&str>, 
     if span.is_disabled() {
         return;
     }
-    span.record("loom.turns", result.turns);
+    span.record("loom.turns", i64::from(result.turns));
     span.record(
         "gen_ai.usage.input_tokens",
-        result.tokens_in + result.cached_tokens_in + result.cache_write_tokens,
+        spans::count(result.tokens_in + result.cached_tokens_in + result.cache_write_tokens),
     );
-    span.record("gen_ai.usage.output_tokens", result.tokens_out);
+    span.record(
+        "gen_ai.usage.output_tokens",
+        spans::count(result.tokens_out),
+    );
     if result.cached_tokens_in > 0 {
         span.record(
             "gen_ai.usage.cache_read.input_tokens",
-            result.cached_tokens_in,
+            spans::count(result.cached_tokens_in),
         );
     }
     if result.cache_write_tokens > 0 {
         span.record(
             "gen_ai.usage.cache_creation.input_tokens",
-            result.cache_write_tokens,
+            spans::count(result.cache_write_tokens),
         );
     }
     span.record("loom.cost_usd", result.cost_usd);

@@ -655,18 +655,18 @@ impl<'a> RunDeps<'a> {
                     );
                 }
                 if !span.is_disabled() {
-                    span.record("gen_ai.usage.input_tokens", input);
-                    span.record("gen_ai.usage.output_tokens", u.output_tokens);
+                    span.record("gen_ai.usage.input_tokens", spans::count(input));
+                    span.record("gen_ai.usage.output_tokens", spans::count(u.output_tokens));
                     if u.cached_input_tokens > 0 {
                         span.record(
                             "gen_ai.usage.cache_read.input_tokens",
-                            u.cached_input_tokens,
+                            spans::count(u.cached_input_tokens),
                         );
                     }
                     if u.cache_write_tokens > 0 {
                         span.record(
                             "gen_ai.usage.cache_creation.input_tokens",
-                            u.cache_write_tokens,
+                            spans::count(u.cache_write_tokens),
                         );
                     }
                     span.record(

@@ -55,6 +55,23 @@ impl<S> Filter<S> for LoomSpans {
     }
 }
 
+/// Lets only loomflow's metric events through (target `loom.metric`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LoomMetrics;
+
+impl<S> Filter<S> for LoomMetrics {
+    fn enabled(&self, meta: &Metadata<'_>, _cx: &Context<'_, S>) -> bool {
+        meta.is_event() && meta.target() == METRIC_TARGET
+    }
+
+    fn callsite_enabled(&self, meta: &'static Metadata<'static>) -> tracing::subscriber::Interest {
+        match meta.is_event() && meta.target() == METRIC_TARGET {
+            true => tracing::subscriber::Interest::always(),
+            false => tracing::subscriber::Interest::never(),
+        }
+    }
+}
+
 /// Lets loomflow's spans and its metric events through.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct LoomSpansAndMetrics;

@@ -85,7 +85,7 @@ use tracing_subscriber::registry::Registry;
 
 pub use console::ConsoleSink;
 pub use jsonl::JsonlSink;
-pub use layer::{LoomSpans, LoomSpansAndMetrics, Sink, SinkLayer};
+pub use layer::{LoomMetrics, LoomSpans, LoomSpansAndMetrics, Sink, SinkLayer};
 pub use memory::InMemorySink;
 pub use record::{
     AttrValue, Attributes, InstrumentKind, MetricRecord, SpanId, SpanRecord, SpanStart, SpanStatus,

@@ -52,7 +52,7 @@ pub(crate) fn run(
         loom.session_id = ctx.session_id.as_str(),
         loom.run_id = ctx.run_id.as_str(),
         loom.architecture = architecture,
-        loom.max_turns = max_turns,
+        loom.max_turns = i64::from(max_turns),
         loom.input = Empty,
         loom.turns = Empty,
         gen_ai.usage.input_tokens = Empty,
@@ -72,7 +72,7 @@ pub(crate) fn run(
 /// custom [`Architecture`](crate::Architecture) can mark its turns the
 /// way ReAct does.
 pub fn turn(turn: u32) -> Span {
-    tracing::info_span!(target: "loomflow", "loom.turn", loom.turn = turn)
+    tracing::info_span!(target: "loomflow", "loom.turn", loom.turn = i64::from(turn))
 }
 
 macro_rules! model_span {
@@ -106,8 +106,19 @@ macro_rules! model_span {
 /// `chat <model>` (kind client).
 pub(crate) fn model(streamed: bool, model: &str, turn: Option<u32>, tools: usize) -> Span {
     match streamed {
-        true => model_span!("loom.model.stream", model, turn, tools),
-        false => model_span!("loom.model.complete", model, turn, tools),
+        // Whole numbers as i64: exporters send u64 as text.
+        true => model_span!(
+            "loom.model.stream",
+            model,
+            turn.map(i64::from),
+            count(tools)
+        ),
+        false => model_span!(
+            "loom.model.complete",
+            model,
+            turn.map(i64::from),
+            count(tools)
+        ),
     }
 }
 
@@ -122,7 +133,7 @@ pub(crate) fn tool(tool: &str, call_id: &str, turn: u32) -> Span {
         gen_ai.tool.name = tool,
         gen_ai.tool.call.id = call_id,
         gen_ai.tool.type = "function",
-        loom.turn = turn,
+        loom.turn = i64::from(turn),
         gen_ai.tool.call.arguments = Empty,
         loom.tool.destructive = Empty,
         loom.permission = Empty,
@@ -162,7 +173,7 @@ pub fn workflow_node(workflow: &str, node: &str, visit: u32) -> Span {
         loom.workflow.node = node,
         loom.workflow.step = node,
         loom.workflow.kind = "node",
-        loom.workflow.visit = visit,
+        loom.workflow.visit = i64::from(visit),
         error.type = Empty,
         loom.error = Empty,
     )
@@ -181,6 +192,11 @@ pub fn workflow_step(workflow: &str, node: &str, step: &str) -> Span {
         error.type = Empty,
         loom.error = Empty,
     )
+}
+
+/// A count as an `i64` attribute (exporters send `u64` values as text).
+pub(crate) fn count<N: TryInto<i64>>(n: N) -> i64 {
+    n.try_into().unwrap_or(i64::MAX)
 }
 
 /// Records a failure on `span`: `error.type` (a short type name) and
