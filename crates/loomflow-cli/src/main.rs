@@ -124,6 +124,35 @@ pub(crate) struct RunArgs {
     /// the command waits up to 30 s for them before it exits.
     #[arg(long, value_name = "SPEC")]
     memory: Option<String>,
+    /// Print the run's span tree on stderr as it happens (besides the
+    /// config's or workflow file's `telemetry`, if any).
+    #[arg(long)]
+    trace: bool,
+}
+
+/// The telemetry a run records to: the console tree with `--trace`, plus
+/// what the config names (`telemetry = "console" | "file:…" | "otel"`).
+pub(crate) fn telemetry(
+    trace: bool,
+    spec: Option<&loomflow::telemetry::TelemetrySpec>,
+) -> Result<Option<loomflow::telemetry::Telemetry>, String> {
+    use loomflow::telemetry::{ConsoleSink, Telemetry, TelemetrySpec};
+    let mut builder = Telemetry::builder();
+    let mut any = false;
+    if trace {
+        builder = builder.sink(ConsoleSink::stderr());
+        any = true;
+    }
+    match spec {
+        // --trace already prints the tree.
+        Some(TelemetrySpec::Console) if trace => {}
+        Some(TelemetrySpec::None) | None => {}
+        Some(spec) => {
+            builder = loomflow::attach_telemetry(spec, builder).map_err(|e| e.to_string())?;
+            any = true;
+        }
+    }
+    Ok(any.then(|| builder.build()))
 }
 
 fn builder(
@@ -205,6 +234,15 @@ async fn run(args: RunArgs) -> Result<(), String> {
         }
         None => None,
     };
+    // Telemetry too (OTLP export lives outside the config's builder).
+    let telemetry = match config.as_mut() {
+        Some(c) => {
+            let spec = c.telemetry_spec().map_err(|e| e.to_string())?;
+            c.telemetry = None;
+            telemetry(args.trace, spec.as_ref())?
+        }
+        None => telemetry(args.trace, None)?,
+    };
     let configured = match &config {
         Some(c) => c.runtime_spec().map_err(|e| e.to_string())?,
         None => None,
@@ -234,9 +272,15 @@ async fn run(args: RunArgs) -> Result<(), String> {
                 .auto_extract(false);
         }
     }
+    if let Some(t) = &telemetry {
+        b = b.telemetry(t.clone());
+    }
     let agent = b.build().map_err(|e| e.to_string())?;
     let outcome = run_agent(&agent, &args).await;
     drain_background().await;
+    if let Some(t) = &telemetry {
+        t.flushed().await;
+    }
     outcome
 }
 

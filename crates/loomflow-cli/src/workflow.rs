@@ -57,8 +57,16 @@ pub(crate) async fn run(args: &RunArgs, file: PathBuf, input: String) -> Result<
             .map_err(|e| format!("{}: audit_log: {e}", file.display()))?;
         wf = wf.with_audit_log(log);
     }
+    let telemetry = crate::telemetry(args.trace, wf.telemetry_spec())
+        .map_err(|e| format!("{}: telemetry: {e}", file.display()))?;
+    if let Some(t) = &telemetry {
+        wf = wf.with_telemetry(t.clone());
+    }
     let outcome = run_workflow(&wf, args, input).await;
     crate::drain_background().await;
+    if let Some(t) = &telemetry {
+        t.flushed().await;
+    }
     outcome
 }
 

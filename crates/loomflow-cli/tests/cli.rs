@@ -327,6 +327,16 @@ fn workflow_file_errors_name_the_file_line_and_key() {
             "agent-audit.toml:2: agents.h.audit_log: in a workflow file, the audit log is set once at the top level",
         ),
         (
+            "agent-telemetry.toml",
+            "start = \"a\"\n[agents.h]\nmodel = \"echo\"\ntelemetry = \"console\"\n[[nodes]]\nname = \"a\"\nagent = \"h\"\n[[edges]]\nfrom = \"a\"\nto = \"END\"\n",
+            "agent-telemetry.toml:2: agents.h.telemetry: in a workflow file, telemetry is set once at the top level",
+        ),
+        (
+            "bad-telemetry.toml",
+            "start = \"a\"\ntelemetry = \"consol\"\n[agents.h]\nmodel = \"echo\"\n[[nodes]]\nname = \"a\"\nagent = \"h\"\n[[edges]]\nfrom = \"a\"\nto = \"END\"\n",
+            "bad-telemetry.toml:2: invalid telemetry: unknown telemetry \"consol\" (did you mean \"console\"?)",
+        ),
+        (
             "bad-audit.toml",
             "start = \"a\"\naudit_log = { path = \"./a.jsonl\", log = \"q4\" }\n[agents.h]\nmodel = \"echo\"\n[[nodes]]\nname = \"a\"\nagent = \"h\"\n[[edges]]\nfrom = \"a\"\nto = \"END\"\n",
             "bad-audit.toml:2: audit_log: ",
@@ -999,4 +1009,157 @@ text = "Hello."
         "{}",
         stderr(&o)
     );
+}
+
+#[test]
+fn trace_prints_the_span_tree_on_stderr_and_keeps_stdout_clean() {
+    let o = loomflow(&[
+        "run",
+        "hi",
+        "--model",
+        "echo",
+        "--runtime",
+        "memory",
+        "--user",
+        "alice",
+        "--trace",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o).trim(), "Echo: hi");
+    let err = stderr(&o);
+    let tree: Vec<&str> = err
+        .lines()
+        .map(|l| l.split("  ").find(|p| !p.is_empty()).unwrap_or(""))
+        .filter(|l| l.contains("loom."))
+        .collect();
+    assert_eq!(
+        tree,
+        [
+            "▸ loom.run",
+            "▸ loom.turn",
+            "▸ loom.model.complete",
+            "✓ loom.model.complete",
+            "✓ loom.turn",
+            "✓ loom.run",
+        ],
+        "{err}"
+    );
+    assert!(
+        err.starts_with("▸ loom.run  model=echo user=alice"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_config_or_workflow_file_sends_spans_to_a_jsonl_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let spans = dir.path().join("spans.jsonl");
+    let config = dir.path().join("agent.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "model = \"echo\"\nname = \"helper\"\ntelemetry = \"file:{}\"\n",
+            spans.display()
+        ),
+    )
+    .unwrap();
+    let o = loomflow(&[
+        "run",
+        "hi",
+        "--config",
+        config.to_str().unwrap(),
+        "--runtime",
+        "memory",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = std::fs::read_to_string(&spans).unwrap();
+    let runs: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|v: &serde_json::Value| v["name"] == "loom.run")
+        .collect();
+    assert_eq!(runs.len(), 1, "{text}");
+    assert_eq!(runs[0]["attributes"]["gen_ai.agent.name"], "helper");
+
+    let flow = dir.path().join("flow.toml");
+    let wf_spans = dir.path().join("wf.jsonl");
+    std::fs::write(
+        &flow,
+        format!(
+            "name = \"flow\"\nstart = \"a\"\ntelemetry = \"file:{}\"\n[agents.h]\nmodel = \"echo\"\n[[nodes]]\nname = \"a\"\nagent = \"h\"\n[[edges]]\nfrom = \"a\"\nto = \"END\"\n",
+            wf_spans.display()
+        ),
+    )
+    .unwrap();
+    let o = loomflow(&[
+        "run",
+        flow.to_str().unwrap(),
+        "hello",
+        "--runtime",
+        "memory",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let names: Vec<String> = std::fs::read_to_string(&wf_spans)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["kind"] == "span")
+        .map(|v| v["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "loom.model.complete",
+            "loom.turn",
+            "loom.run",
+            "loom.workflow.step",
+            "loom.workflow"
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn telemetry_otel_exports_where_the_otel_variables_say() {
+    let receiver = loomflow_testkit::otlp::OtlpReceiver::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("agent.toml");
+    std::fs::write(
+        &config,
+        "model = \"echo\"\nname = \"exported\"\ntelemetry = \"otel\"\n",
+    )
+    .unwrap();
+    for (protocol, endpoint) in [
+        ("grpc", receiver.grpc_endpoint().to_owned()),
+        ("http/protobuf", receiver.http_endpoint().to_owned()),
+    ] {
+        let config = config.clone();
+        let o = tokio::task::spawn_blocking(move || {
+            Command::new(env!("CARGO_BIN_EXE_loomflow"))
+                .args(["run", "hi", "--runtime", "memory", "--config"])
+                .arg(&config)
+                .env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
+                .env("OTEL_EXPORTER_OTLP_PROTOCOL", protocol)
+                .env("OTEL_SERVICE_NAME", format!("cli-{protocol}"))
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap();
+        assert!(o.status.success(), "{protocol}: {}", stderr(&o));
+        let service = format!("cli-{protocol}");
+        let spans = receiver
+            .wait_for_spans(std::time::Duration::from_secs(20), |s| {
+                s.iter()
+                    .any(|s| s.resource.get("service.name") == Some(&serde_json::json!(service)))
+            })
+            .await;
+        let run = spans
+            .iter()
+            .find(|s| {
+                s.resource["service.name"] == serde_json::json!(service)
+                    && s.name == "invoke_agent exported"
+            })
+            .unwrap_or_else(|| panic!("{protocol}: {spans:#?}"));
+        assert_eq!(run.attr("loom.span.name"), Some("loom.run"));
+    }
 }

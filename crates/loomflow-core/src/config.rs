@@ -52,6 +52,7 @@ const TOP_KEYS: &[&str] = &[
     "permissions",
     "budget",
     "audit_log",
+    "telemetry",
     "guardrails",
     "rate_limit",
     "hook_timeout",
@@ -168,6 +169,11 @@ pub struct AgentConfig {
     pub budget: Option<toml::Table>,
     /// The audit log (see [`AuditSpec`](crate::audit::AuditSpec)).
     pub audit_log: Option<toml::Value>,
+    /// Where spans and metrics go: `"none"`, `"console"`,
+    /// `"file:./spans.jsonl"` or `"otel"` (see
+    /// [`TelemetrySpec`](crate::telemetry::TelemetrySpec)). `"otel"` is
+    /// opened by the caller (`loomflow::open_telemetry`).
+    pub telemetry: Option<String>,
     /// Guardrails in order: names (`"pii"`, `"injection"`) and tables
     /// (see [`GuardrailSpec`](crate::guardrails::GuardrailSpec)).
     pub guardrails: Option<toml::Value>,
@@ -247,6 +253,11 @@ impl AgentConfig {
     /// The `audit_log` key, parsed.
     pub fn audit_spec(&self) -> Result<Option<crate::audit::AuditSpec>, ConfigError> {
         self.audit_log.clone().map(TryInto::try_into).transpose()
+    }
+
+    /// The `telemetry` key, parsed.
+    pub fn telemetry_spec(&self) -> Result<Option<crate::telemetry::TelemetrySpec>, ConfigError> {
+        self.telemetry.as_deref().map(str::parse).transpose()
     }
 
     /// The `guardrails` key, parsed (empty when absent).
@@ -382,6 +393,7 @@ impl AgentConfig {
         };
         config.budget_config().map_err(in_file)?;
         config.audit_spec().map_err(in_file)?;
+        config.telemetry_spec().map_err(in_file)?;
         config.guardrail_specs().map_err(in_file)?;
         Ok(config)
     }
@@ -437,6 +449,7 @@ impl AgentConfig {
     pub fn into_builder(self) -> Result<AgentBuilder, ConfigError> {
         let budget = self.budget_config()?;
         let audit = self.audit_spec()?;
+        let telemetry = self.telemetry_spec()?;
         let guardrails = self.guardrail_specs()?;
         let mut b = Agent::builder().instructions(self.instructions.clone());
         for spec in &guardrails {
@@ -497,6 +510,11 @@ impl AgentConfig {
         }
         if let Some(audit) = audit {
             b = b.audit_log_arc(audit.open()?);
+        }
+        if let Some(spec) = telemetry
+            && let Some(telemetry) = spec.build()?
+        {
+            b = b.telemetry(telemetry);
         }
         if let Some(t) = self.hook_timeout {
             b = b.hook_timeout(seconds("hook_timeout", t)?);

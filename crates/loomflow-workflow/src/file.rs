@@ -49,6 +49,11 @@
 //! agents inside in one signed chain ([`Workflow::audit_spec`],
 //! [`Workflow::with_audit_log`]); agents and nested files take none of
 //! their own.
+//!
+//! A top-level `telemetry = "console" | "file:./spans.jsonl" | "otel"`
+//! records the run's spans and metrics, the agents' included, in one trace
+//! ([`Workflow::telemetry_spec`], [`Workflow::with_telemetry`]; the caller
+//! opens it, `loomflow run` does).
 
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -75,6 +80,7 @@ struct FileSpec {
     response_tone: Option<String>,
     memory: Option<Spanned<toml::Value>>,
     audit_log: Option<Spanned<toml::Value>>,
+    telemetry: Option<Spanned<String>>,
     #[serde(default)]
     agents: BTreeMap<String, Spanned<toml::Table>>,
     #[serde(default)]
@@ -264,6 +270,15 @@ impl Workflow {
                     .map_err(|e| src.err(Some(value.span()), format!("audit_log: {e}")))?,
             ),
         };
+        let telemetry_spec = match &spec.telemetry {
+            None => None,
+            Some(value) => Some(
+                value
+                    .get_ref()
+                    .parse::<loomflow_core::telemetry::TelemetrySpec>()
+                    .map_err(|e| src.err(Some(value.span()), e.to_string()))?,
+            ),
+        };
 
         for node in &spec.nodes {
             let span = node.span();
@@ -309,6 +324,16 @@ impl Workflow {
                             format!(
                                 "nodes.{name}.workflow: `{}` sets `audit_log`, which only the top-level \
                                  workflow file may set (its chain holds the nested steps); move it there",
+                                path.get_ref()
+                            ),
+                        ));
+                    }
+                    if nested.telemetry_spec().is_some() {
+                        return Err(src.err(
+                            Some(path.span()),
+                            format!(
+                                "nodes.{name}.workflow: `{}` sets `telemetry`, which only the top-level \
+                                 workflow file may set (its trace holds the nested steps); move it there",
                                 path.get_ref()
                             ),
                         ));
@@ -400,7 +425,7 @@ impl Workflow {
                 other => src.err(line, other.to_string()),
             }
         })?;
-        if memory_spec.is_none() && audit_spec.is_none() {
+        if memory_spec.is_none() && audit_spec.is_none() && telemetry_spec.is_none() {
             return Ok(built);
         }
         let mut settings = built.inner.settings.clone();
@@ -409,6 +434,7 @@ impl Workflow {
             settings.memory_spec = Some(memory);
         }
         settings.audit_spec = audit_spec;
+        settings.telemetry_spec = telemetry_spec;
         Ok(Workflow::from_parts(
             built.inner.name.clone(),
             built.inner.graph.clone(),
@@ -494,6 +520,15 @@ fn agent_from(
                 "agents.{name}.audit_log: in a workflow file, the audit log is set once at the top \
                  level (`audit_log = {{ path = \"./audit.jsonl\", secret_env = \"AUDIT_KEY\" }}`) and \
                  records every agent; move it there"
+            ),
+        ));
+    }
+    if config.telemetry.is_some() {
+        return Err(src.err(
+            Some(span),
+            format!(
+                "agents.{name}.telemetry: in a workflow file, telemetry is set once at the top \
+                 level (`telemetry = \"console\"`) and records every agent in one trace; move it there"
             ),
         ));
     }

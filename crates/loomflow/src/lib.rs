@@ -42,6 +42,12 @@
 pub use loomflow_core::*;
 pub use loomflow_macros::{step, tool};
 
+/// OTLP export of spans and metrics (see [`loomflow_otel`]).
+#[cfg(feature = "otel")]
+pub mod otel {
+    pub use loomflow_otel::*;
+}
+
 /// Workflows: the developer-controlled graph (see [`Workflow`]).
 pub mod workflow {
     pub use loomflow_workflow::*;
@@ -335,6 +341,48 @@ pub async fn open_audit_log(
                 }
             ),
         )),
+    }
+}
+
+/// Opens the telemetry a [`TelemetrySpec`](telemetry::TelemetrySpec) names:
+/// the console tree, a JSONL file, or OTLP export configured by the
+/// standard `OTEL_EXPORTER_OTLP_*` variables (feature `otel`; inside a
+/// tokio runtime for gRPC). `none` gives `Ok(None)`. A backend whose
+/// feature is off is a [`ConfigError`] that names the feature.
+///
+/// ```
+/// let spec: loomflow::telemetry::TelemetrySpec = "console".parse().unwrap();
+/// assert!(loomflow::open_telemetry(&spec).unwrap().is_some());
+/// ```
+pub fn open_telemetry(
+    spec: &telemetry::TelemetrySpec,
+) -> Result<Option<telemetry::Telemetry>, ConfigError> {
+    if *spec == telemetry::TelemetrySpec::None {
+        return Ok(None);
+    }
+    attach_telemetry(spec, telemetry::Telemetry::builder()).map(|b| Some(b.build()))
+}
+
+/// Adds what `spec` names to `builder` (so it can sit beside other sinks,
+/// as `loomflow run --trace` puts the console next to a configured
+/// exporter). See [`open_telemetry`].
+pub fn attach_telemetry(
+    spec: &telemetry::TelemetrySpec,
+    builder: telemetry::TelemetryBuilder,
+) -> Result<telemetry::TelemetryBuilder, ConfigError> {
+    match spec {
+        #[cfg(feature = "otel")]
+        telemetry::TelemetrySpec::Otel => {
+            let otlp = loomflow_otel::Otlp::from_env()
+                .map_err(|e| ConfigError::invalid("telemetry", e.to_string()))?;
+            Ok(otlp.attach(builder))
+        }
+        #[cfg(not(feature = "otel"))]
+        telemetry::TelemetrySpec::Otel => Err(ConfigError::invalid(
+            "telemetry",
+            "\"otel\" needs the loomflow crate's `otel` feature",
+        )),
+        other => other.attach(builder),
     }
 }
 

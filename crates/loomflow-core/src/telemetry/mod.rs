@@ -287,10 +287,22 @@ impl Telemetry {
     }
 
     /// Writes out what sinks and exporters have buffered; returns when it
-    /// is written. Call it before the process exits.
+    /// is written. Call it before the process exits. It blocks the thread:
+    /// from async code, use [`flushed`](Self::flushed).
     pub fn flush(&self) {
         for f in self.flush.iter() {
             f();
+        }
+    }
+
+    /// [`flush`](Self::flush) on a blocking thread, for async code.
+    pub async fn flushed(&self) {
+        let this = self.clone();
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                let _ = rt.spawn_blocking(move || this.flush()).await;
+            }
+            Err(_) => this.flush(),
         }
     }
 }

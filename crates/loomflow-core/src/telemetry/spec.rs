@@ -69,6 +69,28 @@ impl FromStr for TelemetrySpec {
 }
 
 impl TelemetrySpec {
+    /// Adds the sink this names to `builder`. `Otel` is a [`ConfigError`]
+    /// here (see [`build`](Self::build)); `None` adds nothing.
+    pub fn attach(
+        &self,
+        builder: super::TelemetryBuilder,
+    ) -> Result<super::TelemetryBuilder, ConfigError> {
+        match self {
+            Self::None => Ok(builder),
+            Self::Console => Ok(builder.sink(super::ConsoleSink::stderr())),
+            Self::File(path) => {
+                let sink = super::JsonlSink::create(path).map_err(|e| {
+                    ConfigError::invalid(
+                        "telemetry",
+                        format!("cannot open `{}` for spans: {e}", path.display()),
+                    )
+                })?;
+                Ok(builder.sink(sink))
+            }
+            Self::Otel => Err(otel_needs_facade()),
+        }
+    }
+
     /// Opens the sinks this names. `Otel` is opened by
     /// `loomflow::open_telemetry` (the exporter lives in `loomflow-otel`);
     /// here it is a [`ConfigError`] saying so. `None` gives `Ok(None)`.
@@ -82,13 +104,17 @@ impl TelemetrySpec {
                     format!("cannot open `{}` for spans: {e}", path.display()),
                 )
             }),
-            Self::Otel => Err(ConfigError::invalid(
-                "telemetry",
-                "\"otel\" needs the loomflow crate's `otel` feature; open it with \
-                 loomflow::open_telemetry",
-            )),
+            Self::Otel => Err(otel_needs_facade()),
         }
     }
+}
+
+fn otel_needs_facade() -> ConfigError {
+    ConfigError::invalid(
+        "telemetry",
+        "\"otel\" needs the loomflow crate's `otel` feature; open it with \
+         loomflow::open_telemetry",
+    )
 }
 
 impl std::fmt::Display for TelemetrySpec {
