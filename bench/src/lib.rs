@@ -165,6 +165,14 @@ pub fn bench_agent_with(journal: Option<std::sync::Arc<dyn loomflow::Journal>>) 
     b.build().unwrap_or_else(|e| panic!("benchmark agent: {e}"))
 }
 
+/// The benchmark agent (no latency), recording to `telemetry`.
+pub fn bench_agent_traced(telemetry: loomflow::telemetry::Telemetry) -> Agent {
+    builder(None)
+        .telemetry(telemetry)
+        .build()
+        .unwrap_or_else(|e| panic!("benchmark agent: {e}"))
+}
+
 fn builder(latency: Option<Duration>) -> loomflow::AgentBuilder {
     Agent::builder()
         .instructions("You are a benchmark agent.")

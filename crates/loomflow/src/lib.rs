@@ -399,8 +399,14 @@ pub mod prelude {
 }
 
 /// The README's examples, compiled and run as doc tests (they use the
-/// OpenAI, SQLite and Postgres adapters, so only when those are built, as
-/// the workspace's test run builds them).
+/// OpenAI, SQLite and Postgres adapters and OTLP export, so only when those
+/// are built, as the workspace's test run builds them).
 #[doc = include_str!("../../../README.md")]
-#[cfg(all(doctest, feature = "openai", feature = "sqlite", feature = "postgres"))]
+#[cfg(all(
+    doctest,
+    feature = "openai",
+    feature = "sqlite",
+    feature = "postgres",
+    feature = "otel"
+))]
 pub struct ReadmeDoctests;

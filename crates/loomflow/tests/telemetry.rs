@@ -8,6 +8,7 @@
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
+use loomflow::budget::BudgetConfig;
 use loomflow::permissions::StandardPermissions;
 use loomflow::prelude::*;
 use loomflow::telemetry::{
@@ -457,7 +458,7 @@ async fn the_console_prints_a_live_tree() {
             "    ▸ loom.model.complete  model=scripted turn=1",
             "    ✓ loom.model.complete",
             "    ▸ loom.tool  tool=get_weather turn=1",
-            "    ✓ loom.tool",
+            "    ✓ loom.tool tool=get_weather",
             "  ✓ loom.turn",
             "  ▸ loom.turn  turn=2",
             "    ▸ loom.model.complete  model=scripted turn=2",
@@ -475,9 +476,7 @@ async fn the_console_prints_a_live_tree() {
     );
     let last = text.lines().last().unwrap();
     assert!(
-        last.ends_with(
-            " ms  turns=2 input_tokens=120 output_tokens=12 cost_usd=0 interrupted=false"
-        ),
+        last.ends_with(" ms  turns=2 input_tokens=120 output_tokens=12 cost_usd=0"),
         "{last}"
     );
 }
@@ -547,4 +546,51 @@ async fn the_jsonl_file_answers_jq_queries() {
         &path,
     );
     assert_eq!(metric.lines().next(), Some(r#""histogram""#));
+}
+
+#[tokio::test]
+async fn a_budget_stop_is_counted_and_marks_the_run_interrupted() {
+    let (telemetry, spans) = Telemetry::in_memory();
+    let agent = Agent::builder()
+        .model(ScriptedModel::new([
+            ScriptedTurn::tool_call("get_weather", json!({"city": "Rome"}))
+                .with_usage(usage(90, 20, 0.0)),
+            ScriptedTurn::text("never reached"),
+        ]))
+        .tool(get_weather)
+        .budget(BudgetConfig {
+            max_tokens: Some(100),
+            ..BudgetConfig::default()
+        })
+        .telemetry(telemetry)
+        .build()
+        .unwrap();
+    let r = agent.run("go").await.unwrap();
+    assert_eq!(r.interruption_reason.as_deref(), Some("budget:max_tokens"));
+
+    let run = only(&spans, "loom.run");
+    assert_eq!(
+        run.attributes
+            .get("loom.interrupted")
+            .and_then(|v| v.as_bool()),
+        Some(true)
+    );
+    assert_eq!(
+        run.attributes.str("loom.interruption_reason"),
+        Some("budget:max_tokens")
+    );
+    let stops: Vec<_> = spans
+        .metrics()
+        .into_iter()
+        .filter(|m| m.name == "loom.budget.exceeded")
+        .collect();
+    assert_eq!(stops.len(), 1);
+    assert_eq!(stops[0].value, 1.0);
+    assert_eq!(
+        stops[0].attributes.str("loom.budget.cap"),
+        Some("max_tokens")
+    );
+    // The refused call's span says why.
+    let refused = spans.named("loom.model.complete").pop().unwrap();
+    assert_eq!(refused.status, SpanStatus::Error);
 }

@@ -15,11 +15,11 @@ use super::record::{AttrValue, Attributes, MetricRecord, SpanRecord, SpanStart, 
 /// ▸ loom.run  agent=assistant model=scripted user=alice
 ///   ▸ loom.turn  turn=1
 ///     ▸ loom.model.complete  model=scripted
-///     ✓ loom.model.complete  0.1 ms  input_tokens=12 output_tokens=9
+///     ✓ loom.model.complete  0.1 ms  input_tokens=12 output_tokens=9 finish=tool_calls
 ///     ▸ loom.tool  tool=get_weather
-///     ✓ loom.tool  0.2 ms
+///     ✓ loom.tool tool=get_weather  0.2 ms
 ///   ✓ loom.turn  0.4 ms
-/// ✓ loom.run  1.1 ms  turns=2 input_tokens=40 output_tokens=21
+/// ✓ loom.run  1.1 ms  turns=2 input_tokens=40 output_tokens=21 cost_usd=0
 /// ```
 pub struct ConsoleSink {
     out: Mutex<Box<dyn Write + Send>>,
@@ -142,9 +142,23 @@ impl Sink for ConsoleSink {
             SpanStatus::Error => "✗ ",
         });
         line.push_str(span.name);
+        // Which one ended, where siblings interleave (concurrent tools, a
+        // fan-out's nodes).
+        for (key, label) in [("gen_ai.tool.name", "tool"), ("loom.workflow.step", "step")] {
+            if let Some(value) = span.attributes.get(key) {
+                line.push(' ');
+                line.push_str(label);
+                line.push('=');
+                push_value(&mut line, value);
+            }
+        }
         let _ = write!(line, "  {:.1} ms", span.duration_ms);
         let mut first = true;
-        for (key, value) in span.late_attributes() {
+        // Flags are shown when set (`interrupted=true`), not when clear.
+        let shown = span
+            .late_attributes()
+            .filter(|(_, v)| !matches!(v, AttrValue::Bool(false)));
+        for (key, value) in shown {
             line.push_str(if first { "  " } else { " " });
             first = false;
             line.push_str(short(key));
