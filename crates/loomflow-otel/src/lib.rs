@@ -97,6 +97,46 @@ pub enum OtelError {
     NoRuntime,
 }
 
+/// Builds the `$exporter` (span or metric) for `$signal` over `$protocol`
+/// with the builder's endpoint, headers and timeout. A macro: the two
+/// exporters' builders share their methods but no trait to be generic over.
+macro_rules! exporter {
+    ($this:expr, $protocol:expr, $exporter:path, $signal:literal) => {{
+        let this: &OtlpBuilder = $this;
+        let built = match $protocol {
+            Protocol::HttpProtobuf => {
+                let mut b = <$exporter>::builder()
+                    .with_http()
+                    .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+                    .with_headers(this.http_headers());
+                if let Some(url) = &this.endpoint {
+                    b = b.with_endpoint(signal_url(url, $signal));
+                }
+                if let Some(t) = this.timeout {
+                    b = b.with_timeout(t);
+                }
+                b.build()
+            }
+            Protocol::Grpc => {
+                let mut b = <$exporter>::builder()
+                    .with_tonic()
+                    .with_metadata(this.grpc_metadata($signal)?);
+                if let Some(url) = &this.endpoint {
+                    b = b.with_endpoint(url.clone());
+                }
+                if let Some(t) = this.timeout {
+                    b = b.with_timeout(t);
+                }
+                b.build()
+            }
+        };
+        built.map_err(|e| OtelError::Build {
+            signal: $signal,
+            message: e.to_string(),
+        })
+    }};
+}
+
 /// Builds an [`Otlp`] exporter. Whatever is not set comes from the
 /// standard `OTEL_*` variables, then the OTLP defaults.
 #[derive(Debug, Clone)]
@@ -268,74 +308,19 @@ impl OtlpBuilder {
         &self,
         protocol: Protocol,
     ) -> Result<opentelemetry_otlp::SpanExporter, OtelError> {
-        let built = match protocol {
-            Protocol::HttpProtobuf => {
-                let mut b = opentelemetry_otlp::SpanExporter::builder()
-                    .with_http()
-                    .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-                    .with_headers(self.http_headers());
-                if let Some(url) = &self.endpoint {
-                    b = b.with_endpoint(signal_url(url, "traces"));
-                }
-                if let Some(t) = self.timeout {
-                    b = b.with_timeout(t);
-                }
-                b.build()
-            }
-            Protocol::Grpc => {
-                let mut b = opentelemetry_otlp::SpanExporter::builder()
-                    .with_tonic()
-                    .with_metadata(self.grpc_metadata("traces")?);
-                if let Some(url) = &self.endpoint {
-                    b = b.with_endpoint(url.clone());
-                }
-                if let Some(t) = self.timeout {
-                    b = b.with_timeout(t);
-                }
-                b.build()
-            }
-        };
-        built.map_err(|e| OtelError::Build {
-            signal: "traces",
-            message: e.to_string(),
-        })
+        exporter!(self, protocol, opentelemetry_otlp::SpanExporter, "traces")
     }
 
     fn metric_exporter(
         &self,
         protocol: Protocol,
     ) -> Result<opentelemetry_otlp::MetricExporter, OtelError> {
-        let built = match protocol {
-            Protocol::HttpProtobuf => {
-                let mut b = opentelemetry_otlp::MetricExporter::builder()
-                    .with_http()
-                    .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-                    .with_headers(self.http_headers());
-                if let Some(url) = &self.endpoint {
-                    b = b.with_endpoint(signal_url(url, "metrics"));
-                }
-                if let Some(t) = self.timeout {
-                    b = b.with_timeout(t);
-                }
-                b.build()
-            }
-            Protocol::Grpc => {
-                let mut b = opentelemetry_otlp::MetricExporter::builder()
-                    .with_tonic()
-                    .with_metadata(self.grpc_metadata("metrics")?);
-                if let Some(url) = &self.endpoint {
-                    b = b.with_endpoint(url.clone());
-                }
-                if let Some(t) = self.timeout {
-                    b = b.with_timeout(t);
-                }
-                b.build()
-            }
-        };
-        built.map_err(|e| OtelError::Build {
-            signal: "metrics",
-            message: e.to_string(),
-        })
+        exporter!(
+            self,
+            protocol,
+            opentelemetry_otlp::MetricExporter,
+            "metrics"
+        )
     }
 }
 

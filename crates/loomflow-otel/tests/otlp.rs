@@ -41,14 +41,6 @@ fn usage(input: u64, output: u64) -> Usage {
     }
 }
 
-async fn split(v: Value) -> Value {
-    v
-}
-
-async fn join(parts: Vec<String>) -> String {
-    parts.join(" | ")
-}
-
 fn by_id(spans: &[ReceivedSpan]) -> BTreeMap<&str, &ReceivedSpan> {
     spans.iter().map(|s| (s.span_id.as_str(), s)).collect()
 }
@@ -96,25 +88,7 @@ async fn export_and_check(protocol: Protocol) {
         .unwrap();
     assert_eq!(r.output, "Sunny at noon.");
 
-    let writer = Agent::builder()
-        .name("writer")
-        .model(ScriptedModel::new([ScriptedTurn::text("a poem")]))
-        .build()
-        .unwrap();
-    let wf = Workflow::builder("fan")
-        .add_node("split", split)
-        .add_node("left", writer)
-        .add_node("right", |v: Value| async move { format!("right got {v}") })
-        .add_node("join", join)
-        .set_start("split")
-        .add_edge("split", "left")
-        .add_edge("split", "right")
-        .add_edge("left", "join")
-        .add_edge("right", "join")
-        .add_edge("join", END)
-        .telemetry(telemetry.clone())
-        .build()
-        .unwrap();
+    let wf = loomflow_testkit::fan_out_workflow(telemetry.clone());
     wf.run(PROMPT).user("bob").await.unwrap();
 
     // The batch processor exports on flush; flush blocks, so off the runtime.

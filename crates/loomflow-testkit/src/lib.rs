@@ -343,3 +343,39 @@ impl Model for GatedModel {
         Ok(Box::pin(futures_util::stream::iter(chunks)))
     }
 }
+
+/// A workflow with a fan-out, for the telemetry tests: `split` feeds an
+/// Agent node `left` (the agent `writer`, answering "a poem") and a function
+/// node `right` side by side, and `join` joins their outputs with `" | "`.
+#[allow(clippy::panic)]
+pub fn fan_out_workflow(telemetry: loomflow::telemetry::Telemetry) -> loomflow::Workflow {
+    async fn split(v: serde_json::Value) -> serde_json::Value {
+        v
+    }
+    async fn join(parts: Vec<String>) -> String {
+        parts.join(" | ")
+    }
+    let writer = loomflow::Agent::builder()
+        .name("writer")
+        .model(loomflow::ScriptedModel::new([
+            loomflow::ScriptedTurn::text("a poem"),
+        ]))
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    loomflow::Workflow::builder("fan")
+        .add_node("split", split)
+        .add_node("left", writer)
+        .add_node("right", |v: serde_json::Value| async move {
+            format!("right got {v}")
+        })
+        .add_node("join", join)
+        .set_start("split")
+        .add_edge("split", "left")
+        .add_edge("split", "right")
+        .add_edge("left", "join")
+        .add_edge("right", "join")
+        .add_edge("join", loomflow::workflow::END)
+        .telemetry(telemetry)
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"))
+}

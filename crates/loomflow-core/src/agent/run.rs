@@ -600,27 +600,16 @@ fn record_result(span: &tracing::Span, result: &RunResult, agent: Option<&str>, 
         return;
     }
     span.record("loom.turns", i64::from(result.turns));
-    span.record(
-        "gen_ai.usage.input_tokens",
-        spans::count(result.tokens_in + result.cached_tokens_in + result.cache_write_tokens),
+    spans::record_usage(
+        span,
+        &crate::message::Usage {
+            input_tokens: result.tokens_in,
+            cached_input_tokens: result.cached_tokens_in,
+            cache_write_tokens: result.cache_write_tokens,
+            output_tokens: result.tokens_out,
+            cost_usd: result.cost_usd,
+        },
     );
-    span.record(
-        "gen_ai.usage.output_tokens",
-        spans::count(result.tokens_out),
-    );
-    if result.cached_tokens_in > 0 {
-        span.record(
-            "gen_ai.usage.cache_read.input_tokens",
-            spans::count(result.cached_tokens_in),
-        );
-    }
-    if result.cache_write_tokens > 0 {
-        span.record(
-            "gen_ai.usage.cache_creation.input_tokens",
-            spans::count(result.cache_write_tokens),
-        );
-    }
-    span.record("loom.cost_usd", result.cost_usd);
     span.record("loom.interrupted", result.interrupted);
     if let Some(reason) = &result.interruption_reason {
         span.record("loom.interruption_reason", reason.as_str());

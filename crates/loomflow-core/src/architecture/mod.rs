@@ -616,6 +616,15 @@ impl<'a> RunDeps<'a> {
         let seconds = clock.elapsed().as_secs_f64();
         let model = self.model.name();
         let provider = telemetry::provider_name(model);
+        let error_type = outcome.as_ref().err().map(|e| e.type_name());
+        spans::metric!(
+            telemetry::CLIENT_OPERATION_DURATION,
+            seconds,
+            gen_ai.operation.name = "chat",
+            gen_ai.provider.name = provider,
+            gen_ai.request.model = model,
+            error.type = error_type
+        );
         match &outcome {
             Ok(c) => {
                 let u = &c.usage;
@@ -637,13 +646,6 @@ impl<'a> RunDeps<'a> {
                         gen_ai.request.model = model
                     );
                 }
-                spans::metric!(
-                    telemetry::CLIENT_OPERATION_DURATION,
-                    seconds,
-                    gen_ai.operation.name = "chat",
-                    gen_ai.provider.name = provider,
-                    gen_ai.request.model = model
-                );
                 for (kind, tokens) in [("input", input), ("output", u.output_tokens)] {
                     spans::metric!(
                         telemetry::CLIENT_TOKEN_USAGE,
@@ -655,25 +657,11 @@ impl<'a> RunDeps<'a> {
                     );
                 }
                 if !span.is_disabled() {
-                    span.record("gen_ai.usage.input_tokens", spans::count(input));
-                    span.record("gen_ai.usage.output_tokens", spans::count(u.output_tokens));
-                    if u.cached_input_tokens > 0 {
-                        span.record(
-                            "gen_ai.usage.cache_read.input_tokens",
-                            spans::count(u.cached_input_tokens),
-                        );
-                    }
-                    if u.cache_write_tokens > 0 {
-                        span.record(
-                            "gen_ai.usage.cache_creation.input_tokens",
-                            spans::count(u.cache_write_tokens),
-                        );
-                    }
+                    spans::record_usage(&span, u);
                     span.record(
                         "gen_ai.response.finish_reasons",
                         finish_reason(&c.finish_reason),
                     );
-                    span.record("loom.cost_usd", u.cost_usd);
                     if self.capture_content {
                         let output = serde_json::json!({
                             "text": c.text,
@@ -686,17 +674,7 @@ impl<'a> RunDeps<'a> {
                     }
                 }
             }
-            Err(e) => {
-                spans::metric!(
-                    telemetry::CLIENT_OPERATION_DURATION,
-                    seconds,
-                    gen_ai.operation.name = "chat",
-                    gen_ai.provider.name = provider,
-                    gen_ai.request.model = model,
-                    error.type = e.type_name()
-                );
-                spans::record_error(&span, e.type_name(), &e.to_string());
-            }
+            Err(e) => spans::record_error(&span, e.type_name(), &e.to_string()),
         }
         outcome
     }

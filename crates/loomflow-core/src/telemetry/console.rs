@@ -15,7 +15,7 @@ use super::record::{AttrValue, Attributes, MetricRecord, SpanRecord, SpanStart, 
 /// ▸ loom.run  agent=assistant model=scripted user=alice
 ///   ▸ loom.turn  turn=1
 ///     ▸ loom.model.complete  model=scripted
-///     ✓ loom.model.complete  0.1 ms  input_tokens=12 output_tokens=9 finish=tool_calls
+///     ✓ loom.model.complete  0.1 ms  input_tokens=12 output_tokens=9 cost_usd=0 finish=tool_calls
 ///     ▸ loom.tool  tool=get_weather
 ///     ✓ loom.tool tool=get_weather  0.2 ms
 ///   ✓ loom.turn  0.4 ms

@@ -199,6 +199,29 @@ pub(crate) fn count<N: TryInto<i64>>(n: N) -> i64 {
     n.try_into().unwrap_or(i64::MAX)
 }
 
+/// Records token counts on a run or model span (`gen_ai.usage.*`; the
+/// input count includes cache reads and writes, as the conventions say).
+pub(crate) fn record_usage(span: &Span, u: &crate::message::Usage) {
+    span.record(
+        "gen_ai.usage.input_tokens",
+        count(u.input_tokens + u.cached_input_tokens + u.cache_write_tokens),
+    );
+    span.record("gen_ai.usage.output_tokens", count(u.output_tokens));
+    if u.cached_input_tokens > 0 {
+        span.record(
+            "gen_ai.usage.cache_read.input_tokens",
+            count(u.cached_input_tokens),
+        );
+    }
+    if u.cache_write_tokens > 0 {
+        span.record(
+            "gen_ai.usage.cache_creation.input_tokens",
+            count(u.cache_write_tokens),
+        );
+    }
+    span.record("loom.cost_usd", u.cost_usd);
+}
+
 /// Records a failure on `span`: `error.type` (a short type name) and
 /// `loom.error` (the message, redacted).
 pub fn record_error(span: &Span, error_type: &str, message: &str) {
