@@ -13,7 +13,7 @@ use loomflow::Usage;
 use loomflow::prelude::*;
 use loomflow_otel::{Otlp, Protocol};
 use loomflow_testkit::otlp::{OtlpReceiver, ReceivedSpan, Transport};
-use serde_json::{Value, json};
+use serde_json::json;
 
 const PROMPT: &str = "Plan the secret heist for Friday";
 

@@ -15,7 +15,7 @@ use loomflow::telemetry::{
     ConsoleSink, InMemorySink, JsonlSink, SpanRecord, SpanStatus, Telemetry,
 };
 use loomflow::{RunContext, Usage};
-use serde_json::{Value, json};
+use serde_json::json;
 
 const PROMPT: &str = "Plan the secret heist for Friday";
 
