@@ -114,3 +114,18 @@ fn otlp_http_batched(bencher: divan::Bencher) {
     bencher.bench_local(|| run(&agent, &rt));
     otlp.flush();
 }
+
+/// The same export with metrics off: what the spans alone cost.
+#[divan::bench]
+fn otlp_http_batched_spans_only(bencher: divan::Bencher) {
+    let rt = runtime();
+    let otlp = loomflow::otel::Otlp::builder()
+        .endpoint(receiver())
+        .protocol(loomflow::otel::Protocol::HttpProtobuf)
+        .metrics(false)
+        .build()
+        .unwrap();
+    let agent = bench_agent_traced(otlp.telemetry());
+    bencher.bench_local(|| run(&agent, &rt));
+    otlp.flush();
+}

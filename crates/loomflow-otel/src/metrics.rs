@@ -84,28 +84,30 @@ impl MetricsBridge {
     }
 }
 
-#[derive(Default)]
-struct Point {
-    name: Option<String>,
+/// A metric event being read: its recorder (looked up by name as soon as
+/// the name field is seen, without copying it), value and attributes.
+struct Point<'b> {
+    bridge: &'b MetricsBridge,
+    recorder: Option<Recorder>,
     value: f64,
     attributes: Vec<KeyValue>,
 }
 
-impl Point {
+impl Point<'_> {
     fn attr(&mut self, field: &Field, value: Value) {
         self.attributes
             .push(KeyValue::new(Key::from_static_str(field.name()), value));
     }
 }
 
-impl Visit for Point {
+impl Visit for Point<'_> {
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
         self.attr(field, Value::from(format!("{value:?}")));
     }
 
     fn record_str(&mut self, field: &Field, value: &str) {
         match field.name() {
-            "loom.metric" => self.name = Some(value.to_owned()),
+            "loom.metric" => self.recorder = Some(self.bridge.recorder(value)),
             _ => self.attr(field, Value::from(value.to_owned())),
         }
     }
@@ -141,10 +143,15 @@ impl<S: Subscriber> Layer<S> for MetricsBridge {
         if event.metadata().target() != METRIC_TARGET {
             return;
         }
-        let mut point = Point::default();
+        let mut point = Point {
+            bridge: self,
+            recorder: None,
+            value: 0.0,
+            attributes: Vec::with_capacity(event.fields().count().saturating_sub(2)),
+        };
         event.record(&mut point);
-        if let Some(name) = &point.name {
-            self.recorder(name).record(point.value, &point.attributes);
+        if let Some(recorder) = &point.recorder {
+            recorder.record(point.value, &point.attributes);
         }
     }
 }

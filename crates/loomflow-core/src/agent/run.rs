@@ -346,11 +346,48 @@ impl RunRequest {
         self,
         sink: Option<EventSink>,
     ) -> impl Future<Output = Result<RunResult>> + Send {
-        // The agent's own telemetry records the whole run, setup included.
-        match self.agent.inner.telemetry.clone() {
-            Some(telemetry) => Either::Left(telemetry.scope(self.execute_here(sink))),
-            None => Either::Right(self.execute_here(sink)),
+        // The agent's own telemetry records the whole run, setup included:
+        // its span is made under that telemetry, and the run polled in it.
+        let inner = &self.agent.inner;
+        // The common case, nothing recording anywhere: the run's own
+        // future, no wrapper (it is what each in-flight run holds).
+        if inner.telemetry.is_none() && !spans::active() {
+            return Either::Left(self.execute_here(sink, tracing::Span::none()));
         }
+        // The run's user as the run will resolve it (see execute_here).
+        let user = || match &self.user {
+            Some(Ok(u)) => Some(u.clone()),
+            Some(Err(_)) => None,
+            None => RunContext::current().map(|c| c.user_id),
+        };
+        let open = || {
+            spans::run(
+                inner.name.as_deref(),
+                inner.model.name(),
+                inner.architecture.name(),
+                inner.max_turns,
+                user,
+            )
+        };
+        let span = match &inner.telemetry {
+            Some(t) => tracing::dispatcher::with_default(t.dispatch(), open),
+            None => open(),
+        };
+        let telemetry = inner.telemetry.clone();
+        let run = match span.is_disabled() {
+            true => Either::Left(self.execute_here(sink, span)),
+            false => {
+                let recorded = span.clone();
+                Either::Right(self.execute_here(sink, recorded).instrument(span))
+            }
+        };
+        // Boxed: observed runs are the rarer path.
+        Either::Right(Box::pin(async move {
+            match telemetry {
+                Some(telemetry) => telemetry.scope(run).await,
+                None => run.await,
+            }
+        }))
     }
 
     /// [`execute`](Self::execute) under whatever telemetry is in scope.
@@ -358,18 +395,19 @@ impl RunRequest {
     fn execute_here(
         self,
         sink: Option<EventSink>,
+        span: tracing::Span,
     ) -> impl Future<Output = Result<RunResult>> + Send {
         async move {
             let started_at = Utc::now();
             let inner = self.agent.inner.clone();
             let mut session_id = match self.session {
                 Some(Ok(s)) => s,
-                Some(Err(e)) => return fail(sink, SessionId::generate(), e.into()).await,
+                Some(Err(e)) => return fail(&span, sink, SessionId::generate(), e.into()).await,
                 None => SessionId::generate(),
             };
             let user_id = match self.user {
                 Some(Ok(u)) => u,
-                Some(Err(e)) => return fail(sink, session_id, e.into()).await,
+                Some(Err(e)) => return fail(&span, sink, session_id, e.into()).await,
                 None => RunContext::current().map(|c| c.user_id).unwrap_or_default(),
             };
             let mut message = Message::user(self.input);
@@ -386,7 +424,7 @@ impl RunRequest {
                         session_id = session;
                         restore = Some(checkpoint);
                     }
-                    Err(e) => return fail(sink, session_id, e.into()).await,
+                    Err(e) => return fail(&span, sink, session_id, e.into()).await,
                 }
                 if message.text_content().is_empty() {
                     message = Message::user("Continue the interrupted task.");
@@ -395,7 +433,7 @@ impl RunRequest {
             let mode = if self.durable.resume_last && restore.is_none() {
                 if inner.journal.is_none() && crate::journal::Frame::current().is_none() {
                     let e = JournalError::NoJournal { what: "resume" };
-                    return fail(sink, session_id, e.into()).await;
+                    return fail(&span, sink, session_id, e.into()).await;
                 }
                 OpenMode::ResumeLast
             } else if let Some(run_id) = &self.run_id {
@@ -417,7 +455,7 @@ impl RunRequest {
             .await;
             let durable = match entered {
                 Ok(d) => d,
-                Err(e) => return fail(sink, session_id, e.into()).await,
+                Err(e) => return fail(&span, sink, session_id, e.into()).await,
             };
             if resuming && let Some(recorded) = durable.as_ref().and_then(|d| d.input.as_deref()) {
                 message = match serde_json::from_str(recorded) {
@@ -429,7 +467,7 @@ impl RunRequest {
                             step: "run input".into(),
                             message: e.to_string(),
                         };
-                        return fail(sink, session_id, e.into()).await;
+                        return fail(&span, sink, session_id, e.into()).await;
                     }
                 };
             }
@@ -440,148 +478,139 @@ impl RunRequest {
                 run_id: self.run_id.unwrap_or_else(RunId::generate),
                 metadata: Arc::new(self.metadata),
             };
-            let span = spans::run(
-                inner.name.as_deref(),
-                inner.model.name(),
-                inner.architecture.name(),
-                inner.max_turns,
-                &ctx,
-            );
             let content =
                 !span.is_disabled() && telemetry::captures_content(inner.telemetry.as_ref());
-            if content {
-                span.record(
-                    "loom.input",
-                    crate::redact::redact(&message.text_content()).as_ref(),
-                );
+            if !span.is_disabled() {
+                spans::record_context(&span, &ctx);
+                if content {
+                    span.record(
+                        "loom.input",
+                        crate::redact::redact(&message.text_content()).as_ref(),
+                    );
+                }
             }
-            let run_span = span.clone();
-            async move {
-                let emitter = Emitter::new(session_id, sink);
-                emitter
-                    .emit(|| EventKind::Started {
-                        prompt: message.text_content(),
-                    })
-                    .await;
-                let gov = inner.governance.with_ambient();
-                let gov = gov.as_ref();
+            let emitter = Emitter::new(session_id, sink);
+            emitter
+                .emit(|| EventKind::Started {
+                    prompt: message.text_content(),
+                })
+                .await;
+            let gov = inner.governance.with_ambient();
+            let gov = gov.as_ref();
 
-                let schema = self.output.or_else(|| inner.output_schema.clone());
-                let tone = self
-                    .tone
-                    .or_else(|| inner.tone.clone())
-                    .or_else(Ambient::current_tone);
-                let retries = self.retries.unwrap_or(inner.output_retries);
-                let frame = durable.as_ref().map(|d| d.frame().clone());
-                let choices = RunChoices {
-                    schema: schema.as_ref(),
-                    tone: tone.as_ref(),
-                    effort: self.effort.or(inner.settings.effort),
-                    retries,
-                    frame: frame.clone(),
-                    checkpoints: inner
-                        .checkpoints
-                        .filter(|_| durable.as_ref().is_some_and(Durable::owns_epoch)),
-                    restore,
-                    governance: gov,
-                    capture_content: content,
-                };
-                // One future for the body whichever wrappers apply (`Either`, not
-                // an `await` per branch, which would lay the body out twice).
-                let body = ctx
-                    .clone()
-                    .scope(run_loop(&inner, &ctx, &emitter, message, choices));
-                let body = match frame {
-                    Some(frame) => Either::Left(frame.scope(body)),
-                    None => Either::Right(body),
-                };
-                let outcome = match inner.timeout {
-                    Some(limit) => Either::Left(
-                        tokio::time::timeout(limit, body)
-                            .map(move |r| r.unwrap_or(Err(Error::RunTimeout(limit)))),
-                    ),
-                    None => Either::Right(body),
-                };
-                let mut outcome = outcome.await;
-                if outcome.is_ok()
-                    && let Some(durable) = durable
-                    && let Err(e) = durable.finish().await
-                {
-                    outcome = Err(e.into());
-                }
-                match outcome {
-                    Ok(session) => {
-                        let result = RunResult {
-                            session_id: ctx.session_id,
-                            run_id: ctx.run_id,
-                            user_id: ctx.user_id,
-                            output: session.output,
-                            parsed: session.parsed,
-                            turns: session.turns,
-                            tokens_in: session.usage.input_tokens,
-                            cached_tokens_in: session.usage.cached_input_tokens,
-                            cache_write_tokens: session.usage.cache_write_tokens,
-                            tokens_out: session.usage.output_tokens,
-                            cost_usd: session.usage.cost_usd,
-                            started_at,
-                            finished_at: Utc::now(),
-                            interrupted: session.interrupted,
-                            interruption_reason: session.interruption_reason,
-                            cited_slugs: Vec::new(),
-                        };
-                        record_result(&run_span, &result, inner.name.as_deref(), content);
-                        if gov.audit.is_some() {
-                            let mut p = Payload::new();
-                            p.insert("turns".into(), result.turns.into());
-                            p.insert("interrupted".into(), result.interrupted.into());
-                            p.insert(
-                                "interruption_reason".into(),
-                                result.interruption_reason.clone().into(),
-                            );
-                            p.insert("tokens_in".into(), result.tokens_in.into());
-                            p.insert("tokens_out".into(), result.tokens_out.into());
-                            p.insert("cost_usd".into(), result.cost_usd.into());
-                            p.insert(
-                                "elapsed_ms".into(),
-                                (result.duration().as_secs_f64() * 1000.0).into(),
-                            );
-                            if gov.full_transcripts() {
-                                p.insert("output".into(), result.output.clone().into());
-                                if let Some(parsed) = &result.parsed {
-                                    p.insert("parsed".into(), parsed.clone());
-                                }
+            let schema = self.output.or_else(|| inner.output_schema.clone());
+            let tone = self
+                .tone
+                .or_else(|| inner.tone.clone())
+                .or_else(Ambient::current_tone);
+            let retries = self.retries.unwrap_or(inner.output_retries);
+            let frame = durable.as_ref().map(|d| d.frame().clone());
+            let choices = RunChoices {
+                schema: schema.as_ref(),
+                tone: tone.as_ref(),
+                effort: self.effort.or(inner.settings.effort),
+                retries,
+                frame: frame.clone(),
+                checkpoints: inner
+                    .checkpoints
+                    .filter(|_| durable.as_ref().is_some_and(Durable::owns_epoch)),
+                restore,
+                governance: gov,
+                capture_content: content,
+            };
+            // One future for the body whichever wrappers apply (`Either`, not
+            // an `await` per branch, which would lay the body out twice).
+            let body = ctx
+                .clone()
+                .scope(run_loop(&inner, &ctx, &emitter, message, choices));
+            let body = match frame {
+                Some(frame) => Either::Left(frame.scope(body)),
+                None => Either::Right(body),
+            };
+            let outcome = match inner.timeout {
+                Some(limit) => Either::Left(
+                    tokio::time::timeout(limit, body)
+                        .map(move |r| r.unwrap_or(Err(Error::RunTimeout(limit)))),
+                ),
+                None => Either::Right(body),
+            };
+            let mut outcome = outcome.await;
+            if outcome.is_ok()
+                && let Some(durable) = durable
+                && let Err(e) = durable.finish().await
+            {
+                outcome = Err(e.into());
+            }
+            match outcome {
+                Ok(session) => {
+                    let result = RunResult {
+                        session_id: ctx.session_id,
+                        run_id: ctx.run_id,
+                        user_id: ctx.user_id,
+                        output: session.output,
+                        parsed: session.parsed,
+                        turns: session.turns,
+                        tokens_in: session.usage.input_tokens,
+                        cached_tokens_in: session.usage.cached_input_tokens,
+                        cache_write_tokens: session.usage.cache_write_tokens,
+                        tokens_out: session.usage.output_tokens,
+                        cost_usd: session.usage.cost_usd,
+                        started_at,
+                        finished_at: Utc::now(),
+                        interrupted: session.interrupted,
+                        interruption_reason: session.interruption_reason,
+                        cited_slugs: Vec::new(),
+                    };
+                    record_result(&span, &result, inner.name.as_deref(), content);
+                    if gov.audit.is_some() {
+                        let mut p = Payload::new();
+                        p.insert("turns".into(), result.turns.into());
+                        p.insert("interrupted".into(), result.interrupted.into());
+                        p.insert(
+                            "interruption_reason".into(),
+                            result.interruption_reason.clone().into(),
+                        );
+                        p.insert("tokens_in".into(), result.tokens_in.into());
+                        p.insert("tokens_out".into(), result.tokens_out.into());
+                        p.insert("cost_usd".into(), result.cost_usd.into());
+                        p.insert(
+                            "elapsed_ms".into(),
+                            (result.duration().as_secs_f64() * 1000.0).into(),
+                        );
+                        if gov.full_transcripts() {
+                            p.insert("output".into(), result.output.clone().into());
+                            if let Some(parsed) = &result.parsed {
+                                p.insert("parsed".into(), parsed.clone());
                             }
-                            gov.audit(
-                                &result.user_id,
-                                result.session_id.as_str(),
-                                "system",
-                                "run_completed",
-                                p,
-                            )
-                            .await;
                         }
-                        emitter
-                            .emit(|| EventKind::Completed {
-                                result: serde_json::to_value(&result).unwrap_or_default(),
-                            })
-                            .await;
-                        Ok(result)
+                        gov.audit(
+                            &result.user_id,
+                            result.session_id.as_str(),
+                            "system",
+                            "run_completed",
+                            p,
+                        )
+                        .await;
                     }
-                    Err(e) => {
-                        spans::record_error(&run_span, e.type_name(), &e.to_string());
-                        if gov.audit.is_some() {
-                            let mut p = Payload::new();
-                            p.insert("error_type".into(), e.type_name().into());
-                            p.insert("message".into(), e.to_string().into());
-                            gov.audit_in(&ctx, "system", "run_failed", p).await;
-                        }
-                        emit_error(&emitter, &e).await;
-                        Err(e)
+                    emitter
+                        .emit(|| EventKind::Completed {
+                            result: serde_json::to_value(&result).unwrap_or_default(),
+                        })
+                        .await;
+                    Ok(result)
+                }
+                Err(e) => {
+                    spans::record_error(&span, e.type_name(), &e.to_string());
+                    if gov.audit.is_some() {
+                        let mut p = Payload::new();
+                        p.insert("error_type".into(), e.type_name().into());
+                        p.insert("message".into(), e.to_string().into());
+                        gov.audit_in(&ctx, "system", "run_failed", p).await;
                     }
+                    emit_error(&emitter, &e).await;
+                    Err(e)
                 }
             }
-            .instrument(span)
-            .await
         }
     }
 }
@@ -589,6 +618,9 @@ impl RunRequest {
 /// Records a finished run on its span (turns, tokens, cost, interruption,
 /// the output when content is captured) and its duration metric.
 fn record_result(span: &tracing::Span, result: &RunResult, agent: Option<&str>, content: bool) {
+    if !spans::active() {
+        return;
+    }
     let elapsed_ms = result.duration().as_secs_f64() * 1000.0;
     spans::metric!(
         telemetry::SESSION_DURATION_MS,
@@ -667,7 +699,13 @@ async fn emit_error(emitter: &Emitter, e: &Error) {
         .await;
 }
 
-async fn fail(sink: Option<EventSink>, session: SessionId, e: Error) -> Result<RunResult> {
+async fn fail(
+    span: &tracing::Span,
+    sink: Option<EventSink>,
+    session: SessionId,
+    e: Error,
+) -> Result<RunResult> {
+    spans::record_error(span, e.type_name(), &e.to_string());
     emit_error(&Emitter::new(session, sink), &e).await;
     Err(e)
 }

@@ -9,6 +9,7 @@ mod react;
 
 use crate::redact::Redacted;
 use crate::telemetry::{self, spans};
+use std::future::Future;
 use std::sync::Arc;
 use tracing::Instrument;
 
@@ -305,20 +306,17 @@ impl<'a> RunDeps<'a> {
     /// replays its recorded result; an approver's edit of the arguments is
     /// replayed too), emits `tool_result`. The tool reads its
     /// [`CallContext`] (idempotency key included) while it runs.
-    pub async fn run_tool(
-        &self,
-        defs: &[ToolDef],
-        call: &mut ToolCall,
+    ///
+    /// When something records telemetry, the call runs (boxed) inside its
+    /// `loom.tool` span; otherwise nothing of a span is made or kept.
+    pub fn run_tool<'s>(
+        &'s self,
+        defs: &'s [ToolDef],
+        call: &'s mut ToolCall,
         turn: u32,
         slot: usize,
-    ) -> Result<ToolResult> {
-        let span = spans::tool(&call.tool, &call.id, turn);
-        if span.is_disabled() && !spans::metrics_enabled() {
-            return self.run_tool_here(defs, call, turn, slot, &span).await;
-        }
-        // Boxed: observed calls are the rarer path; inline this would size
-        // every tool call's future.
-        Box::pin(self.run_tool_observed(defs, call, turn, slot, span)).await
+    ) -> impl Future<Output = Result<ToolResult>> + Send + 's {
+        self.run_tool_here(defs, call, turn, slot, false)
     }
 
     /// [`run_tool`](Self::run_tool) inside its span, with its duration
@@ -333,7 +331,7 @@ impl<'a> RunDeps<'a> {
     ) -> Result<ToolResult> {
         let clock = std::time::Instant::now();
         let outcome = self
-            .run_tool_here(defs, call, turn, slot, &span)
+            .run_tool_here(defs, call, turn, slot, true)
             .instrument(span.clone())
             .await;
         let elapsed_ms = clock.elapsed().as_secs_f64() * 1000.0;
@@ -372,11 +370,20 @@ impl<'a> RunDeps<'a> {
         call: &mut ToolCall,
         turn: u32,
         slot: usize,
-        span: &tracing::Span,
+        observed: bool,
     ) -> Result<ToolResult> {
+        // Unless this is already the observed call, see whether anything
+        // records it: then it runs again, boxed, inside its span (nothing
+        // of a span is kept in an unobserved call's future).
+        if !observed
+            && spans::active()
+            && let Some(span) = spans::observed(|| spans::tool(&call.tool, &call.id, turn))
+        {
+            return Box::pin(self.run_tool_observed(defs, call, turn, slot, span)).await;
+        }
         self.gate.stamp(call, defs);
-        if self.capture_content && !span.is_disabled() {
-            span.record(
+        if observed && self.capture_content {
+            tracing::Span::current().record(
                 "gen_ai.tool.call.arguments",
                 crate::redact::redact(&call.args.to_string()).as_ref(),
             );
@@ -405,7 +412,9 @@ impl<'a> RunDeps<'a> {
                 match frame.replay::<ToolStep>(&key) {
                     Some(recorded) => {
                         let recorded = recorded?;
-                        span.record("loom.replayed", true);
+                        if observed {
+                            tracing::Span::current().record("loom.replayed", true);
+                        }
                         if let Some(args) = recorded.args {
                             call.args = args;
                         }
@@ -580,18 +589,26 @@ impl<'a> RunDeps<'a> {
         step: StepName<'_>,
         request: ModelRequest<'_>,
     ) -> Result<Completion> {
-        let turn = match step {
-            StepName::ModelCall(turn) => Some(turn),
-            _ => None,
-        };
-        let streamed = self.emitter.is_active();
-        let span = spans::model(streamed, self.model.name(), turn, request.tools.len());
-        if span.is_disabled() && !spans::metrics_enabled() {
-            return self.call_model_gated(request).await;
+        // As for tool calls: nothing of a span kept when nothing records it,
+        // boxed when something does.
+        if spans::active() {
+            let turn = match step {
+                StepName::ModelCall(turn) => Some(turn),
+                _ => None,
+            };
+            let streamed = self.emitter.is_active();
+            let tools = request.tools.len();
+            let span = || spans::model(streamed, self.model.name(), turn, tools);
+            if let Some(span) = spans::observed(span) {
+                return Box::pin(self.call_model_observed(request, span)).await;
+            }
         }
-        // Boxed: observed calls are the rarer path; inline this would size
+        if !self.governance.gates_model_calls() {
+            return self.call_model_plain(request).await;
+        }
+        // Boxed: governance is optional and its wait would otherwise size
         // every model call's future.
-        Box::pin(self.call_model_observed(request, span)).await
+        Box::pin(self.call_model_governed(request)).await
     }
 
     /// A model call inside its span: usage and finish reason recorded on

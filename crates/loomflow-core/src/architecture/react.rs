@@ -63,11 +63,13 @@ impl Architecture for ReAct {
             // Counted once the call returns: a call the budget refuses is
             // not a turn taken.
             let turn = session.turns + 1;
-            let span = crate::telemetry::turn(turn);
-            let done = match span.is_disabled() {
-                true => one_turn(session, deps, turn).await?,
+            let span = crate::telemetry::spans::active()
+                .then(|| crate::telemetry::turn(turn))
+                .filter(|s| !s.is_disabled());
+            let done = match span {
+                None => one_turn(session, deps, turn).await?,
                 // Boxed: the span would otherwise size every run's future.
-                false => Box::pin(one_turn(session, deps, turn).instrument(span)).await?,
+                Some(span) => Box::pin(one_turn(session, deps, turn).instrument(span)).await?,
             };
             if done {
                 return Ok(());

@@ -80,6 +80,14 @@ const LABELS: &[(&str, &str)] = &[
     ("loom.user_id", "user"),
 ];
 
+/// Identifiers, left off the console's end lines.
+const IDS: &[&str] = &[
+    "gen_ai.conversation.id",
+    "loom.session_id",
+    "loom.run_id",
+    "loom.user_id",
+];
+
 /// Short names for result attributes, shown when a span ends.
 fn short(key: &str) -> &str {
     match key {
@@ -154,10 +162,12 @@ impl Sink for ConsoleSink {
         }
         let _ = write!(line, "  {:.1} ms", span.duration_ms);
         let mut first = true;
-        // Flags are shown when set (`interrupted=true`), not when clear.
+        // Results only: flags when set (`interrupted=true`), and not the
+        // ids a run records once it has them (the JSONL file and exporters
+        // keep those).
         let shown = span
             .late_attributes()
-            .filter(|(_, v)| !matches!(v, AttrValue::Bool(false)));
+            .filter(|(k, v)| !matches!(v, AttrValue::Bool(false)) && !IDS.contains(k));
         for (key, value) in shown {
             line.push_str(if first { "  " } else { " " });
             first = false;

@@ -39,6 +39,12 @@ pub trait Sink: Send + Sync + 'static {
 
 /// Lets only loomflow's own spans through (names starting `loom.`), so a
 /// sink or exporter never sees other libraries' spans.
+///
+/// Its interest in loomflow's callsites is "sometimes", never "always":
+/// `tracing` caches interest per callsite across every dispatcher that ever
+/// lived, and "always" would keep the spans of an agent without telemetry
+/// (or outlive a dropped one) switched on with nothing to record them. With
+/// "sometimes", the dispatcher current at each span decides.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct LoomSpans;
 
@@ -49,7 +55,7 @@ impl<S> Filter<S> for LoomSpans {
 
     fn callsite_enabled(&self, meta: &'static Metadata<'static>) -> tracing::subscriber::Interest {
         match meta.is_span() && meta.name().starts_with("loom.") {
-            true => tracing::subscriber::Interest::always(),
+            true => tracing::subscriber::Interest::sometimes(),
             false => tracing::subscriber::Interest::never(),
         }
     }
@@ -66,7 +72,7 @@ impl<S> Filter<S> for LoomMetrics {
 
     fn callsite_enabled(&self, meta: &'static Metadata<'static>) -> tracing::subscriber::Interest {
         match meta.is_event() && meta.target() == METRIC_TARGET {
-            true => tracing::subscriber::Interest::always(),
+            true => tracing::subscriber::Interest::sometimes(),
             false => tracing::subscriber::Interest::never(),
         }
     }
@@ -90,7 +96,7 @@ impl<S> Filter<S> for LoomSpansAndMetrics {
 
     fn callsite_enabled(&self, meta: &'static Metadata<'static>) -> tracing::subscriber::Interest {
         match spans_or_metrics(meta) {
-            true => tracing::subscriber::Interest::always(),
+            true => tracing::subscriber::Interest::sometimes(),
             false => tracing::subscriber::Interest::never(),
         }
     }
@@ -208,16 +214,16 @@ where
         if event.metadata().target() != METRIC_TARGET {
             return;
         }
-        let mut point = Point::default();
+        let mut point = Point {
+            name: None,
+            value: 0.0,
+            attributes: Attributes::with_capacity(event.fields().count().saturating_sub(2)),
+        };
         event.record(&mut point);
         let Some(name) = point.name else {
             return;
         };
         let instrument = instrument_for(&name);
-        let name = match instrument.name.is_empty() {
-            true => Cow::Owned(name),
-            false => Cow::Borrowed(instrument.name),
-        };
         let record = MetricRecord {
             name,
             value: point.value,
@@ -304,11 +310,11 @@ impl Visit for Collect<'_> {
     }
 }
 
-/// Collects a metric event: `loom.metric` (its name), `loom.value`, and
-/// the rest as attributes.
-#[derive(Default)]
+/// Collects a metric event: `loom.metric` (its name: loomflow's own are
+/// borrowed from the instrument table, not copied), `loom.value`, and the
+/// rest as attributes.
 struct Point {
-    name: Option<String>,
+    name: Option<Cow<'static, str>>,
     value: f64,
     attributes: Attributes,
 }
@@ -321,7 +327,13 @@ impl Visit for Point {
 
     fn record_str(&mut self, field: &Field, value: &str) {
         match field.name() {
-            "loom.metric" => self.name = Some(value.to_owned()),
+            "loom.metric" => {
+                let known = instrument_for(value).name;
+                self.name = Some(match known.is_empty() {
+                    true => Cow::Owned(value.to_owned()),
+                    false => Cow::Borrowed(known),
+                });
+            }
             name => self.attributes.set(name, AttrValue::Str(value.to_owned())),
         }
     }

@@ -24,19 +24,41 @@ macro_rules! metric {
 }
 pub(crate) use metric;
 
+/// False until a `tracing` dispatcher has been set anywhere in the process
+/// (a [`Telemetry`](super::Telemetry) in use, or a global subscriber): then
+/// no span or metric point can be recorded, and the agent skips making them.
+/// One relaxed atomic load.
+#[inline(always)]
+pub(crate) fn active() -> bool {
+    tracing::dispatcher::has_been_set()
+}
+
 /// True when some subscriber records metric points (so timing them is
 /// worth a clock read).
 pub(crate) fn metrics_enabled() -> bool {
-    tracing::enabled!(target: "loom.metric", tracing::Level::INFO)
+    active() && tracing::enabled!(target: "loom.metric", tracing::Level::INFO)
+}
+
+/// `span` when it or the metrics are recorded by something, else `None`
+/// (so a caller keeps nothing of it across an await).
+pub(crate) fn observed(span: impl FnOnce() -> Span) -> Option<Span> {
+    if !active() {
+        return None;
+    }
+    let span = span();
+    (!span.is_disabled() || metrics_enabled()).then_some(span)
 }
 
 /// `loom.run`, exported as `invoke_agent <agent>`.
+/// (The user, session and run ids are recorded by [`record_context`] once
+/// the run has them.)
+/// `user` is asked only when something records the span.
 pub(crate) fn run(
     agent: Option<&str>,
     model: &str,
     architecture: &str,
     max_turns: u32,
-    ctx: &RunContext,
+    user: impl FnOnce() -> Option<crate::id::UserId>,
 ) -> Span {
     tracing::info_span!(
         target: "loomflow",
@@ -47,10 +69,10 @@ pub(crate) fn run(
         gen_ai.agent.name = agent,
         gen_ai.request.model = model,
         gen_ai.provider.name = super::semconv::provider_name(model),
-        gen_ai.conversation.id = ctx.session_id.as_str(),
-        loom.user_id = ctx.user_id.as_str(),
-        loom.session_id = ctx.session_id.as_str(),
-        loom.run_id = ctx.run_id.as_str(),
+        gen_ai.conversation.id = Empty,
+        loom.user_id = user().as_ref().and_then(crate::id::UserId::as_str),
+        loom.session_id = Empty,
+        loom.run_id = Empty,
         loom.architecture = architecture,
         loom.max_turns = i64::from(max_turns),
         loom.input = Empty,
@@ -66,6 +88,14 @@ pub(crate) fn run(
         error.type = Empty,
         loom.error = Empty,
     )
+}
+
+/// Records a run's session and run ids on its span (the user is known
+/// when the span opens).
+pub(crate) fn record_context(span: &Span, ctx: &RunContext) {
+    span.record("gen_ai.conversation.id", ctx.session_id.as_str());
+    span.record("loom.session_id", ctx.session_id.as_str());
+    span.record("loom.run_id", ctx.run_id.as_str());
 }
 
 /// `loom.turn`: one model call and the tools it asked for. Public so a
