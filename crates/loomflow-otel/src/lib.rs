@@ -349,6 +349,11 @@ impl Drop for Inner {
 /// An OTLP exporter: the providers batching spans and metrics, and the
 /// layer that feeds them. Cheap to clone; the last clone dropped sends what
 /// is left and stops the background threads.
+///
+/// [`flush`](Self::flush) and the last drop wait for the export. Over gRPC
+/// the export runs on the tokio runtime the exporter was built in, so do
+/// not call them on the thread of a current-thread runtime (use
+/// [`Telemetry::flushed`], which waits on a blocking thread).
 #[derive(Clone)]
 pub struct Otlp {
     inner: Arc<Inner>,

@@ -154,7 +154,7 @@ pub struct WorkerReport {
     pub lost: u64,
 }
 
-/// Executes queued runs. See the [module docs](self).
+/// Executes queued runs. See the crate docs.
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {

@@ -62,7 +62,7 @@ pub enum Durability {
     ///
     /// In every mode, starting and finishing a run do not wait for a commit
     /// of their own: they are committed with the run's next step, or by the
-    /// writer thread within [`BATCH_WINDOW`]. The write lock held meanwhile
+    /// writer thread within `BATCH_WINDOW` (1 ms). The write lock held meanwhile
     /// keeps other processes off the run; a run whose start is lost in a
     /// crash has no steps either, and one whose finish is lost is replayed
     /// from its recorded steps and finished by the next request.
@@ -77,7 +77,7 @@ pub enum Durability {
     /// commits on the caller's thread; concurrent ones share commits.
     Committed,
     /// A step is written and the run goes on; the writer thread commits
-    /// within [`BATCH_WINDOW`] everything written since the last commit,
+    /// within `BATCH_WINDOW` everything written since the last commit,
     /// in one transaction (`synchronous = NORMAL`). A crash can lose the
     /// last window's steps, which then run again on resume (runs are
     /// at-least-once either way; tools use their idempotency key).

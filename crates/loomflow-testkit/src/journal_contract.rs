@@ -3,7 +3,7 @@
 //! The contract every [`Journal`] backend passes: the same assertions for the
 //! in-memory, SQLite and Postgres journals, tenant isolation included.
 //!
-//! Call [`run`] from a backend's tests with a fresh, empty journal.
+//! Call `run` from a backend's tests with a fresh, empty journal.
 
 use std::sync::Arc;
 

@@ -38,7 +38,7 @@
 //! name the file and, wherever it can be told, the line and the key.
 //!
 //! A top-level `memory = "sqlite:./bot.db"` (any
-//! [`MemorySpec`](loomflow_core::memory::MemorySpec) string or table) gives
+//! [`MemorySpec`] string or table) gives
 //! every agent a long-term memory; the loader checks it and the caller opens
 //! it ([`Workflow::memory_spec`], [`Workflow::with_memory`]; `loomflow run`
 //! does). Agents inside a workflow file take no `memory` key of their own.

@@ -37,8 +37,9 @@
 //!
 //! A [`Telemetry`] is a set of [`Sink`]s (and, through
 //! `loomflow-otel`, an OTLP exporter) behind one `tracing` dispatcher.
-//! Attach it to an agent or a workflow ([`AgentBuilder::telemetry`]
-//! (crate::AgentBuilder::telemetry)), so only their runs are recorded, or
+//! Attach it to an agent or a workflow
+//! ([`AgentBuilder::telemetry`](crate::AgentBuilder::telemetry)), so only
+//! their runs are recorded, or
 //! install it for the whole process with [`Telemetry::install_global`].
 //! Since everything is plain `tracing`, a subscriber you already have
 //! (`tracing-opentelemetry`, `fmt`) sees the spans too.
