@@ -379,3 +379,24 @@ pub fn fan_out_workflow(telemetry: loomflow::telemetry::Telemetry) -> loomflow::
         .build()
         .unwrap_or_else(|e| panic!("{e}"))
 }
+
+/// The installed MCP reference server `bin` (`mcp-server-everything`, …):
+/// `$LOOMFLOW_MCP_DIR/node_modules/.bin/<bin>` (scripts/services/mcp.sh
+/// installs them). Panics, saying how to install them, when missing.
+#[allow(clippy::panic)]
+pub fn mcp_server(bin: &str) -> std::path::PathBuf {
+    let dir = std::env::var_os("LOOMFLOW_MCP_DIR")
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".cache/loomflow-mcp"))
+        })
+        .unwrap_or_default();
+    let path = dir.join("node_modules/.bin").join(bin);
+    if !path.exists() {
+        panic!(
+            "MCP reference server `{bin}` not found at {}: run scripts/services/mcp.sh (scripts/test does)",
+            path.display()
+        );
+    }
+    path
+}

@@ -48,6 +48,12 @@ pub mod otel {
     pub use loomflow_otel::*;
 }
 
+/// MCP servers' tools as an agent's (see [`loomflow_mcp`]).
+#[cfg(feature = "mcp")]
+pub mod mcp {
+    pub use loomflow_mcp::*;
+}
+
 /// Workflows: the developer-controlled graph (see [`Workflow`]).
 pub mod workflow {
     pub use loomflow_workflow::*;
@@ -399,14 +405,15 @@ pub mod prelude {
 }
 
 /// The README's examples, compiled and run as doc tests (they use the
-/// OpenAI, SQLite and Postgres adapters and OTLP export, so only when those
-/// are built, as the workspace's test run builds them).
+/// OpenAI, SQLite and Postgres adapters, OTLP export and MCP, so only when
+/// those are built, as the workspace's test run builds them).
 #[doc = include_str!("../../../README.md")]
 #[cfg(all(
     doctest,
     feature = "openai",
     feature = "sqlite",
     feature = "postgres",
-    feature = "otel"
+    feature = "otel",
+    feature = "mcp"
 ))]
 pub struct ReadmeDoctests;

@@ -1,0 +1,182 @@
+//! The registry against the official MCP reference servers (npm), over
+//! stdio: three servers at once (two of them the same, so names collide),
+//! one that cannot start, an agent calling their tools, the gate denying a
+//! destructive one, and a call that runs past its timeout.
+
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use loomflow::permissions::StandardPermissions;
+use loomflow::prelude::*;
+use loomflow::tool::ToolHost;
+use loomflow_mcp::{McpRegistry, McpServerSpec};
+use loomflow_testkit::{RecordingModel, mcp_server};
+use serde_json::json;
+
+fn everything(name: &str) -> McpServerSpec {
+    McpServerSpec::stdio(
+        name,
+        mcp_server("mcp-server-everything").display().to_string(),
+        ["stdio"],
+    )
+}
+
+fn memory(file: &std::path::Path) -> McpServerSpec {
+    McpServerSpec::stdio(
+        "mem",
+        mcp_server("mcp-server-memory").display().to_string(),
+        Vec::<String>::new(),
+    )
+    .env("MEMORY_FILE_PATH", file.display().to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_uses_tools_from_three_servers_through_the_gate() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = McpRegistry::connect([
+        everything("a"),
+        everything("b"),
+        memory(&dir.path().join("memory.json")),
+        McpServerSpec::stdio("broken", "/nonexistent/mcp-server", Vec::<String>::new()),
+    ])
+    .await
+    .unwrap();
+
+    // The broken one is listed with why; the others are up.
+    let status = registry.status();
+    let broken = status.iter().find(|s| s.name == "broken").unwrap();
+    assert!(
+        broken
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("cannot start `/nonexistent/mcp-server`"),
+        "{broken:?}"
+    );
+    for up in status.iter().filter(|s| s.name != "broken") {
+        assert_eq!(up.error, None, "{up:?}");
+        assert!(up.tools > 0, "{up:?}");
+    }
+
+    // Names: `echo` is on a and b, so both are qualified; memory's are bare.
+    let defs = registry.list_tools().await.unwrap();
+    let def = |n: &str| {
+        defs.iter()
+            .find(|d| d.name == n)
+            .unwrap_or_else(|| panic!("no {n}"))
+    };
+    assert_eq!(def("a__echo").server.as_deref(), Some("a"));
+    assert_eq!(def("b__echo").server.as_deref(), Some("b"));
+    assert!(!defs.iter().any(|d| d.name == "echo"));
+    assert!(!def("a__echo").destructive, "readOnlyHint");
+    assert!(def("delete_entities").destructive, "destructiveHint");
+    assert!(!def("create_entities").destructive);
+    assert!(def("a__echo").input_schema["properties"]["message"].is_object());
+
+    let registry = Arc::new(registry);
+    let model = RecordingModel::new(ScriptedModel::new([
+        ScriptedTurn::tool_call("a__echo", json!({"message": "hello"}))
+            .and_tool_call("b__get-sum", json!({"a": 2, "b": 40}))
+            .and_tool_call(
+                "create_entities",
+                json!({"entities": [{"name": "Ada", "entityType": "person", "observations": ["writes code"]}]}),
+            ),
+        ScriptedTurn::tool_call("read_graph", json!({}))
+            .and_tool_call("delete_entities", json!({"entityNames": ["Ada"]})),
+        ScriptedTurn::text("done"),
+    ]));
+    let agent = Agent::builder()
+        .model(model.clone())
+        .tool_host(SharedHost(registry.clone()))
+        .permissions(StandardPermissions::new())
+        .build()
+        .unwrap();
+    let r = agent.run("use the tools").await.unwrap();
+    assert_eq!(r.output, "done");
+
+    let calls = model.calls();
+    let first = calls[1].tool_texts();
+    assert!(first[0].contains("hello"), "{first:?}");
+    assert!(first[1].contains("42"), "{first:?}");
+    assert!(first[2].contains("Ada"), "{first:?}");
+    let second = &calls[2].tool_texts()[3..];
+    assert!(
+        second[0].contains("Ada") && second[0].contains("writes code"),
+        "{second:?}"
+    );
+    // The destructive tool asked; with no approver the gate said no.
+    assert_eq!(second[1], "DENIED: approval required; no approver");
+    // The qualified form of a bare name resolves too (for a direct call;
+    // the gate treats a name it was not offered as destructive).
+    let graph = registry
+        .call("mem__read_graph", &json!({}), "c1")
+        .await
+        .unwrap();
+    assert!(graph.to_string().contains("Ada"), "not deleted: {graph}");
+
+    // An unknown tool names the ones there are.
+    let err = registry
+        .call("ech", &json!({}), "c2")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("unknown tool `ech`; available tools: "),
+        "{err}"
+    );
+    assert!(err.contains("a__echo"), "{err}");
+    registry.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_that_runs_too_long_is_a_timeout_error() {
+    let registry = McpRegistry::connect([everything("slow")])
+        .await
+        .unwrap()
+        .with_call_timeout(Duration::from_millis(500));
+    let started = std::time::Instant::now();
+    let err = registry
+        .call(
+            "trigger-long-running-operation",
+            &json!({"duration": 30, "steps": 3}),
+            "c1",
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, loomflow::ToolError::Timeout { .. }),
+        "{err:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+    // The server still answers afterwards.
+    let echoed = registry
+        .call("echo", &json!({"message": "still here"}), "c2")
+        .await
+        .unwrap();
+    assert!(echoed.to_string().contains("still here"), "{echoed}");
+}
+
+/// The registry shared with the test (an agent takes its host by value).
+struct SharedHost(Arc<McpRegistry>);
+
+#[async_trait::async_trait]
+impl ToolHost for SharedHost {
+    async fn list_tools(&self) -> Result<Arc<[loomflow::ToolDef]>, loomflow::ToolError> {
+        self.0.list_tools().await
+    }
+
+    fn tools_at_hand(&self) -> Option<Arc<[loomflow::ToolDef]>> {
+        self.0.tools_at_hand()
+    }
+
+    async fn call(
+        &self,
+        name: &str,
+        args: &serde_json::Value,
+        call_id: &str,
+    ) -> Result<serde_json::Value, loomflow::ToolError> {
+        self.0.call(name, args, call_id).await
+    }
+}
