@@ -1,7 +1,8 @@
 //! MCP for loomflow: [`McpRegistry`] connects to any number of MCP servers
 //! and offers their tools to an agent as one [`ToolHost`].
 //!
-//! - Servers are connected in parallel. One that fails to start is listed as
+//! - Servers run as child processes over stdio or are reached over
+//!   Streamable HTTP ([`McpServerSpec`]). They are connected in parallel. One that fails to start is listed as
 //!   unavailable with its error ([`McpRegistry::status`]) and tried again by
 //!   [`McpRegistry::refresh`]; the others work meanwhile.
 //! - A tool name unique across servers stays bare; names that collide become
@@ -284,6 +285,23 @@ async fn start(spec: &McpServerSpec) -> Result<Client, String> {
             ().serve(transport)
                 .await
                 .map_err(|e| redact(&format!("the MCP handshake failed: {e}")).into_owned())
+        }
+        McpTransport::Http { url, headers } => {
+            use rmcp::transport::StreamableHttpClientTransport;
+            use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+            let mut config = StreamableHttpClientTransportConfig::with_uri(url.as_str());
+            for (name, value) in headers {
+                let header = http::HeaderName::from_bytes(name.as_bytes())
+                    .map_err(|e| format!("header name {name:?}: {e}"))?;
+                let value = http::HeaderValue::from_str(value)
+                    .map_err(|e| format!("header {name:?}: {e}"))?;
+                config.custom_headers.insert(header, value);
+            }
+            let transport =
+                StreamableHttpClientTransport::with_client(reqwest::Client::new(), config);
+            ().serve(transport).await.map_err(|e| {
+                redact(&format!("the MCP handshake with {url} failed: {e}")).into_owned()
+            })
         }
     }
 }

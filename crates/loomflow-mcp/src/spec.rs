@@ -20,11 +20,21 @@ pub enum McpTransport {
         #[serde(default)]
         env: BTreeMap<String, String>,
     },
+    /// A server reached over MCP's Streamable HTTP transport (a session,
+    /// JSON or SSE responses).
+    Http {
+        /// The endpoint (`https://host/mcp`).
+        url: String,
+        /// Headers sent with every request (an API key).
+        #[serde(default)]
+        headers: BTreeMap<String, String>,
+    },
 }
 
 /// One MCP server: a name (it qualifies colliding tool names) and how to
-/// reach it. In TOML: `[[mcp]] name = "git", transport = "stdio",
-/// command = "uvx", args = ["mcp-server-git"], env = { … }`.
+/// reach it. In TOML: `name = "git", transport = "stdio", command = "uvx",
+/// args = ["mcp-server-git"], env = { … }`, or `name = "docs",
+/// transport = "http", url = "https://…/mcp", headers = { … }`.
 ///
 /// ```
 /// use loomflow_mcp::McpServerSpec;
@@ -39,6 +49,20 @@ pub enum McpTransport {
 /// )
 /// .unwrap();
 /// assert_eq!(spec, McpServerSpec::stdio("fs", "npx", ["-y", "@modelcontextprotocol/server-filesystem", "."]));
+///
+/// let spec: McpServerSpec = toml::from_str(
+///     r#"
+///     name = "docs"
+///     transport = "http"
+///     url = "https://mcp.example.com/mcp"
+///     headers = { authorization = "Bearer t0ken" }
+///     "#,
+/// )
+/// .unwrap();
+/// assert_eq!(
+///     spec,
+///     McpServerSpec::http("docs", "https://mcp.example.com/mcp").header("authorization", "Bearer t0ken"),
+/// );
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[non_exhaustive]
@@ -67,10 +91,31 @@ impl McpServerSpec {
         }
     }
 
-    /// Adds an environment variable for a stdio server.
+    /// A server reached over Streamable HTTP at `url`.
+    pub fn http(name: impl Into<String>, url: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            transport: McpTransport::Http {
+                url: url.into(),
+                headers: BTreeMap::new(),
+            },
+        }
+    }
+
+    /// Adds an environment variable (a stdio server; an HTTP one has none).
     pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        let McpTransport::Stdio { env, .. } = &mut self.transport;
-        env.insert(key.into(), value.into());
+        if let McpTransport::Stdio { env, .. } = &mut self.transport {
+            env.insert(key.into(), value.into());
+        }
+        self
+    }
+
+    /// Adds a header sent with every request (an HTTP server; a stdio one
+    /// has none).
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        if let McpTransport::Http { headers, .. } = &mut self.transport {
+            headers.insert(name.into(), value.into());
+        }
         self
     }
 }

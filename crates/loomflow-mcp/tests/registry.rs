@@ -1,7 +1,8 @@
 //! The registry against the official MCP reference servers (npm), over
-//! stdio: three servers at once (two of them the same, so names collide),
-//! one that cannot start, an agent calling their tools, the gate denying a
-//! destructive one, and a call that runs past its timeout.
+//! stdio and Streamable HTTP: three servers at once (two of them the same,
+//! so names collide), one that cannot start, an agent calling their tools,
+//! the gate denying a destructive one, and a call that runs past its
+//! timeout.
 
 #![allow(clippy::unwrap_used, clippy::panic)]
 
@@ -179,4 +180,54 @@ impl ToolHost for SharedHost {
     ) -> Result<serde_json::Value, loomflow::ToolError> {
         self.0.call(name, args, call_id).await
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streamable_http_server_and_a_stdio_one_serve_one_agent() {
+    use loomflow_testkit::server::{ChildServer, free_port};
+    let port = free_port();
+    let mut command = std::process::Command::new(mcp_server("mcp-server-everything"));
+    command.arg("streamableHttp").env("PORT", port.to_string());
+    let _web = ChildServer::start(
+        "server-everything (streamableHttp)",
+        command,
+        port,
+        tempfile::tempdir().unwrap(),
+        Duration::from_secs(30),
+        |port| std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
+    );
+    let registry = McpRegistry::connect([
+        McpServerSpec::http("web", format!("http://127.0.0.1:{port}/mcp"))
+            .header("x-test", "loomflow"),
+        everything("local"),
+    ])
+    .await
+    .unwrap();
+    assert!(
+        registry.status().iter().all(|s| s.error.is_none()),
+        "{:?}",
+        registry.status()
+    );
+
+    let model = RecordingModel::new(ScriptedModel::new([
+        ScriptedTurn::tool_call("web__echo", json!({"message": "over http"}))
+            .and_tool_call("local__echo", json!({"message": "over stdio"}))
+            .and_tool_call("web__get-sum", json!({"a": 1, "b": 2})),
+        ScriptedTurn::text("done"),
+    ]));
+    let agent = Agent::builder()
+        .model(model.clone())
+        .tool_host(registry)
+        .build()
+        .unwrap();
+    assert_eq!(agent.run("go").await.unwrap().output, "done");
+    let texts = model.calls()[1].tool_texts();
+    assert_eq!(
+        texts,
+        [
+            "Echo: over http",
+            "Echo: over stdio",
+            "The sum of 1 and 2 is 3."
+        ]
+    );
 }
