@@ -37,21 +37,15 @@ use tokio::sync::Mutex;
 
 pub use spec::{McpServerSpec, McpTransport};
 
-/// Why a server could not be used.
+/// A registry that cannot be set up. (A server that fails to start is not
+/// an error: it is listed as unavailable by [`McpRegistry::status`].)
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum McpError {
-    /// The server's process could not be started or did not complete the
-    /// MCP handshake.
-    #[error("MCP server `{server}` is unavailable: {message}")]
-    Unavailable {
-        /// The server's name.
-        server: String,
-        /// What went wrong.
-        message: String,
-    },
     /// Two servers share a name.
-    #[error("two MCP servers are named `{0}`; give each a unique name")]
+    #[error(
+        "two MCP servers are named `{0}`; give each a unique name (it qualifies colliding tool names)"
+    )]
     DuplicateServer(String),
 }
 

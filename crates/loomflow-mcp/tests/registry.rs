@@ -231,3 +231,18 @@ async fn a_streamable_http_server_and_a_stdio_one_serve_one_agent() {
         ]
     );
 }
+
+#[tokio::test]
+async fn two_servers_with_one_name_are_refused() {
+    let err = McpRegistry::connect([
+        McpServerSpec::stdio("x", "/nonexistent/a", Vec::<String>::new()),
+        McpServerSpec::stdio("x", "/nonexistent/b", Vec::<String>::new()),
+    ])
+    .await
+    .unwrap_err()
+    .to_string();
+    assert_eq!(
+        err,
+        "two MCP servers are named `x`; give each a unique name (it qualifies colliding tool names)"
+    );
+}

@@ -336,19 +336,10 @@ struct Inner {
     protocol: Protocol,
 }
 
-impl Drop for Inner {
-    fn drop(&mut self) {
-        // Sends what is still batched; errors have nowhere to go.
-        let _ = self.tracer.shutdown();
-        if let Some(meter) = &self.meter {
-            let _ = meter.shutdown();
-        }
-    }
-}
-
 /// An OTLP exporter: the providers batching spans and metrics, and the
-/// layer that feeds them. Cheap to clone; the last clone dropped sends what
-/// is left and stops the background threads.
+/// layer that feeds them. Cheap to clone; when the last clone and the last
+/// layer made from it are dropped, the SDK sends what is left and stops its
+/// background threads.
 ///
 /// [`flush`](Self::flush) and the last drop wait for the export. Over gRPC
 /// the export runs on the tokio runtime the exporter was built in, so do

@@ -9,10 +9,10 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use loomflow::Usage;
 use loomflow::prelude::*;
 use loomflow_otel::{Otlp, Protocol};
 use loomflow_testkit::otlp::{OtlpReceiver, ReceivedSpan, Transport};
+use loomflow_testkit::usage;
 use serde_json::json;
 
 const PROMPT: &str = "Plan the secret heist for Friday";
@@ -30,15 +30,6 @@ async fn get_weather(city: String) -> String {
 #[tool]
 fn get_time() -> String {
     "noon".into()
-}
-
-fn usage(input: u64, output: u64) -> Usage {
-    Usage {
-        input_tokens: input,
-        output_tokens: output,
-        cost_usd: 0.001,
-        ..Usage::default()
-    }
 }
 
 fn by_id(spans: &[ReceivedSpan]) -> BTreeMap<&str, &ReceivedSpan> {
@@ -72,8 +63,8 @@ async fn export_and_check(protocol: Protocol) {
         .model(ScriptedModel::new([
             ScriptedTurn::tool_call("get_weather", json!({"city": "Paris"}))
                 .and_tool_call("get_time", json!({}))
-                .with_usage(usage(100, 20)),
-            ScriptedTurn::text("Sunny at noon.").with_usage(usage(150, 5)),
+                .with_usage(usage(100, 20, 0.001)),
+            ScriptedTurn::text("Sunny at noon.").with_usage(usage(150, 5, 0.001)),
         ]))
         .tool(get_weather)
         .tool(get_time)

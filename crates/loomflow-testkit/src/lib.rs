@@ -400,3 +400,14 @@ pub fn mcp_server(bin: &str) -> std::path::PathBuf {
     }
     path
 }
+
+/// Usage for a scripted turn: `input` uncached input tokens, `output`
+/// output tokens, `cost` dollars.
+pub fn usage(input: u64, output: u64, cost: f64) -> loomflow::Usage {
+    loomflow::Usage {
+        input_tokens: input,
+        output_tokens: output,
+        cost_usd: cost,
+        ..loomflow::Usage::default()
+    }
+}

@@ -522,7 +522,7 @@ impl WorkflowRequest {
                         recorded.record("loom.interruption_reason", reason.as_str());
                     }
                 }
-                Err(e) => telemetry::record_error(&recorded, e.type_name(), &e.to_string()),
+                Err(e) => telemetry::record_error(&recorded, e.type_name(), e),
             }
         }
         outcome
@@ -560,7 +560,7 @@ async fn run_node(
             .await
     };
     if let Err(e) = &outcome {
-        telemetry::record_error(&tracing::Span::current(), "node_failed", &e.to_string());
+        telemetry::record_error(&tracing::Span::current(), "node_failed", e);
     }
     outcome
 }

@@ -8,13 +8,14 @@
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
+use loomflow::RunContext;
 use loomflow::budget::BudgetConfig;
 use loomflow::permissions::StandardPermissions;
 use loomflow::prelude::*;
 use loomflow::telemetry::{
     ConsoleSink, InMemorySink, JsonlSink, SpanRecord, SpanStatus, Telemetry,
 };
-use loomflow::{RunContext, Usage};
+use loomflow_testkit::usage;
 use serde_json::json;
 
 const PROMPT: &str = "Plan the secret heist for Friday";
@@ -75,15 +76,6 @@ fn weather_agent(telemetry: Telemetry) -> Agent {
         .telemetry(telemetry)
         .build()
         .unwrap()
-}
-
-fn usage(input: u64, output: u64, cost: f64) -> Usage {
-    Usage {
-        input_tokens: input,
-        output_tokens: output,
-        cost_usd: cost,
-        ..Usage::default()
-    }
 }
 
 fn only(spans: &InMemorySink, name: &str) -> SpanRecord {

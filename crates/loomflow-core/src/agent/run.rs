@@ -337,11 +337,8 @@ impl<T: DeserializeOwned + Send + 'static> IntoFuture for RunRequest<T> {
 }
 
 impl RunRequest {
-    /// Runs to completion, sending events to `tx` when given.
-    ///
-    /// A plain fn returning an `async move` block: an `async fn` would keep
-    /// both its argument and a moved copy of it in the future, and this
-    /// future is what each in-flight run holds.
+    /// Runs to completion, sending events to `tx` when given, recorded by
+    /// the agent's telemetry or the one in scope.
     pub(crate) fn execute(
         self,
         sink: Option<EventSink>,
@@ -390,7 +387,11 @@ impl RunRequest {
         }))
     }
 
-    /// [`execute`](Self::execute) under whatever telemetry is in scope.
+    /// The run itself, its failures recorded on `span`.
+    ///
+    /// A plain fn returning an `async move` block: an `async fn` would keep
+    /// both its argument and a moved copy of it in the future, and this
+    /// future is what each in-flight run holds.
     #[allow(clippy::manual_async_fn)]
     fn execute_here(
         self,
@@ -600,7 +601,7 @@ impl RunRequest {
                     Ok(result)
                 }
                 Err(e) => {
-                    spans::record_error(&span, e.type_name(), &e.to_string());
+                    spans::record_error(&span, e.type_name(), &e);
                     if gov.audit.is_some() {
                         let mut p = Payload::new();
                         p.insert("error_type".into(), e.type_name().into());
@@ -705,7 +706,7 @@ async fn fail(
     session: SessionId,
     e: Error,
 ) -> Result<RunResult> {
-    spans::record_error(span, e.type_name(), &e.to_string());
+    spans::record_error(span, e.type_name(), &e);
     emit_error(&Emitter::new(session, sink), &e).await;
     Err(e)
 }

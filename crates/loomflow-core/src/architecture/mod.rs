@@ -351,7 +351,7 @@ impl<'a> RunDeps<'a> {
                         .as_deref()
                         .or(result.reason.as_deref())
                         .unwrap_or_default();
-                    spans::record_error(&span, error_type, message);
+                    spans::record_error(&span, error_type, &message);
                 }
                 if self.capture_content {
                     span.record(
@@ -375,9 +375,7 @@ impl<'a> RunDeps<'a> {
         // Unless this is already the observed call, see whether anything
         // records it: then it runs again, boxed, inside its span (nothing
         // of a span is kept in an unobserved call's future).
-        if !observed
-            && spans::active()
-            && let Some(span) = spans::observed(|| spans::tool(&call.tool, &call.id, turn))
+        if !observed && let Some(span) = spans::observed(|| spans::tool(&call.tool, &call.id, turn))
         {
             return Box::pin(self.run_tool_observed(defs, call, turn, slot, span)).await;
         }
@@ -591,18 +589,23 @@ impl<'a> RunDeps<'a> {
     ) -> Result<Completion> {
         // As for tool calls: nothing of a span kept when nothing records it,
         // boxed when something does.
-        if spans::active() {
+        let span = || {
             let turn = match step {
                 StepName::ModelCall(turn) => Some(turn),
                 _ => None,
             };
-            let streamed = self.emitter.is_active();
-            let tools = request.tools.len();
-            let span = || spans::model(streamed, self.model.name(), turn, tools);
-            if let Some(span) = spans::observed(span) {
-                return Box::pin(self.call_model_observed(request, span)).await;
-            }
+            spans::model(
+                self.emitter.is_active(),
+                self.model.name(),
+                turn,
+                request.tools.len(),
+            )
+        };
+        if let Some(span) = spans::observed(span) {
+            return Box::pin(self.call_model_observed(request, span)).await;
         }
+        // `call_model_gated`, written out: awaiting it here would add a
+        // future layer to every unobserved model call.
         if !self.governance.gates_model_calls() {
             return self.call_model_plain(request).await;
         }
@@ -691,7 +694,7 @@ impl<'a> RunDeps<'a> {
                     }
                 }
             }
-            Err(e) => spans::record_error(&span, e.type_name(), &e.to_string()),
+            Err(e) => spans::record_error(&span, e.type_name(), e),
         }
         outcome
     }

@@ -253,11 +253,15 @@ pub(crate) fn record_usage(span: &Span, u: &crate::message::Usage) {
 }
 
 /// Records a failure on `span`: `error.type` (a short type name) and
-/// `loom.error` (the message, redacted).
-pub fn record_error(span: &Span, error_type: &str, message: &str) {
+/// `loom.error` (the message, redacted). The message is formatted only when
+/// the span is recorded.
+pub fn record_error(span: &Span, error_type: &str, message: &dyn std::fmt::Display) {
     if span.is_disabled() {
         return;
     }
     span.record("error.type", error_type);
-    span.record("loom.error", crate::redact::redact(message).as_ref());
+    span.record(
+        "loom.error",
+        crate::redact::redact(&message.to_string()).as_ref(),
+    );
 }

@@ -97,14 +97,7 @@ impl TelemetrySpec {
     pub fn build(&self) -> Result<Option<Telemetry>, ConfigError> {
         match self {
             Self::None => Ok(None),
-            Self::Console => Ok(Some(Telemetry::console())),
-            Self::File(path) => Telemetry::jsonl(path).map(Some).map_err(|e| {
-                ConfigError::invalid(
-                    "telemetry",
-                    format!("cannot open `{}` for spans: {e}", path.display()),
-                )
-            }),
-            Self::Otel => Err(otel_needs_facade()),
+            other => Ok(Some(other.attach(Telemetry::builder())?.build())),
         }
     }
 }
