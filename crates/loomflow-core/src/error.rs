@@ -41,6 +41,16 @@ pub enum ToolError {
         /// What was refused and why.
         reason: String,
     },
+    /// The tool's provider is gone: an MCP server that exited or dropped
+    /// the connection mid-call. Reconnecting (an MCP registry's `refresh`)
+    /// may bring it back.
+    #[error("tool `{tool}` is unavailable: {reason}")]
+    Unavailable {
+        /// The tool.
+        tool: String,
+        /// What happened.
+        reason: String,
+    },
     /// The tool itself failed.
     #[error("{message}")]
     Failed {

@@ -121,6 +121,22 @@ pub enum EventKind {
         /// The result.
         result: ToolResult,
     },
+    /// A running tool reported how far it has come (an MCP server's
+    /// progress notification, or [`CallContext::progress`](crate::journal::CallContext::progress)).
+    ToolProgress {
+        /// The call's id.
+        call_id: String,
+        /// The tool.
+        tool: String,
+        /// How far it has come.
+        progress: f64,
+        /// What `progress` counts up to, when known.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        total: Option<f64>,
+        /// What it is doing.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
+    },
     /// Spend crossed the soft-warning threshold.
     BudgetWarning {
         /// The budget's status.
@@ -213,6 +229,7 @@ impl EventKind {
             Self::ModelChunk { .. } => "model_chunk",
             Self::ToolCall { .. } => "tool_call",
             Self::ToolResult { .. } => "tool_result",
+            Self::ToolProgress { .. } => "tool_progress",
             Self::BudgetWarning { .. } => "budget_warning",
             Self::BudgetExceeded { .. } => "budget_exceeded",
             Self::Error { .. } => "error",

@@ -2,43 +2,63 @@
 //! and offers their tools to an agent as one [`ToolHost`].
 //!
 //! - Servers run as child processes over stdio or are reached over
-//!   Streamable HTTP ([`McpServerSpec`]). They are connected in parallel. One that fails to start is listed as
-//!   unavailable with its error ([`McpRegistry::status`]) and tried again by
-//!   [`McpRegistry::refresh`]; the others work meanwhile.
+//!   Streamable HTTP ([`McpServerSpec`]). They are connected in parallel.
+//!   One that fails to start is listed as unavailable with its error
+//!   ([`McpRegistry::status`]) and tried again by [`McpRegistry::refresh`];
+//!   the others work meanwhile.
 //! - A tool name unique across servers stays bare; names that collide become
 //!   `server__tool`. Both forms resolve when called.
 //! - `destructiveHint` maps to loomflow's destructive flag (unless
 //!   `readOnlyHint` says otherwise), so the permission gate asks before a
 //!   destructive MCP tool.
-//! - Every call has a timeout; a server that dies or hangs mid-call is a
-//!   typed tool error, never a hung run. Children are stopped when the
-//!   registry is dropped.
+//! - A server's `tools/list_changed` re-lists its tools (the next turn sees
+//!   them; [`McpRegistry::watch`] tells what changed).
+//! - Resources and prompts: [`list_resources`](McpRegistry::list_resources),
+//!   [`read_resource`](McpRegistry::read_resource),
+//!   [`list_prompts`](McpRegistry::list_prompts),
+//!   [`get_prompt`](McpRegistry::get_prompt), in loomflow's content parts
+//!   (text, images; other binary content as a line naming its type and size).
+//! - Progress a server reports during a call is a `tool_progress` event on
+//!   the run's stream. A server's sampling requests are answered by a
+//!   loomflow model when one is configured
+//!   ([`McpRegistryBuilder::sampling`], or `sampling_model` in a spec).
+//! - Every call has a timeout; a server that dies mid-call is a
+//!   [`ToolError::Unavailable`] (the next call restarts it), one that hangs
+//!   is a [`ToolError::Timeout`]: never a hung run. Children are stopped
+//!   when the registry is dropped.
 //!
 //! Built on the official Rust SDK (`rmcp`), which stays an implementation
-//! detail: nothing of it appears in this crate's API.
+//! detail behind a small internal trait: nothing of it appears in this
+//! crate's API.
 
+mod content;
 mod names;
+mod rmcp_session;
+mod session;
 mod spec;
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use loomflow_core::error::ToolError;
-use loomflow_core::message::ToolDef;
+use loomflow_core::error::{ConfigError, ToolError};
+use loomflow_core::journal::CallContext;
+use loomflow_core::message::{Message, ToolDef};
+use loomflow_core::model::Model;
 use loomflow_core::redact::redact;
 use loomflow_core::tool::ToolHost;
-use rmcp::model::{CallToolRequestParams, CallToolResult};
-use rmcp::service::RunningService;
-use rmcp::{RoleClient, ServiceExt};
-use serde_json::Value;
-use tokio::sync::Mutex;
+use serde_json::{Map, Value};
+use tokio::sync::{Mutex, broadcast};
 
+pub use content::{McpPrompt, McpResource, PromptArgument, ResourceBody, ResourceContent};
 pub use spec::{McpServerSpec, McpTransport};
 
-/// A registry that cannot be set up. (A server that fails to start is not
-/// an error: it is listed as unavailable by [`McpRegistry::status`].)
+use session::{Hooks, RemoteTool, Session, SessionError};
+
+/// What went wrong with a registry or one of its requests. (A server that
+/// fails to start is not an error: [`McpRegistry::status`] lists it.)
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum McpError {
@@ -47,15 +67,108 @@ pub enum McpError {
         "two MCP servers are named `{0}`; give each a unique name (it qualifies colliding tool names)"
     )]
     DuplicateServer(String),
+    /// A spec names a sampling model that does not resolve.
+    #[error("MCP server `{server}`: sampling_model: {error}")]
+    SamplingModel {
+        /// The server.
+        server: String,
+        /// Why the model does not resolve.
+        error: ConfigError,
+    },
+    /// No server has this name.
+    #[error("no MCP server is named `{server}`; the servers are: {}", .known.join(", "))]
+    UnknownServer {
+        /// The name asked for.
+        server: String,
+        /// The servers there are.
+        known: Vec<String>,
+    },
+    /// The server is not connected.
+    #[error("MCP server `{server}` is unavailable: {reason}")]
+    Unavailable {
+        /// The server.
+        server: String,
+        /// Why.
+        reason: String,
+    },
+    /// The server did not answer in time.
+    #[error("MCP server `{server}` did not answer within {:.1}s", .timeout.as_secs_f64())]
+    Timeout {
+        /// The server.
+        server: String,
+        /// How long it was given.
+        timeout: Duration,
+    },
+    /// The server answered with an error.
+    #[error("MCP server `{server}`: {message}")]
+    Server {
+        /// The server.
+        server: String,
+        /// What it said.
+        message: String,
+    },
+    /// No connected server could read this URI.
+    #[error("no MCP server has a resource `{uri}`{}", if .tried.is_empty() { String::new() } else { format!(" (tried {})", .tried.join(", ")) })]
+    UnknownResource {
+        /// The URI.
+        uri: String,
+        /// The servers asked.
+        tried: Vec<String>,
+    },
+    /// More than one server lists this URI.
+    #[error("servers {} all list `{uri}`; say which with `read_resource(uri, Some(server))`", .servers.join(", "))]
+    AmbiguousResource {
+        /// The URI.
+        uri: String,
+        /// The servers listing it.
+        servers: Vec<String>,
+    },
+    /// No server offers a prompt of this name.
+    #[error("no MCP prompt is named `{name}`; the prompts are: {}", .available.join(", "))]
+    UnknownPrompt {
+        /// The name asked for.
+        name: String,
+        /// The prompts there are (`server.prompt` where a name is on several servers).
+        available: Vec<String>,
+    },
 }
 
-type Client = RunningService<RoleClient, ()>;
+/// How a tool on offer changed ([`McpRegistry::watch`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ToolChange {
+    /// It is new.
+    Added,
+    /// It is gone.
+    Removed,
+    /// Its description, schema or hints changed (or the name it is offered
+    /// under, after a collision appeared or went away).
+    Updated,
+}
+
+/// A change to the tools on offer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ToolEvent {
+    /// What happened.
+    pub change: ToolChange,
+    /// The server.
+    pub server: String,
+    /// The tool's name on that server.
+    pub tool: String,
+}
 
 /// One configured server and its connection.
 struct Server {
     spec: McpServerSpec,
-    client: Mutex<Option<Arc<Client>>>,
+    sampler: Option<Arc<dyn Model>>,
+    /// Held while connecting, so one connection is made at a time.
+    session: Mutex<Option<Arc<dyn Session>>>,
     error: RwLock<Option<String>>,
+    /// Its tools as last listed.
+    tools: RwLock<Arc<[RemoteTool]>>,
+    /// It said its tools changed since they were listed.
+    stale: AtomicBool,
 }
 
 /// Where a tool name leads.
@@ -69,6 +182,15 @@ struct Route {
 struct Index {
     defs: Arc<[ToolDef]>,
     routes: HashMap<String, Route>,
+}
+
+struct Inner {
+    servers: Vec<Server>,
+    index: RwLock<Arc<Index>>,
+    call_timeout: Duration,
+    /// Some server's tools changed since they were listed.
+    stale: AtomicBool,
+    changes: broadcast::Sender<ToolEvent>,
 }
 
 /// A server as [`McpRegistry::status`] reports it.
@@ -98,10 +220,11 @@ pub struct ServerStatus {
 /// let agent = Agent::builder().model("echo").tool_host(registry).build()?;
 /// # let _ = agent; Ok(()) }
 /// ```
+///
+/// Cloning is cheap: clones share the connections.
+#[derive(Clone)]
 pub struct McpRegistry {
-    servers: Vec<Server>,
-    index: RwLock<Arc<Index>>,
-    call_timeout: Duration,
+    inner: Arc<Inner>,
 }
 
 impl std::fmt::Debug for McpRegistry {
@@ -110,12 +233,13 @@ impl std::fmt::Debug for McpRegistry {
             .field(
                 "servers",
                 &self
+                    .inner
                     .servers
                     .iter()
                     .map(|s| &s.spec.name)
                     .collect::<Vec<_>>(),
             )
-            .field("call_timeout", &self.call_timeout)
+            .field("call_timeout", &self.inner.call_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -128,79 +252,395 @@ fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
     lock.write().unwrap_or_else(|e| e.into_inner())
 }
 
-impl McpRegistry {
+/// Settings for an [`McpRegistry`]; [`connect`](Self::connect) makes it.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use loomflow_mcp::{McpRegistry, McpServerSpec};
+///
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// let registry = McpRegistry::builder()
+///     .server(McpServerSpec::stdio("fs", "npx", ["-y", "@modelcontextprotocol/server-filesystem", "."]))
+///     .call_timeout(Duration::from_secs(30))
+///     .sampling(loomflow_core::model::resolve_model("echo")?)
+///     .connect()
+///     .await?;
+/// # let _ = registry; Ok(()) }
+/// ```
+#[derive(Default)]
+#[must_use]
+pub struct McpRegistryBuilder {
+    specs: Vec<McpServerSpec>,
+    call_timeout: Option<Duration>,
+    sampler: Option<Arc<dyn Model>>,
+}
+
+impl std::fmt::Debug for McpRegistryBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("McpRegistryBuilder")
+            .field("specs", &self.specs)
+            .field("call_timeout", &self.call_timeout)
+            .field("sampling", &self.sampler.as_ref().map(|m| m.name()))
+            .finish()
+    }
+}
+
+impl McpRegistryBuilder {
+    /// Adds a server.
+    pub fn server(mut self, spec: McpServerSpec) -> Self {
+        self.specs.push(spec);
+        self
+    }
+
+    /// Adds servers.
+    pub fn servers(mut self, specs: impl IntoIterator<Item = McpServerSpec>) -> Self {
+        self.specs.extend(specs);
+        self
+    }
+
+    /// How long one tool call may take before it fails (and is cancelled
+    /// on the server). Default 120 s.
+    pub fn call_timeout(mut self, timeout: Duration) -> Self {
+        self.call_timeout = Some(timeout);
+        self
+    }
+
+    /// Answers servers' sampling requests with `model` (servers whose spec
+    /// names a `sampling_model` use that one). Without a model the client
+    /// does not offer sampling, and servers do not ask.
+    pub fn sampling(mut self, model: Arc<dyn Model>) -> Self {
+        self.sampler = Some(model);
+        self
+    }
+
     /// Connects to every server at once and lists their tools. Fails only
-    /// on a configuration error (two servers with one name); a server that
-    /// cannot start is listed as unavailable (see [`status`](Self::status)).
-    pub async fn connect(specs: impl IntoIterator<Item = McpServerSpec>) -> Result<Self, McpError> {
-        let specs: Vec<McpServerSpec> = specs.into_iter().collect();
-        for (i, spec) in specs.iter().enumerate() {
-            if specs[..i].iter().any(|s| s.name == spec.name) {
+    /// on a configuration error (two servers with one name, a sampling
+    /// model that does not resolve); a server that cannot start is listed
+    /// as unavailable (see [`McpRegistry::status`]).
+    pub async fn connect(self) -> Result<McpRegistry, McpError> {
+        let mut servers = Vec::with_capacity(self.specs.len());
+        for (i, spec) in self.specs.iter().enumerate() {
+            if self.specs[..i].iter().any(|s| s.name == spec.name) {
                 return Err(McpError::DuplicateServer(spec.name.clone()));
             }
         }
-        let registry = Self {
-            servers: specs
-                .into_iter()
-                .map(|spec| Server {
-                    spec,
-                    client: Mutex::new(None),
-                    error: RwLock::new(None),
-                })
-                .collect(),
-            index: RwLock::new(Arc::default()),
-            call_timeout: Duration::from_secs(120),
+        for spec in self.specs {
+            let sampler = match &spec.sampling_model {
+                Some(name) => Some(loomflow_core::model::resolve_model(name).map_err(|error| {
+                    McpError::SamplingModel {
+                        server: spec.name.clone(),
+                        error,
+                    }
+                })?),
+                None => self.sampler.clone(),
+            };
+            servers.push(Server {
+                spec,
+                sampler,
+                session: Mutex::new(None),
+                error: RwLock::new(None),
+                tools: RwLock::new(Arc::from([])),
+                stale: AtomicBool::new(false),
+            });
+        }
+        let registry = McpRegistry {
+            inner: Arc::new(Inner {
+                servers,
+                index: RwLock::new(Arc::default()),
+                call_timeout: self.call_timeout.unwrap_or(Duration::from_secs(120)),
+                stale: AtomicBool::new(false),
+                changes: broadcast::channel(64).0,
+            }),
         };
         registry.refresh().await;
         Ok(registry)
     }
+}
 
-    /// How long one tool call may take before it fails (default 120 s).
-    pub fn with_call_timeout(mut self, timeout: Duration) -> Self {
-        self.call_timeout = timeout;
-        self
+impl McpRegistry {
+    /// Settings: servers, call timeout, sampling model.
+    pub fn builder() -> McpRegistryBuilder {
+        McpRegistryBuilder::default()
+    }
+
+    /// Connects to every server at once with the default settings (see
+    /// [`McpRegistryBuilder::connect`]).
+    pub async fn connect(specs: impl IntoIterator<Item = McpServerSpec>) -> Result<Self, McpError> {
+        Self::builder().servers(specs).connect().await
     }
 
     /// Connects the servers that are not connected (in parallel) and lists
-    /// every connected server's tools again.
+    /// every server's tools again.
     pub async fn refresh(&self) {
-        let connecting = self.servers.iter().map(|server| async move {
-            let mut client = server.client.lock().await;
-            if client.is_none() {
-                match start(&server.spec).await {
-                    Ok(c) => {
-                        *client = Some(Arc::new(c));
-                        *write(&server.error) = None;
-                    }
-                    Err(message) => {
-                        tracing::warn!(server = %server.spec.name, error = %message, "MCP server unavailable");
-                        *write(&server.error) = Some(message);
-                    }
-                }
-            }
-            let Some(c) = client.clone() else {
-                return Vec::new();
-            };
-            drop(client);
-            match c.peer().list_all_tools().await {
-                Ok(tools) => tools,
-                Err(e) => {
-                    *write(&server.error) =
-                        Some(redact(&format!("listing tools failed: {e}")).into_owned());
-                    Vec::new()
-                }
+        let inner = &self.inner;
+        let listing = (0..inner.servers.len()).map(|i| async move {
+            if inner.session(i).await.is_ok() {
+                inner.list_tools_of(i).await;
             }
         });
-        let listed = futures_util::future::join_all(connecting).await;
-        *write(&self.index) = Arc::new(self.build_index(listed));
+        futures_util::future::join_all(listing).await;
+        inner.stale.store(false, Ordering::Release);
+        inner.rebuild_index();
     }
 
-    fn build_index(&self, listed: Vec<Vec<rmcp::model::Tool>>) -> Index {
+    /// Tells what changes in the tools on offer: a server that says its
+    /// list changed is listed again, and each tool added, removed or
+    /// changed is one [`ToolEvent`].
+    pub fn watch(&self) -> broadcast::Receiver<ToolEvent> {
+        self.inner.changes.subscribe()
+    }
+
+    /// Every server: connected or why not, and how many tools it offers.
+    pub fn status(&self) -> Vec<ServerStatus> {
+        self.inner
+            .servers
+            .iter()
+            .map(|s| ServerStatus {
+                name: s.spec.name.clone(),
+                error: read(&s.error).clone(),
+                tools: read(&s.tools).len(),
+            })
+            .collect()
+    }
+
+    /// Every resource the connected servers list. A server that lists none
+    /// (or fails to) adds nothing.
+    pub async fn list_resources(&self) -> Vec<McpResource> {
+        let inner = &self.inner;
+        let listed = (0..inner.servers.len()).map(|i| async move {
+            match inner.connected(i).await {
+                Some(session) => session.resources().await.unwrap_or_default(),
+                None => Vec::new(),
+            }
+        });
+        futures_util::future::join_all(listed)
+            .await
+            .into_iter()
+            .flatten()
+            .collect()
+    }
+
+    /// Reads the resource at `uri` from `server`, or, with `None`, from the
+    /// server that lists it (asking each server in turn when none lists it:
+    /// a URI from a resource template is listed nowhere).
+    pub async fn read_resource(
+        &self,
+        uri: &str,
+        server: Option<&str>,
+    ) -> Result<Vec<ResourceContent>, McpError> {
+        let inner = &self.inner;
+        if let Some(name) = server {
+            let i = inner.server_index(name)?;
+            let session = inner.session(i).await?;
+            return session
+                .read_resource(uri)
+                .await
+                .map_err(|e| inner.request_error(i, &session, e));
+        }
+        let listing: Vec<String> = self
+            .list_resources()
+            .await
+            .into_iter()
+            .filter(|r| r.uri == uri)
+            .map(|r| r.server)
+            .collect();
+        match listing.as_slice() {
+            [one] => Box::pin(self.read_resource(uri, Some(one))).await,
+            [] => {
+                let mut tried = Vec::new();
+                for (i, server) in inner.servers.iter().enumerate() {
+                    let Some(session) = inner.connected(i).await else {
+                        continue;
+                    };
+                    if let Ok(contents) = session.read_resource(uri).await {
+                        return Ok(contents);
+                    }
+                    tried.push(server.spec.name.clone());
+                }
+                Err(McpError::UnknownResource {
+                    uri: uri.to_owned(),
+                    tried,
+                })
+            }
+            _ => Err(McpError::AmbiguousResource {
+                uri: uri.to_owned(),
+                servers: listing,
+            }),
+        }
+    }
+
+    /// Every prompt the connected servers offer.
+    pub async fn list_prompts(&self) -> Vec<McpPrompt> {
+        let inner = &self.inner;
+        let listed = (0..inner.servers.len()).map(|i| async move {
+            match inner.connected(i).await {
+                Some(session) => session.prompts().await.unwrap_or_default(),
+                None => Vec::new(),
+            }
+        });
+        futures_util::future::join_all(listed)
+            .await
+            .into_iter()
+            .flatten()
+            .collect()
+    }
+
+    /// Renders prompt `name` (bare when one server offers it, else
+    /// `server.prompt`) with `args`, as messages to give a model.
+    pub async fn get_prompt<K, V>(
+        &self,
+        name: &str,
+        args: impl IntoIterator<Item = (K, V)>,
+    ) -> Result<Vec<Message>, McpError>
+    where
+        K: Into<String>,
+        V: Into<String>,
+    {
+        let inner = &self.inner;
+        let prompts = self.list_prompts().await;
+        let owners: Vec<&McpPrompt> = match name.split_once('.') {
+            Some((server, prompt)) if inner.server_index(server).is_ok() => prompts
+                .iter()
+                .filter(|p| p.server == server && p.name == prompt)
+                .collect(),
+            _ => prompts.iter().filter(|p| p.name == name).collect(),
+        };
+        let [prompt] = owners.as_slice() else {
+            let mut count: HashMap<&str, usize> = HashMap::new();
+            for p in &prompts {
+                *count.entry(p.name.as_str()).or_default() += 1;
+            }
+            return Err(McpError::UnknownPrompt {
+                name: name.to_owned(),
+                available: prompts
+                    .iter()
+                    .map(|p| match count[p.name.as_str()] {
+                        1 => p.name.clone(),
+                        _ => format!("{}.{}", p.server, p.name),
+                    })
+                    .collect(),
+            });
+        };
+        let i = inner.server_index(&prompt.server)?;
+        let session = inner.session(i).await?;
+        let args: Map<String, Value> = args
+            .into_iter()
+            .map(|(k, v)| (k.into(), Value::String(v.into())))
+            .collect();
+        session
+            .prompt(&prompt.name, args)
+            .await
+            .map_err(|e| inner.request_error(i, &session, e))
+    }
+
+    /// Stops every server's process.
+    pub async fn shutdown(&self) {
+        for server in &self.inner.servers {
+            let session = server.session.lock().await.take();
+            if let Some(session) = session {
+                session.close().await;
+            }
+            *write(&server.error) = Some("shut down".into());
+        }
+    }
+}
+
+impl Inner {
+    /// The session of server `i`, connecting it first when it has none.
+    async fn session(self: &Arc<Self>, i: usize) -> Result<Arc<dyn Session>, McpError> {
+        let server = &self.servers[i];
+        let mut slot = server.session.lock().await;
+        if let Some(session) = slot.as_ref().filter(|s| !s.is_closed()) {
+            return Ok(session.clone());
+        }
+        let weak = Arc::downgrade(self);
+        let hooks = Hooks {
+            on_tools_changed: Arc::new(move || tools_changed(&weak, i)),
+            sampler: server.sampler.clone(),
+        };
+        match rmcp_session::connect(&server.spec, hooks).await {
+            Ok(session) => {
+                let session: Arc<dyn Session> = Arc::new(session);
+                *slot = Some(session.clone());
+                *write(&server.error) = None;
+                Ok(session)
+            }
+            Err(message) => {
+                tracing::warn!(server = %server.spec.name, error = %message, "MCP server unavailable");
+                *slot = None;
+                *write(&server.error) = Some(message.clone());
+                Err(McpError::Unavailable {
+                    server: server.spec.name.clone(),
+                    reason: message,
+                })
+            }
+        }
+    }
+
+    /// The session of server `i` if it is connected (never connects).
+    async fn connected(&self, i: usize) -> Option<Arc<dyn Session>> {
+        self.servers[i]
+            .session
+            .lock()
+            .await
+            .clone()
+            .filter(|s| !s.is_closed())
+    }
+
+    fn server_index(&self, name: &str) -> Result<usize, McpError> {
+        self.servers
+            .iter()
+            .position(|s| s.spec.name == name)
+            .ok_or_else(|| McpError::UnknownServer {
+                server: name.to_owned(),
+                known: self.servers.iter().map(|s| s.spec.name.clone()).collect(),
+            })
+    }
+
+    /// Lists server `i`'s tools into its slot.
+    async fn list_tools_of(&self, i: usize) {
+        let server = &self.servers[i];
+        let Some(session) = self.connected(i).await else {
+            return;
+        };
+        server.stale.store(false, Ordering::Release);
+        match session.tools().await {
+            Ok(tools) => *write(&server.tools) = tools.into(),
+            Err(e) => {
+                *write(&server.error) =
+                    Some(redact(&format!("listing tools failed: {e}")).into_owned());
+            }
+        }
+    }
+
+    /// Lists the stale servers' tools again and re-indexes.
+    async fn relist_stale(&self) {
+        if !self.stale.swap(false, Ordering::AcqRel) {
+            return;
+        }
+        let listing = self
+            .servers
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.stale.load(Ordering::Acquire))
+            .map(|(i, _)| self.list_tools_of(i));
+        futures_util::future::join_all(listing).await;
+        self.rebuild_index();
+    }
+
+    /// Builds the name index from every server's tools, and tells watchers
+    /// what changed.
+    fn rebuild_index(&self) {
+        let listed: Vec<Arc<[RemoteTool]>> = self
+            .servers
+            .iter()
+            .map(|s| read(&s.tools).clone())
+            .collect();
         let exposed = names::expose(
             listed
                 .iter()
                 .enumerate()
-                .flat_map(|(s, tools)| tools.iter().map(move |t| (s, t.name.as_ref()))),
+                .flat_map(|(s, tools)| tools.iter().map(move |t| (s, t.name.as_str()))),
             |s| self.servers[s].spec.name.as_str(),
         );
         let mut defs = Vec::new();
@@ -211,141 +651,153 @@ impl McpRegistry {
             .flat_map(|(s, tools)| tools.iter().map(move |t| (s, t)))
             .zip(exposed)
         {
-            let hints = tool.annotations.as_ref();
-            let read_only = hints.and_then(|a| a.read_only_hint) == Some(true);
-            // The MCP default for destructiveHint is true; a read-only tool
-            // is not destructive whatever it says.
-            let destructive = !read_only && hints.and_then(|a| a.destructive_hint).unwrap_or(true);
             let route = Route {
                 server,
-                tool: tool.name.to_string(),
+                tool: tool.name.clone(),
             };
-            routes.insert(qualified.clone(), route.clone());
+            routes.insert(qualified, route.clone());
             routes.entry(name.clone()).or_insert(route);
             defs.push(ToolDef {
                 name,
-                description: tool.description.as_deref().unwrap_or_default().to_owned(),
-                input_schema: Value::Object((*tool.input_schema).clone()),
+                description: tool.description.clone(),
+                input_schema: Value::Object(tool.input_schema.clone()),
                 server: Some(self.servers[server].spec.name.clone()),
-                destructive,
+                destructive: tool.destructive,
                 ends_turn: false,
             });
         }
-        Index {
+        let index = Arc::new(Index {
             defs: defs.into(),
             routes,
+        });
+        let old = std::mem::replace(&mut *write(&self.index), index.clone());
+        if self.changes.receiver_count() > 0 {
+            for event in diff(&old, &index) {
+                let _ = self.changes.send(event);
+            }
         }
     }
 
-    /// Every server: connected or why not, and how many tools it offers.
-    pub fn status(&self) -> Vec<ServerStatus> {
-        let index = read(&self.index).clone();
-        self.servers
+    /// Turns a failed request into an error, marking the server gone when
+    /// its connection is.
+    fn request_error(&self, i: usize, session: &Arc<dyn Session>, e: SessionError) -> McpError {
+        let server = &self.servers[i];
+        let name = server.spec.name.clone();
+        match e {
+            SessionError::Closed => {
+                let reason = "the connection closed (the server exited or ended the session); \
+                              the next request reconnects"
+                    .to_owned();
+                self.lost(i, session, &reason);
+                McpError::Unavailable {
+                    server: name,
+                    reason,
+                }
+            }
+            SessionError::Timeout => McpError::Timeout {
+                server: name,
+                timeout: self.call_timeout,
+            },
+            SessionError::Failed(message) => McpError::Server {
+                server: name,
+                message: redact(&message).into_owned(),
+            },
+        }
+    }
+
+    /// Server `i` lost `session`: forget it (unless already replaced).
+    fn lost(&self, i: usize, session: &Arc<dyn Session>, reason: &str) {
+        let server = &self.servers[i];
+        if let Ok(mut slot) = server.session.try_lock()
+            && slot.as_ref().is_some_and(|s| Arc::ptr_eq(s, session))
+        {
+            *slot = None;
+        }
+        *write(&server.error) = Some(reason.to_owned());
+        tracing::warn!(server = %server.spec.name, %reason, "MCP server lost");
+    }
+}
+
+/// The hook a session calls when its server's tools change: mark the
+/// server stale and list its tools again in the background (a run's next
+/// turn waits for it, see `list_tools`).
+fn tools_changed(weak: &Weak<Inner>, i: usize) {
+    let Some(inner) = weak.upgrade() else { return };
+    inner.servers[i].stale.store(true, Ordering::Release);
+    inner.stale.store(true, Ordering::Release);
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        runtime.spawn(async move { inner.relist_stale().await });
+    }
+}
+
+/// What changed between two indexes, tool by tool.
+fn diff(old: &Index, new: &Index) -> Vec<ToolEvent> {
+    let by_origin = |index: &Index| -> HashMap<(usize, String), ToolDef> {
+        index
+            .defs
             .iter()
-            .map(|s| ServerStatus {
-                name: s.spec.name.clone(),
-                error: read(&s.error).clone(),
-                tools: index
-                    .defs
-                    .iter()
-                    .filter(|d| d.server.as_deref() == Some(s.spec.name.as_str()))
-                    .count(),
+            .filter_map(|d| {
+                index
+                    .routes
+                    .get(&d.name)
+                    .map(|r| ((r.server, r.tool.clone()), d.clone()))
             })
             .collect()
-    }
-
-    /// Stops every server's process.
-    pub async fn shutdown(&self) {
-        for server in &self.servers {
-            let client = server.client.lock().await.take();
-            if let Some(client) = client.and_then(|c| Arc::try_unwrap(c).ok()) {
-                let _ = client.cancel().await;
-            }
+    };
+    let (before, after) = (by_origin(old), by_origin(new));
+    let server_of = |d: &ToolDef| d.server.clone().unwrap_or_default();
+    let mut events = Vec::new();
+    for ((s, tool), def) in &after {
+        let change = match before.get(&(*s, tool.clone())) {
+            None => Some(ToolChange::Added),
+            Some(prev) if prev != def => Some(ToolChange::Updated),
+            Some(_) => None,
+        };
+        if let Some(change) = change {
+            events.push(ToolEvent {
+                change,
+                server: server_of(def),
+                tool: tool.clone(),
+            });
         }
     }
-}
-
-/// Spawns (or dials) a server and completes the MCP handshake.
-async fn start(spec: &McpServerSpec) -> Result<Client, String> {
-    match &spec.transport {
-        McpTransport::Stdio { command, args, env } => {
-            let mut cmd = tokio::process::Command::new(command);
-            cmd.args(args).envs(env).kill_on_drop(true);
-            let transport = rmcp::transport::TokioChildProcess::builder(cmd)
-                .stderr(std::process::Stdio::null())
-                .spawn()
-                .map(|(t, _)| t)
-                .map_err(|e| format!("cannot start `{command}`: {e}"))?;
-            ().serve(transport)
-                .await
-                .map_err(|e| redact(&format!("the MCP handshake failed: {e}")).into_owned())
-        }
-        McpTransport::Http { url, headers } => {
-            use rmcp::transport::StreamableHttpClientTransport;
-            use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
-            let mut config = StreamableHttpClientTransportConfig::with_uri(url.as_str());
-            for (name, value) in headers {
-                let header = http::HeaderName::from_bytes(name.as_bytes())
-                    .map_err(|e| format!("header name {name:?}: {e}"))?;
-                let value = http::HeaderValue::from_str(value)
-                    .map_err(|e| format!("header {name:?}: {e}"))?;
-                config.custom_headers.insert(header, value);
-            }
-            let transport =
-                StreamableHttpClientTransport::with_client(reqwest::Client::new(), config);
-            ().serve(transport).await.map_err(|e| {
-                redact(&format!("the MCP handshake with {url} failed: {e}")).into_owned()
-            })
+    for ((s, tool), def) in &before {
+        if !after.contains_key(&(*s, tool.clone())) {
+            events.push(ToolEvent {
+                change: ToolChange::Removed,
+                server: server_of(def),
+                tool: tool.clone(),
+            });
         }
     }
-}
-
-/// The text of a call's content blocks, or the blocks as JSON when there is
-/// more than text; structured content wins when there is some.
-fn output(result: CallToolResult) -> Value {
-    if let Some(structured) = result.structured_content {
-        return structured;
-    }
-    let texts: Option<Vec<&str>> = result
-        .content
-        .iter()
-        .map(|c| c.as_text().map(|t| t.text.as_str()))
-        .collect();
-    match texts {
-        Some(texts) => Value::String(texts.join("\n")),
-        None => serde_json::to_value(&result.content).unwrap_or(Value::Null),
-    }
+    events
 }
 
 #[async_trait]
 impl ToolHost for McpRegistry {
     async fn list_tools(&self) -> Result<Arc<[ToolDef]>, ToolError> {
-        Ok(read(&self.index).defs.clone())
+        self.inner.relist_stale().await;
+        Ok(read(&self.inner.index).defs.clone())
     }
 
     fn tools_at_hand(&self) -> Option<Arc<[ToolDef]>> {
-        Some(read(&self.index).defs.clone())
+        // A server said its tools changed: list_tools waits for the new list.
+        if self.inner.stale.load(Ordering::Acquire) {
+            return None;
+        }
+        Some(read(&self.inner.index).defs.clone())
     }
 
     async fn call(&self, name: &str, args: &Value, _call_id: &str) -> Result<Value, ToolError> {
-        let index = read(&self.index).clone();
+        let inner = &self.inner;
+        let index = read(&inner.index).clone();
         let Some(route) = index.routes.get(name) else {
             return Err(ToolError::NotFound {
                 tool: name.to_owned(),
                 available: index.defs.iter().map(|d| d.name.clone()).collect(),
             });
         };
-        let server = &self.servers[route.server];
-        let client = server.client.lock().await.clone();
-        let Some(client) = client else {
-            return Err(ToolError::failed(format!(
-                "MCP server `{}` is unavailable: {}",
-                server.spec.name,
-                read(&server.error).as_deref().unwrap_or("not connected")
-            )));
-        };
-        let mut params = CallToolRequestParams::new(route.tool.clone());
-        params.arguments = match args {
+        let args = match args {
             Value::Object(map) => Some(map.clone()),
             Value::Null => None,
             other => {
@@ -355,29 +807,34 @@ impl ToolHost for McpRegistry {
                 });
             }
         };
-        let call = client.peer().call_tool(params);
-        let result = match tokio::time::timeout(self.call_timeout, call).await {
-            Err(_) => {
-                return Err(ToolError::Timeout {
-                    tool: name.to_owned(),
-                    timeout: self.call_timeout,
-                });
-            }
-            Ok(Err(e)) => {
-                return Err(ToolError::failed(redact(&format!(
-                    "MCP server `{}` failed the call: {e}",
-                    server.spec.name
-                ))));
-            }
-            Ok(Ok(result)) => result,
-        };
-        if result.is_error == Some(true) {
-            let message = match output(result) {
+        let session = inner
+            .session(route.server)
+            .await
+            .map_err(|e| ToolError::Unavailable {
+                tool: name.to_owned(),
+                reason: e.to_string(),
+            })?;
+        let call = CallContext::current();
+        let outcome = session
+            .call(&route.tool, args, inner.call_timeout, call.as_ref())
+            .await;
+        match outcome {
+            Ok(out) if out.is_error => Err(ToolError::failed(match out.output {
                 Value::String(s) => s,
                 other => other.to_string(),
-            };
-            return Err(ToolError::failed(message));
+            })),
+            Ok(out) => Ok(out.output),
+            Err(SessionError::Timeout) => Err(ToolError::Timeout {
+                tool: name.to_owned(),
+                timeout: inner.call_timeout,
+            }),
+            Err(e) => Err(match inner.request_error(route.server, &session, e) {
+                McpError::Unavailable { server, reason } => ToolError::Unavailable {
+                    tool: name.to_owned(),
+                    reason: format!("MCP server `{server}`: {reason}"),
+                },
+                other => ToolError::failed(other.to_string()),
+            }),
         }
-        Ok(output(result))
     }
 }

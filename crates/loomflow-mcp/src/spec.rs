@@ -69,6 +69,13 @@ pub enum McpTransport {
 pub struct McpServerSpec {
     /// Its name.
     pub name: String,
+    /// What it is for (for people reading the config).
+    #[serde(default)]
+    pub description: Option<String>,
+    /// The loomflow model (`"openai:gpt-4o-mini"`) that answers this
+    /// server's sampling requests, instead of the registry's.
+    #[serde(default)]
+    pub sampling_model: Option<String>,
     /// How it is reached.
     #[serde(flatten)]
     pub transport: McpTransport,
@@ -83,6 +90,8 @@ impl McpServerSpec {
     {
         Self {
             name: name.into(),
+            description: None,
+            sampling_model: None,
             transport: McpTransport::Stdio {
                 command: command.into(),
                 args: args.into_iter().map(Into::into).collect(),
@@ -95,6 +104,8 @@ impl McpServerSpec {
     pub fn http(name: impl Into<String>, url: impl Into<String>) -> Self {
         Self {
             name: name.into(),
+            description: None,
+            sampling_model: None,
             transport: McpTransport::Http {
                 url: url.into(),
                 headers: BTreeMap::new(),
@@ -107,6 +118,19 @@ impl McpServerSpec {
         if let McpTransport::Stdio { env, .. } = &mut self.transport {
             env.insert(key.into(), value.into());
         }
+        self
+    }
+
+    /// Says what the server is for.
+    pub fn description(mut self, description: impl Into<String>) -> Self {
+        self.description = Some(description.into());
+        self
+    }
+
+    /// Answers this server's sampling requests with the model `model`
+    /// names (resolved when the registry connects).
+    pub fn sampling_model(mut self, model: impl Into<String>) -> Self {
+        self.sampling_model = Some(model.into());
         self
     }
 

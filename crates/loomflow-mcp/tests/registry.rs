@@ -6,7 +6,6 @@
 
 #![allow(clippy::unwrap_used, clippy::panic)]
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use loomflow::permissions::StandardPermissions;
@@ -76,7 +75,6 @@ async fn an_agent_uses_tools_from_three_servers_through_the_gate() {
     assert!(!def("create_entities").destructive);
     assert!(def("a__echo").input_schema["properties"]["message"].is_object());
 
-    let registry = Arc::new(registry);
     let model = RecordingModel::new(ScriptedModel::new([
         ScriptedTurn::tool_call("a__echo", json!({"message": "hello"}))
             .and_tool_call("b__get-sum", json!({"a": 2, "b": 40}))
@@ -90,7 +88,7 @@ async fn an_agent_uses_tools_from_three_servers_through_the_gate() {
     ]));
     let agent = Agent::builder()
         .model(model.clone())
-        .tool_host(SharedHost(registry.clone()))
+        .tool_host(registry.clone())
         .permissions(StandardPermissions::new())
         .build()
         .unwrap();
@@ -133,10 +131,12 @@ async fn an_agent_uses_tools_from_three_servers_through_the_gate() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_that_runs_too_long_is_a_timeout_error() {
-    let registry = McpRegistry::connect([everything("slow")])
+    let registry = McpRegistry::builder()
+        .server(everything("slow"))
+        .call_timeout(Duration::from_millis(500))
+        .connect()
         .await
-        .unwrap()
-        .with_call_timeout(Duration::from_millis(500));
+        .unwrap();
     let started = std::time::Instant::now();
     let err = registry
         .call(
@@ -157,29 +157,6 @@ async fn a_call_that_runs_too_long_is_a_timeout_error() {
         .await
         .unwrap();
     assert!(echoed.to_string().contains("still here"), "{echoed}");
-}
-
-/// The registry shared with the test (an agent takes its host by value).
-struct SharedHost(Arc<McpRegistry>);
-
-#[async_trait::async_trait]
-impl ToolHost for SharedHost {
-    async fn list_tools(&self) -> Result<Arc<[loomflow::ToolDef]>, loomflow::ToolError> {
-        self.0.list_tools().await
-    }
-
-    fn tools_at_hand(&self) -> Option<Arc<[loomflow::ToolDef]>> {
-        self.0.tools_at_hand()
-    }
-
-    async fn call(
-        &self,
-        name: &str,
-        args: &serde_json::Value,
-        call_id: &str,
-    ) -> Result<serde_json::Value, loomflow::ToolError> {
-        self.0.call(name, args, call_id).await
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -164,7 +164,7 @@ pub async fn collect_events(
 
 /// The kind names of `events`, with the payload detail tests usually assert
 /// on: the chunk kind for `model_chunk`, the tool for `tool_call`, the node
-/// for `workflow_step_*`; events attributed to a workflow node are prefixed
+/// for `workflow_step_*`, `progress/total` for `tool_progress`; events attributed to a workflow node are prefixed
 /// with its path (`"billing| started"`).
 pub fn event_trace(events: &[Event]) -> Vec<String> {
     events
@@ -187,6 +187,11 @@ pub fn event_trace(events: &[Event]) -> Vec<String> {
                 "tool_call" => format!(
                     "tool_call:{}",
                     payload["call"]["tool"].as_str().unwrap_or("?")
+                ),
+                "tool_progress" => format!(
+                    "tool_progress:{}/{}",
+                    payload["progress"],
+                    payload.get("total").unwrap_or(&serde_json::Value::Null)
                 ),
                 other => other.to_owned(),
             };

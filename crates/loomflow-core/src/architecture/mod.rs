@@ -394,7 +394,14 @@ impl<'a> RunDeps<'a> {
                     .await;
                 let proposed = self.governance.audit.is_some().then(|| call.args.clone());
                 self.audit_call(call, turn).await;
-                let cx = CallContext::for_call(&call.id, &call.tool, step, self.context, None);
+                let cx = CallContext::for_call(
+                    &call.id,
+                    &call.tool,
+                    step,
+                    self.context,
+                    None,
+                    self.emitter,
+                );
                 let result = cx
                     .scope(
                         self.gate
@@ -433,6 +440,7 @@ impl<'a> RunDeps<'a> {
                             key.clone(),
                             self.context,
                             Some(frame),
+                            self.emitter,
                         );
                         let run =
                             self.gate

@@ -237,6 +237,7 @@ where
         tool: name.to_owned(),
         step: Some(key.clone()),
         key: frame.idempotency_source(key.clone()),
+        events: None,
     };
     let value = frame.child(&key).scope(cx.scope(run())).await?;
     frame.record(&key, &value).await?;
@@ -251,7 +252,7 @@ where
 /// // Outside a tool call there is none.
 /// assert!(CallContext::current().is_none());
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct CallContext {
     /// The model's call id.
     pub call_id: String,
@@ -262,7 +263,22 @@ pub struct CallContext {
     /// What the idempotency key is derived from; the key itself is hashed
     /// only when a tool asks for it.
     key: KeySource,
+    /// The run's event stream, when someone consumes it.
+    events: Option<crate::architecture::Emitter>,
 }
+
+/// Two contexts are equal when they describe the same call (where its
+/// events go does not matter).
+impl PartialEq for CallContext {
+    fn eq(&self, other: &Self) -> bool {
+        self.call_id == other.call_id
+            && self.tool == other.tool
+            && self.step == other.step
+            && self.key == other.key
+    }
+}
+
+impl Eq for CallContext {}
 
 /// The inputs of a call's idempotency key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -339,14 +355,54 @@ impl CallContext {
         f()
     }
 
+    /// Reports how far the call has come, as a `tool_progress` event on
+    /// the run's stream (nothing happens when no one consumes the stream).
+    /// `total` is the amount `progress` counts up to, when known. Long
+    /// tools call it as they go; MCP servers' progress notifications arrive
+    /// this way.
+    ///
+    /// ```
+    /// use loomflow_core::journal::CallContext;
+    ///
+    /// async fn crawl(pages: u32) {
+    ///     for page in 1..=pages {
+    ///         // … fetch the page …
+    ///         if let Some(call) = CallContext::current() {
+    ///             call.progress(page.into(), Some(pages.into()), None).await;
+    ///         }
+    ///     }
+    /// }
+    /// ```
+    pub async fn progress(&self, progress: f64, total: Option<f64>, message: Option<String>) {
+        if let Some(events) = &self.events {
+            events
+                .emit(|| crate::event::EventKind::ToolProgress {
+                    call_id: self.call_id.clone(),
+                    tool: self.tool.clone(),
+                    progress,
+                    total,
+                    message,
+                })
+                .await;
+        }
+    }
+
+    /// True when [`progress`](Self::progress) reaches someone: the run's
+    /// events are being consumed.
+    pub fn reports_progress(&self) -> bool {
+        self.events.is_some()
+    }
+
     /// The context for call `call_id` of `tool`, as step `step` of `run`
-    /// (journaled in `frame` when there is one).
+    /// (journaled in `frame` when there is one), reporting progress to
+    /// `events` when they are consumed.
     pub(crate) fn for_call(
         call_id: &str,
         tool: &str,
         step: String,
         run: &crate::RunContext,
         frame: Option<&Frame>,
+        events: &crate::architecture::Emitter,
     ) -> Self {
         let (key, step) = match frame {
             Some(frame) => (frame.idempotency_source(step.clone()), Some(step)),
@@ -365,6 +421,7 @@ impl CallContext {
             tool: tool.to_owned(),
             step,
             key,
+            events: events.is_active().then(|| events.clone()),
         }
     }
 }

@@ -1,0 +1,549 @@
+//! [`Session`] on the official Rust SDK (`rmcp`). Everything of the SDK is in
+//! this module.
+
+// Sampling is deprecated by the MCP spec (SEP-2577) but servers still ask
+// for it; the SDK marks its types deprecated.
+#![allow(deprecated)]
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures_util::{FutureExt as _, StreamExt as _};
+use loomflow_core::journal::CallContext;
+use loomflow_core::message::{ContentPart, Image, Message, Role};
+use loomflow_core::model::{FinishReason, ModelRequest};
+use loomflow_core::redact::redact;
+use rmcp::handler::client::progress::ProgressDispatcher;
+use rmcp::model::{
+    CallToolRequest, CallToolRequestParams, CallToolResult, CancelledNotificationParam,
+    ClientCapabilities, ClientConfig, ClientRequest, ContentBlock, CreateMessageRequestParams,
+    CreateMessageResult, ErrorData, GetPromptRequestParams, Implementation,
+    ProgressNotificationParam, ReadResourceRequestParams, RequestId, ResourceContents,
+    SamplingCapability, SamplingMessage, SamplingMessageContentBlock, ServerResult,
+};
+use rmcp::service::{NotificationContext, PeerRequestOptions, RequestContext, RunningService};
+use rmcp::{ClientHandler, Peer, RoleClient, ServiceError, ServiceExt};
+use serde_json::{Map, Value};
+
+use crate::content::{
+    McpPrompt, McpResource, PromptArgument, ResourceBody, ResourceContent, blob_line, decoded_len,
+};
+use crate::session::{CallOutput, Hooks, RemoteTool, Session, SessionError};
+use crate::spec::{McpServerSpec, McpTransport};
+
+/// Connects to the server `spec` describes and completes the MCP handshake.
+pub(crate) async fn connect(spec: &McpServerSpec, hooks: Hooks) -> Result<RmcpSession, String> {
+    let progress = ProgressDispatcher::new();
+    let handler = Handler {
+        hooks,
+        progress: progress.clone(),
+    };
+    let service = match &spec.transport {
+        McpTransport::Stdio { command, args, env } => {
+            let mut cmd = tokio::process::Command::new(command);
+            cmd.args(args).envs(env).kill_on_drop(true);
+            let transport = rmcp::transport::TokioChildProcess::builder(cmd)
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .map(|(t, _)| t)
+                .map_err(|e| format!("cannot start `{command}`: {e}"))?;
+            handler
+                .serve(transport)
+                .await
+                .map_err(|e| redact(&format!("the MCP handshake failed: {e}")).into_owned())?
+        }
+        McpTransport::Http { url, headers } => {
+            use rmcp::transport::StreamableHttpClientTransport;
+            use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+            let mut config = StreamableHttpClientTransportConfig::with_uri(url.as_str());
+            for (name, value) in headers {
+                let header = http::HeaderName::from_bytes(name.as_bytes())
+                    .map_err(|e| format!("header name {name:?}: {e}"))?;
+                let value = http::HeaderValue::from_str(value)
+                    .map_err(|e| format!("header {name:?}: {e}"))?;
+                config.custom_headers.insert(header, value);
+            }
+            let transport =
+                StreamableHttpClientTransport::with_client(reqwest::Client::new(), config);
+            handler.serve(transport).await.map_err(|e| {
+                redact(&format!("the MCP handshake with {url} failed: {e}")).into_owned()
+            })?
+        }
+    };
+    Ok(RmcpSession {
+        server: spec.name.clone(),
+        service: tokio::sync::Mutex::new(Some(service)),
+        peer: None,
+        progress,
+    }
+    .with_peer())
+}
+
+/// Answers what a server asks of the client and hears what it reports.
+struct Handler {
+    hooks: Hooks,
+    progress: ProgressDispatcher,
+}
+
+impl ClientHandler for Handler {
+    fn get_info(&self) -> ClientConfig {
+        let mut capabilities = ClientCapabilities::default();
+        if self.hooks.sampler.is_some() {
+            capabilities.sampling = Some(SamplingCapability::default());
+        }
+        ClientConfig::new(
+            capabilities,
+            Implementation::new("loomflow", env!("CARGO_PKG_VERSION")),
+        )
+    }
+
+    async fn on_progress(
+        &self,
+        params: ProgressNotificationParam,
+        _context: NotificationContext<RoleClient>,
+    ) {
+        self.progress.handle_notification(params).await;
+    }
+
+    async fn on_tool_list_changed(&self, _context: NotificationContext<RoleClient>) {
+        (self.hooks.on_tools_changed)();
+    }
+
+    async fn create_message(
+        &self,
+        params: CreateMessageRequestParams,
+        _context: RequestContext<RoleClient>,
+    ) -> Result<CreateMessageResult, ErrorData> {
+        let Some(model) = &self.hooks.sampler else {
+            return Err(ErrorData::invalid_request(
+                "this client answers no sampling requests (no sampling model is configured)",
+                None,
+            ));
+        };
+        let messages = sampling_messages(&params);
+        let mut request = ModelRequest::new(&messages);
+        request.max_tokens = Some(params.max_tokens);
+        request.temperature = params.temperature;
+        let completion = model.complete(request).await.map_err(|e| {
+            ErrorData::internal_error(redact(&format!("sampling failed: {e}")).into_owned(), None)
+        })?;
+        let stop = match completion.finish_reason {
+            FinishReason::Length => CreateMessageResult::STOP_REASON_END_MAX_TOKEN,
+            _ => CreateMessageResult::STOP_REASON_END_TURN,
+        };
+        Ok(CreateMessageResult::new(
+            SamplingMessage::new(
+                rmcp::model::Role::Assistant,
+                SamplingMessageContentBlock::text(completion.text),
+            ),
+            model.name().to_owned(),
+        )
+        .with_stop_reason(stop))
+    }
+}
+
+/// A sampling request as the messages a loomflow model takes.
+fn sampling_messages(params: &CreateMessageRequestParams) -> Vec<Message> {
+    let mut messages = Vec::with_capacity(params.messages.len() + 1);
+    if let Some(system) = params.system_prompt.as_deref().filter(|s| !s.is_empty()) {
+        messages.push(Message::system(system));
+    }
+    for message in &params.messages {
+        let role = match message.role {
+            rmcp::model::Role::User => Role::User,
+            rmcp::model::Role::Assistant => Role::Assistant,
+        };
+        let mut out = Message::text(role, "");
+        for block in message.content.clone().into_vec() {
+            out.content.push(match block {
+                SamplingMessageContentBlock::Text(t) => ContentPart::Text { text: t.text },
+                SamplingMessageContentBlock::Image(i) => ContentPart::Image {
+                    image: Image::Base64 {
+                        media_type: i.mime_type,
+                        data: i.data,
+                    },
+                },
+                SamplingMessageContentBlock::Audio(a) => ContentPart::Text {
+                    text: format!("[audio {}, {} bytes]", a.mime_type, decoded_len(&a.data)),
+                },
+                other => ContentPart::Text {
+                    text: serde_json::to_string(&other).unwrap_or_default(),
+                },
+            });
+        }
+        messages.push(out);
+    }
+    messages
+}
+
+type Service = RunningService<RoleClient, Handler>;
+
+/// A connection through `rmcp`.
+pub(crate) struct RmcpSession {
+    server: String,
+    /// `None` once closed.
+    service: tokio::sync::Mutex<Option<Service>>,
+    /// The service's peer, for requests without the lock.
+    peer: Option<Peer<RoleClient>>,
+    progress: ProgressDispatcher,
+}
+
+impl RmcpSession {
+    fn with_peer(mut self) -> Self {
+        self.peer = self.service.get_mut().as_ref().map(|s| s.peer().clone());
+        self
+    }
+
+    fn peer(&self) -> Result<&Peer<RoleClient>, SessionError> {
+        match &self.peer {
+            Some(peer) if !peer.is_transport_closed() => Ok(peer),
+            _ => Err(SessionError::Closed),
+        }
+    }
+}
+
+fn session_error(e: ServiceError) -> SessionError {
+    match e {
+        ServiceError::TransportClosed | ServiceError::TransportSend(_) => SessionError::Closed,
+        ServiceError::Timeout { .. } => SessionError::Timeout,
+        ServiceError::McpError(e) => SessionError::Failed(e.message.into_owned()),
+        other => SessionError::Failed(other.to_string()),
+    }
+}
+
+/// Tells the server a request was abandoned when the caller drops it (a
+/// cancelled run), so it stops working on it.
+struct CancelOnDrop {
+    peer: Peer<RoleClient>,
+    id: Option<RequestId>,
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        let Some(id) = self.id.take() else { return };
+        let peer = self.peer.clone();
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                let params = CancelledNotificationParam::new(
+                    Some(id),
+                    Some("the caller stopped waiting".into()),
+                );
+                let _ = peer.notify_cancelled(params).await;
+            });
+        }
+    }
+}
+
+#[async_trait]
+impl Session for RmcpSession {
+    async fn tools(&self) -> Result<Vec<RemoteTool>, SessionError> {
+        let tools = self.peer()?.list_all_tools().await.map_err(session_error)?;
+        Ok(tools
+            .into_iter()
+            .map(|tool| {
+                let hints = tool.annotations.as_ref();
+                let read_only = hints.and_then(|a| a.read_only_hint) == Some(true);
+                // MCP's default for destructiveHint is true; a read-only
+                // tool is not destructive whatever it says.
+                let destructive =
+                    !read_only && hints.and_then(|a| a.destructive_hint).unwrap_or(true);
+                RemoteTool {
+                    name: tool.name.to_string(),
+                    description: tool.description.as_deref().unwrap_or_default().to_owned(),
+                    input_schema: (*tool.input_schema).clone(),
+                    destructive,
+                }
+            })
+            .collect())
+    }
+
+    async fn call(
+        &self,
+        tool: &str,
+        args: Option<Map<String, Value>>,
+        timeout: Duration,
+        call: Option<&CallContext>,
+    ) -> Result<CallOutput, SessionError> {
+        let peer = self.peer()?;
+        let mut params = CallToolRequestParams::new(tool.to_owned());
+        params.arguments = args;
+        let request = ClientRequest::CallToolRequest(CallToolRequest::new(params));
+        let options = PeerRequestOptions::with_timeout(timeout);
+        let handle = peer
+            .send_request_with_option(request, options)
+            .await
+            .map_err(session_error)?;
+        let mut abandon = CancelOnDrop {
+            peer: peer.clone(),
+            id: Some(handle.id.clone()),
+        };
+        let call = call.filter(|c| c.reports_progress());
+        let mut progress = match call {
+            Some(_) => Some(self.progress.subscribe(handle.progress_token.clone()).await),
+            None => None,
+        };
+        let response = handle.await_response();
+        tokio::pin!(response);
+        let response = loop {
+            let next = async {
+                match progress.as_mut() {
+                    Some(p) => p.next().await,
+                    None => std::future::pending().await,
+                }
+            };
+            // Progress first: a report sent just before the answer is
+            // still told, in order.
+            tokio::select! {
+                biased;
+                Some(p) = next => {
+                    if let Some(call) = call {
+                        call.progress(p.progress, p.total, p.message).await;
+                    }
+                }
+                response = &mut response => break response,
+            }
+        };
+        if let (Some(call), Some(progress)) = (call, progress.as_mut()) {
+            // The SDK hands each notification to a task of its own, so a
+            // report the server sent just before its answer can still be
+            // queued behind it: let those tasks run, then tell what came.
+            for _ in 0..3 {
+                tokio::task::yield_now().await;
+                while let Some(Some(p)) = progress.next().now_or_never() {
+                    call.progress(p.progress, p.total, p.message).await;
+                }
+            }
+        }
+        // Answered, or timed out (the SDK cancelled it on the server).
+        abandon.id = None;
+        match response.map_err(session_error)? {
+            ServerResult::CallToolResult(result) => Ok(call_output(result)),
+            _ => Err(SessionError::Failed(
+                "the server answered the call with something other than a tool result \
+                 (a task or a request for input, which loomflow does not drive)"
+                    .into(),
+            )),
+        }
+    }
+
+    async fn resources(&self) -> Result<Vec<McpResource>, SessionError> {
+        let listed = self
+            .peer()?
+            .list_all_resources()
+            .await
+            .map_err(session_error)?;
+        Ok(listed
+            .into_iter()
+            .map(|r| McpResource {
+                server: self.server.clone(),
+                uri: r.uri,
+                name: r.name,
+                description: r.description,
+                mime_type: r.mime_type,
+            })
+            .collect())
+    }
+
+    async fn read_resource(&self, uri: &str) -> Result<Vec<ResourceContent>, SessionError> {
+        self.peer()?;
+        let service = self.service.lock().await;
+        let service = service.as_ref().ok_or(SessionError::Closed)?;
+        let read = service
+            .read_resource(ReadResourceRequestParams::new(uri))
+            .await
+            .map_err(session_error)?;
+        Ok(read.contents.into_iter().map(resource_content).collect())
+    }
+
+    async fn prompts(&self) -> Result<Vec<McpPrompt>, SessionError> {
+        let listed = self
+            .peer()?
+            .list_all_prompts()
+            .await
+            .map_err(session_error)?;
+        Ok(listed
+            .into_iter()
+            .map(|p| McpPrompt {
+                server: self.server.clone(),
+                name: p.name,
+                description: p.description,
+                arguments: p
+                    .arguments
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|a| PromptArgument {
+                        name: a.name,
+                        description: a.description,
+                        required: a.required == Some(true),
+                    })
+                    .collect(),
+            })
+            .collect())
+    }
+
+    async fn prompt(
+        &self,
+        name: &str,
+        args: Map<String, Value>,
+    ) -> Result<Vec<Message>, SessionError> {
+        self.peer()?;
+        let service = self.service.lock().await;
+        let service = service.as_ref().ok_or(SessionError::Closed)?;
+        let mut params = GetPromptRequestParams::new(name);
+        params.arguments = (!args.is_empty()).then_some(args);
+        let got = service.get_prompt(params).await.map_err(session_error)?;
+        Ok(got
+            .messages
+            .into_iter()
+            .map(|m| {
+                let role = match m.role {
+                    rmcp::model::Role::User => Role::User,
+                    rmcp::model::Role::Assistant => Role::Assistant,
+                };
+                let mut message = Message::text(role, "");
+                message.content.push(content_part(m.content));
+                message
+            })
+            .collect())
+    }
+
+    fn is_closed(&self) -> bool {
+        self.peer.as_ref().is_none_or(|p| p.is_transport_closed())
+    }
+
+    async fn close(&self) {
+        if let Some(service) = self.service.lock().await.take() {
+            let _ = service.cancel().await;
+        }
+    }
+}
+
+/// A server's resource contents in our terms.
+fn resource_content(contents: ResourceContents) -> ResourceContent {
+    match contents {
+        ResourceContents::TextResourceContents {
+            uri,
+            mime_type,
+            text,
+            ..
+        } => ResourceContent {
+            uri,
+            mime_type,
+            body: ResourceBody::Text(text),
+        },
+        ResourceContents::BlobResourceContents {
+            uri,
+            mime_type,
+            blob,
+            ..
+        } => ResourceContent {
+            uri,
+            mime_type,
+            body: ResourceBody::Blob { base64: blob },
+        },
+        // A kind of contents newer than this SDK version knows: its JSON.
+        other => ResourceContent {
+            uri: String::new(),
+            mime_type: None,
+            body: ResourceBody::Text(serde_json::to_string(&other).unwrap_or_default()),
+        },
+    }
+}
+
+/// One content block as a content part: text and images as themselves,
+/// embedded resources through [`ResourceContent::to_content_part`],
+/// audio and links as a line saying what they are.
+fn content_part(block: ContentBlock) -> ContentPart {
+    match block {
+        ContentBlock::Text(t) => ContentPart::Text { text: t.text },
+        ContentBlock::Image(i) => ContentPart::Image {
+            image: Image::Base64 {
+                media_type: i.mime_type,
+                data: i.data,
+            },
+        },
+        ContentBlock::Resource(r) => resource_content(r.resource).to_content_part(),
+        other => ContentPart::Text {
+            text: placeholder(&other),
+        },
+    }
+}
+
+/// What the model reads for a block that is not text.
+fn placeholder(block: &ContentBlock) -> String {
+    match block {
+        ContentBlock::Text(t) => t.text.clone(),
+        ContentBlock::Image(i) => {
+            format!("[image {}, {} bytes]", i.mime_type, decoded_len(&i.data))
+        }
+        ContentBlock::Audio(a) => {
+            format!("[audio {}, {} bytes]", a.mime_type, decoded_len(&a.data))
+        }
+        ContentBlock::Resource(r) => match &r.resource {
+            ResourceContents::TextResourceContents { text, .. } => text.clone(),
+            ResourceContents::BlobResourceContents {
+                uri,
+                mime_type,
+                blob,
+                ..
+            } => blob_line(uri, mime_type.as_deref(), blob),
+            other => serde_json::to_string(other).unwrap_or_default(),
+        },
+        ContentBlock::ResourceLink(link) => match &link.description {
+            Some(d) => format!("[resource {} ({}): {d}]", link.uri, link.name),
+            None => format!("[resource {} ({})]", link.uri, link.name),
+        },
+        other => serde_json::to_string(other).unwrap_or_default(),
+    }
+}
+
+/// A call's result as the model reads it: the structured content if there
+/// is some; else the text of its blocks, one per line, where an image, audio
+/// or binary block is a line naming its type and size (a resource link
+/// names its URI, to read with `read_resource`).
+fn call_output(result: CallToolResult) -> CallOutput {
+    let is_error = result.is_error == Some(true);
+    if let Some(structured) = result.structured_content {
+        return CallOutput {
+            output: structured,
+            is_error,
+        };
+    }
+    let text = match result.content.as_slice() {
+        [ContentBlock::Text(t)] => t.text.clone(),
+        blocks => blocks
+            .iter()
+            .map(placeholder)
+            .collect::<Vec<_>>()
+            .join("\n"),
+    };
+    CallOutput {
+        output: Value::String(text),
+        is_error,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn mixed_results_read_as_lines_with_placeholders() {
+        let result: CallToolResult = serde_json::from_value(serde_json::json!({
+            "content": [
+                {"type": "text", "text": "Here is the image:"},
+                {"type": "image", "data": "iVBORw0KGgo=", "mimeType": "image/png"},
+                {"type": "resource_link", "uri": "demo://r/1", "name": "one"},
+                {"type": "resource", "resource": {"uri": "demo://r/2", "mimeType": "application/gzip", "blob": "H4sIAAAA"}}
+            ]
+        }))
+        .unwrap();
+        let out = call_output(result);
+        assert!(!out.is_error);
+        assert_eq!(
+            out.output,
+            "Here is the image:\n[image image/png, 8 bytes]\n[resource demo://r/1 (one)]\n[binary application/gzip, 6 bytes: demo://r/2]"
+        );
+    }
+}
