@@ -38,7 +38,7 @@ mod session;
 mod spec;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
 
@@ -188,8 +188,12 @@ struct Inner {
     servers: Vec<Server>,
     index: RwLock<Arc<Index>>,
     call_timeout: Duration,
-    /// Some server's tools changed since they were listed.
-    stale: AtomicBool,
+    /// How many tool-list changes servers have announced.
+    announced: AtomicU64,
+    /// How many of those the index reflects.
+    indexed: AtomicU64,
+    /// Held while re-listing changed servers.
+    relisting: Mutex<()>,
     changes: broadcast::Sender<ToolEvent>,
 }
 
@@ -348,7 +352,9 @@ impl McpRegistryBuilder {
                 servers,
                 index: RwLock::new(Arc::default()),
                 call_timeout: self.call_timeout.unwrap_or(Duration::from_secs(120)),
-                stale: AtomicBool::new(false),
+                announced: AtomicU64::new(0),
+                indexed: AtomicU64::new(0),
+                relisting: Mutex::new(()),
                 changes: broadcast::channel(64).0,
             }),
         };
@@ -373,14 +379,16 @@ impl McpRegistry {
     /// every server's tools again.
     pub async fn refresh(&self) {
         let inner = &self.inner;
+        let _relisting = inner.relisting.lock().await;
+        let announced = inner.announced.load(Ordering::Acquire);
         let listing = (0..inner.servers.len()).map(|i| async move {
             if inner.session(i).await.is_ok() {
                 inner.list_tools_of(i).await;
             }
         });
         futures_util::future::join_all(listing).await;
-        inner.stale.store(false, Ordering::Release);
         inner.rebuild_index();
+        inner.indexed.fetch_max(announced, Ordering::AcqRel);
     }
 
     /// Tells what changes in the tools on offer: a server that says its
@@ -613,9 +621,19 @@ impl Inner {
         }
     }
 
-    /// Lists the stale servers' tools again and re-indexes.
+    /// True when a server announced a change the index does not reflect.
+    fn behind(&self) -> bool {
+        self.indexed.load(Ordering::Acquire) < self.announced.load(Ordering::Acquire)
+    }
+
+    /// Lists the changed servers' tools again and re-indexes.
     async fn relist_stale(&self) {
-        if !self.stale.swap(false, Ordering::AcqRel) {
+        if !self.behind() {
+            return;
+        }
+        let _relisting = self.relisting.lock().await;
+        let announced = self.announced.load(Ordering::Acquire);
+        if self.indexed.load(Ordering::Acquire) >= announced {
             return;
         }
         let listing = self
@@ -626,6 +644,7 @@ impl Inner {
             .map(|(i, _)| self.list_tools_of(i));
         futures_util::future::join_all(listing).await;
         self.rebuild_index();
+        self.indexed.fetch_max(announced, Ordering::AcqRel);
     }
 
     /// Builds the name index from every server's tools, and tells watchers
@@ -724,7 +743,7 @@ impl Inner {
 fn tools_changed(weak: &Weak<Inner>, i: usize) {
     let Some(inner) = weak.upgrade() else { return };
     inner.servers[i].stale.store(true, Ordering::Release);
-    inner.stale.store(true, Ordering::Release);
+    inner.announced.fetch_add(1, Ordering::AcqRel);
     if let Ok(runtime) = tokio::runtime::Handle::try_current() {
         runtime.spawn(async move { inner.relist_stale().await });
     }
@@ -782,7 +801,7 @@ impl ToolHost for McpRegistry {
 
     fn tools_at_hand(&self) -> Option<Arc<[ToolDef]>> {
         // A server said its tools changed: list_tools waits for the new list.
-        if self.inner.stale.load(Ordering::Acquire) {
+        if self.inner.behind() {
             return None;
         }
         Some(read(&self.inner.index).defs.clone())

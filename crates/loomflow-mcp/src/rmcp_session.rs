@@ -5,6 +5,8 @@
 // for it; the SDK marks its types deprecated.
 #![allow(deprecated)]
 
+use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -18,10 +20,14 @@ use rmcp::model::{
     CallToolRequest, CallToolRequestParams, CallToolResult, CancelledNotificationParam,
     ClientCapabilities, ClientConfig, ClientRequest, ContentBlock, CreateMessageRequestParams,
     CreateMessageResult, ErrorData, GetPromptRequestParams, Implementation,
-    ProgressNotificationParam, ReadResourceRequestParams, RequestId, ResourceContents,
-    SamplingCapability, SamplingMessage, SamplingMessageContentBlock, ServerResult,
+    ReadResourceRequestParams, RequestId, ResourceContents, SamplingCapability, SamplingMessage,
+    SamplingMessageContentBlock, ServerResult,
 };
-use rmcp::service::{NotificationContext, PeerRequestOptions, RequestContext, RunningService};
+use rmcp::model::{JsonRpcMessage, ServerNotification};
+use rmcp::service::{
+    PeerRequestOptions, RequestContext, RunningService, RxJsonRpcMessage, TxJsonRpcMessage,
+};
+use rmcp::transport::Transport;
 use rmcp::{ClientHandler, Peer, RoleClient, ServiceError, ServiceExt};
 use serde_json::{Map, Value};
 
@@ -34,9 +40,15 @@ use crate::spec::{McpServerSpec, McpTransport};
 /// Connects to the server `spec` describes and completes the MCP handshake.
 pub(crate) async fn connect(spec: &McpServerSpec, hooks: Hooks) -> Result<RmcpSession, String> {
     let progress = ProgressDispatcher::new();
+    fn watch<T>(inner: T, progress: &ProgressDispatcher, hooks: &Hooks) -> Watched<T> {
+        Watched {
+            inner,
+            progress: progress.clone(),
+            on_tools_changed: hooks.on_tools_changed.clone(),
+        }
+    }
     let handler = Handler {
-        hooks,
-        progress: progress.clone(),
+        hooks: hooks.clone(),
     };
     let service = match &spec.transport {
         McpTransport::Stdio { command, args, env } => {
@@ -48,7 +60,7 @@ pub(crate) async fn connect(spec: &McpServerSpec, hooks: Hooks) -> Result<RmcpSe
                 .map(|(t, _)| t)
                 .map_err(|e| format!("cannot start `{command}`: {e}"))?;
             handler
-                .serve(transport)
+                .serve(watch(transport, &progress, &hooks))
                 .await
                 .map_err(|e| redact(&format!("the MCP handshake failed: {e}")).into_owned())?
         }
@@ -65,9 +77,12 @@ pub(crate) async fn connect(spec: &McpServerSpec, hooks: Hooks) -> Result<RmcpSe
             }
             let transport =
                 StreamableHttpClientTransport::with_client(reqwest::Client::new(), config);
-            handler.serve(transport).await.map_err(|e| {
-                redact(&format!("the MCP handshake with {url} failed: {e}")).into_owned()
-            })?
+            handler
+                .serve(watch(transport, &progress, &hooks))
+                .await
+                .map_err(|e| {
+                    redact(&format!("the MCP handshake with {url} failed: {e}")).into_owned()
+                })?
         }
     };
     Ok(RmcpSession {
@@ -79,10 +94,51 @@ pub(crate) async fn connect(spec: &McpServerSpec, hooks: Hooks) -> Result<RmcpSe
     .with_peer())
 }
 
-/// Answers what a server asks of the client and hears what it reports.
+/// Answers what a server asks of the client.
 struct Handler {
     hooks: Hooks,
+}
+
+/// A transport that notices, in wire order, what the registry must know
+/// before the answer that follows it: progress reports (told to the call
+/// that asked, before its result) and `tools/list_changed` (so the next turn
+/// sees the new list). The SDK's own handlers run each notification on a
+/// task of its own, which can come after the answer.
+struct Watched<T> {
+    inner: T,
     progress: ProgressDispatcher,
+    on_tools_changed: Arc<dyn Fn() + Send + Sync>,
+}
+
+impl<T: Transport<RoleClient>> Transport<RoleClient> for Watched<T> {
+    type Error = T::Error;
+
+    fn send(
+        &mut self,
+        item: TxJsonRpcMessage<RoleClient>,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send + 'static {
+        self.inner.send(item)
+    }
+
+    async fn receive(&mut self) -> Option<RxJsonRpcMessage<RoleClient>> {
+        let message = self.inner.receive().await;
+        if let Some(JsonRpcMessage::Notification(n)) = &message {
+            match &n.notification {
+                ServerNotification::ProgressNotification(p) => {
+                    self.progress.handle_notification(p.params.clone()).await;
+                }
+                ServerNotification::ToolListChangedNotification(_) => {
+                    (self.on_tools_changed)();
+                }
+                _ => {}
+            }
+        }
+        message
+    }
+
+    fn close(&mut self) -> impl Future<Output = Result<(), Self::Error>> + Send {
+        self.inner.close()
+    }
 }
 
 impl ClientHandler for Handler {
@@ -95,18 +151,6 @@ impl ClientHandler for Handler {
             capabilities,
             Implementation::new("loomflow", env!("CARGO_PKG_VERSION")),
         )
-    }
-
-    async fn on_progress(
-        &self,
-        params: ProgressNotificationParam,
-        _context: NotificationContext<RoleClient>,
-    ) {
-        self.progress.handle_notification(params).await;
-    }
-
-    async fn on_tool_list_changed(&self, _context: NotificationContext<RoleClient>) {
-        (self.hooks.on_tools_changed)();
     }
 
     async fn create_message(
@@ -291,8 +335,7 @@ impl Session for RmcpSession {
                     None => std::future::pending().await,
                 }
             };
-            // Progress first: a report sent just before the answer is
-            // still told, in order.
+            // Progress first: reports come before the answer, in order.
             tokio::select! {
                 biased;
                 Some(p) = next => {
@@ -303,15 +346,11 @@ impl Session for RmcpSession {
                 response = &mut response => break response,
             }
         };
+        // Reports the server sent before its answer are queued by now
+        // (`Watched`): tell the rest.
         if let (Some(call), Some(progress)) = (call, progress.as_mut()) {
-            // The SDK hands each notification to a task of its own, so a
-            // report the server sent just before its answer can still be
-            // queued behind it: let those tasks run, then tell what came.
-            for _ in 0..3 {
-                tokio::task::yield_now().await;
-                while let Some(Some(p)) = progress.next().now_or_never() {
-                    call.progress(p.progress, p.total, p.message).await;
-                }
+            while let Some(Some(p)) = progress.next().now_or_never() {
+                call.progress(p.progress, p.total, p.message).await;
             }
         }
         // Answered, or timed out (the SDK cancelled it on the server).

@@ -385,25 +385,50 @@ pub fn fan_out_workflow(telemetry: loomflow::telemetry::Telemetry) -> loomflow::
         .unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// The installed MCP reference server `bin` (`mcp-server-everything`, …):
-/// `$LOOMFLOW_MCP_DIR/node_modules/.bin/<bin>` (scripts/services/mcp.sh
-/// installs them). Panics, saying how to install them, when missing.
-#[allow(clippy::panic)]
-pub fn mcp_server(bin: &str) -> std::path::PathBuf {
-    let dir = std::env::var_os("LOOMFLOW_MCP_DIR")
+/// Where `scripts/services/mcp.sh` installed the MCP reference servers
+/// (`$LOOMFLOW_MCP_DIR`, default `~/.cache/loomflow-mcp`).
+fn mcp_dir() -> std::path::PathBuf {
+    std::env::var_os("LOOMFLOW_MCP_DIR")
         .map(std::path::PathBuf::from)
         .or_else(|| {
             std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".cache/loomflow-mcp"))
         })
-        .unwrap_or_default();
-    let path = dir.join("node_modules/.bin").join(bin);
-    if !path.exists() {
+        .unwrap_or_default()
+}
+
+/// The path of an MCP reference server's executable: an npm one
+/// (`mcp-server-everything`, `mcp-server-memory`, `mcp-server-filesystem`)
+/// or a PyPI one (`mcp-server-git`, `mcp-server-time`), as installed by
+/// `scripts/services/mcp.sh`. Panics with the fix when it is missing: a
+/// test never skips because a server is absent.
+#[allow(clippy::panic)]
+pub fn mcp_server(bin: &str) -> std::path::PathBuf {
+    let dir = mcp_dir();
+    let npm = dir.join("node_modules/.bin").join(bin);
+    let pypi = dir.join("venv/bin").join(bin);
+    match (npm.exists(), pypi.exists()) {
+        (true, _) => npm,
+        (false, true) => pypi,
+        _ => panic!(
+            "MCP reference server `{bin}` not found at {} or {}: run scripts/services/mcp.sh (scripts/test does)",
+            npm.display(),
+            pypi.display()
+        ),
+    }
+}
+
+/// The Python that has the official MCP SDK (`mcp`, PyPI), as installed by
+/// `scripts/services/mcp.sh`: for test servers and clients written on it.
+#[allow(clippy::panic)]
+pub fn mcp_python() -> std::path::PathBuf {
+    let python = mcp_dir().join("venv/bin/python");
+    if !python.exists() {
         panic!(
-            "MCP reference server `{bin}` not found at {}: run scripts/services/mcp.sh (scripts/test does)",
-            path.display()
+            "the MCP Python SDK's venv is not at {}: run scripts/services/mcp.sh (scripts/test does)",
+            python.display()
         );
     }
-    path
+    python
 }
 
 /// Usage for a scripted turn: `input` uncached input tokens, `output`
