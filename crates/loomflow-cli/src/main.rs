@@ -243,6 +243,9 @@ async fn run(args: RunArgs) -> Result<(), String> {
         }
         None => telemetry(args.trace, None)?,
     };
+    // MCP servers are connected here (the builder cannot: connecting is
+    // asynchronous).
+    let mcp_servers = config.as_mut().and_then(|c| c.mcp.take());
     let configured = match &config {
         Some(c) => c.runtime_spec().map_err(|e| e.to_string())?,
         None => None,
@@ -274,6 +277,24 @@ async fn run(args: RunArgs) -> Result<(), String> {
     }
     if let Some(t) = &telemetry {
         b = b.telemetry(t.clone());
+    }
+    if let Some(servers) = &mcp_servers {
+        let registry = loomflow::open_mcp(servers).await.map_err(|e| {
+            let file = args
+                .config
+                .as_deref()
+                .unwrap_or(std::path::Path::new("config"));
+            format!("{}: {e}", file.display())
+        })?;
+        for server in registry.status() {
+            if let Some(error) = &server.error {
+                eprintln!(
+                    "warning: MCP server `{}` is unavailable: {error}",
+                    server.name
+                );
+            }
+        }
+        b = b.tool_host(registry);
     }
     let agent = b.build().map_err(|e| e.to_string())?;
     let outcome = run_agent(&agent, &args).await;
@@ -348,6 +369,20 @@ async fn run_agent(agent: &Agent, args: &RunArgs) -> Result<(), String> {
             }
             EventKind::ToolCall { call } => {
                 let _ = writeln!(out, "\n→ {}({})", call.tool, call.args);
+            }
+            EventKind::ToolProgress {
+                tool,
+                progress,
+                total,
+                message,
+                ..
+            } => {
+                let of = total.map(|t| format!("/{t}")).unwrap_or_default();
+                let note = message
+                    .as_deref()
+                    .map(|m| format!(" {m}"))
+                    .unwrap_or_default();
+                let _ = writeln!(out, "  … {tool} {progress}{of}{note}");
             }
             EventKind::ToolResult { result } => {
                 let text = result.to_model_text();

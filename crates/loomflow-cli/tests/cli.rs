@@ -1163,3 +1163,82 @@ async fn telemetry_otel_exports_where_the_otel_variables_say() {
         assert_eq!(run.attr("loom.span.name"), Some("loom.run"));
     }
 }
+
+#[test]
+fn a_configs_mcp_servers_give_the_agent_their_tools() {
+    let dir = tempfile::tempdir().unwrap();
+    let everything = loomflow_testkit::mcp_server("mcp-server-everything");
+    let config = dir.path().join("agent.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+instructions = "Use the tools."
+
+[model]
+name = "scripted"
+
+[[model.turns]]
+tool_calls = [
+  {{ name = "echo", args = {{ message = "hi from mcp" }} }},
+  {{ name = "trigger-long-running-operation", args = {{ duration = 0.2, steps = 2 }} }},
+]
+
+[[model.turns]]
+text = "done"
+
+[[mcp]]
+name = "ev"
+description = "the reference server"
+transport = "stdio"
+command = "{}"
+args = ["stdio"]
+
+[[mcp]]
+name = "gone"
+transport = "stdio"
+command = "/nonexistent/mcp-server"
+"#,
+            everything.display()
+        ),
+    )
+    .unwrap();
+    let o = loomflow(&["run", "go", "-c", config.to_str().unwrap(), "--stream"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    let lines: Vec<&str> = out.lines().filter(|l| !l.is_empty()).collect();
+    assert_eq!(
+        lines,
+        [
+            r#"→ echo({"message":"hi from mcp"})"#,
+            r#"→ trigger-long-running-operation({"duration":0.2,"steps":2})"#,
+            "← Echo: hi from mcp",
+            "  … trigger-long-running-operation 1/2",
+            "  … trigger-long-running-operation 2/2",
+            "← Long running operation completed. Duration: 0.2 seconds, Steps: 2.",
+            "done",
+        ],
+        "{out}"
+    );
+    assert!(
+        stderr(&o).contains(
+            "warning: MCP server `gone` is unavailable: cannot start `/nonexistent/mcp-server`"
+        ),
+        "{}",
+        stderr(&o)
+    );
+
+    // A misspelt key is named, with the file and the key it should be.
+    std::fs::write(
+        &config,
+        "instructions = \"x\"\nmodel = \"echo\"\n[[mcp]]\nnmae = \"ev\"\ntransport = \"stdio\"\ncommand = \"x\"\n",
+    )
+    .unwrap();
+    let o = loomflow(&["run", "go", "-c", config.to_str().unwrap()]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(
+        err.contains("mcp[0].nmae") && err.contains("`name`"),
+        "{err}"
+    );
+}

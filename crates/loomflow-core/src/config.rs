@@ -56,6 +56,19 @@ const TOP_KEYS: &[&str] = &[
     "guardrails",
     "rate_limit",
     "hook_timeout",
+    "mcp",
+];
+/// The keys of an `[[mcp]]` server (loomflow-mcp's `McpServerSpec`).
+const MCP_KEYS: &[&str] = &[
+    "name",
+    "transport",
+    "command",
+    "args",
+    "env",
+    "url",
+    "headers",
+    "description",
+    "sampling_model",
 ];
 const PROMPT_CACHING_KEYS: &[&str] = &["ttl", "key"];
 const MODEL_KEYS: &[&str] = &["name", "model", "turns", "prefix"];
@@ -182,6 +195,13 @@ pub struct AgentConfig {
     pub rate_limit: Option<RateLimitConfig>,
     /// Seconds a tool hook may take before it denies (default 5).
     pub hook_timeout: Option<f64>,
+    /// MCP servers whose tools the agent gets: `[[mcp]]` tables with
+    /// `name`, `transport = "stdio" | "http"`, `command`, `args`, `env`,
+    /// `url`, `headers`, `description`, `sampling_model`. Checked here;
+    /// connected by the caller (`loomflow::open_mcp`, feature `mcp`), since
+    /// connecting is asynchronous. Take it out of the config
+    /// (`config.mcp.take()`) before [`into_builder`](Self::into_builder).
+    pub mcp: Option<toml::Value>,
 }
 
 /// The `rate_limit` key.
@@ -311,6 +331,13 @@ fn check_keys(
 
 fn check_all_keys(file: &str, prefix: &str, root: &toml::Table) -> Result<(), ConfigError> {
     check_keys(file, prefix, root, TOP_KEYS)?;
+    if let Some(toml::Value::Array(servers)) = root.get("mcp") {
+        for (i, server) in servers.iter().enumerate() {
+            if let Some(server) = server.as_table() {
+                check_keys(file, &format!("{prefix}mcp[{i}]."), server, MCP_KEYS)?;
+            }
+        }
+    }
     if let Some(toml::Value::Table(cache)) = root.get("prompt_caching") {
         check_keys(
             file,
@@ -447,6 +474,12 @@ impl AgentConfig {
 
     /// A builder holding this configuration; add tools and build.
     pub fn into_builder(self) -> Result<AgentBuilder, ConfigError> {
+        if self.mcp.is_some() {
+            return Err(ConfigError::invalid(
+                "mcp",
+                "MCP servers are connected asynchronously, so the builder cannot open them: take                  them out with `config.mcp.take()` and pass them to `loomflow::open_mcp(&servers).await`                  (feature `mcp`), then give the registry to `tool_host` (`loomflow run` does this)",
+            ));
+        }
         let budget = self.budget_config()?;
         let audit = self.audit_spec()?;
         let telemetry = self.telemetry_spec()?;

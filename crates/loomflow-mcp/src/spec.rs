@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use loomflow_core::error::ConfigError;
 use serde::Deserialize;
 
 /// How a server is reached.
@@ -119,6 +120,50 @@ impl McpServerSpec {
             env.insert(key.into(), value.into());
         }
         self
+    }
+
+    /// The servers of a config file's `mcp` key: an array of `[[mcp]]`
+    /// tables. An entry that does not describe a server is a
+    /// [`ConfigError`] naming it (`mcp[1]`) and what is wrong.
+    ///
+    /// ```
+    /// use loomflow_mcp::McpServerSpec;
+    ///
+    /// let config: toml::Table = toml::from_str(
+    ///     r#"
+    ///     [[mcp]]
+    ///     name = "git"
+    ///     transport = "stdio"
+    ///     command = "uvx"
+    ///     args = ["mcp-server-git"]
+    ///
+    ///     [[mcp]]
+    ///     name = "docs"
+    ///     transport = "http"
+    ///     "#,
+    /// )
+    /// .unwrap();
+    /// let err = McpServerSpec::list_from_toml(&config["mcp"]).unwrap_err();
+    /// assert_eq!(err.to_string(), "invalid mcp[1]: missing field `url`");
+    /// ```
+    pub fn list_from_toml(value: &toml::Value) -> Result<Vec<Self>, ConfigError> {
+        let Some(servers) = value.as_array() else {
+            return Err(ConfigError::invalid(
+                "mcp",
+                format!(
+                    "`mcp` is a list of servers, each an [[mcp]] table, not a {}",
+                    value.type_str()
+                ),
+            ));
+        };
+        servers
+            .iter()
+            .enumerate()
+            .map(|(i, server)| {
+                Self::deserialize(server.clone())
+                    .map_err(|e| ConfigError::invalid(format!("mcp[{i}]"), e.message().to_owned()))
+            })
+            .collect()
     }
 
     /// Says what the server is for.

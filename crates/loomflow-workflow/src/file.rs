@@ -532,6 +532,16 @@ fn agent_from(
             ),
         ));
     }
+    if config.mcp.is_some() {
+        return Err(src.err(
+            Some(span),
+            format!(
+                "agents.{name}.mcp: a workflow file cannot connect MCP servers yet; run this agent \
+                 from its own config (`loomflow run PROMPT --config agent.toml`), or build the \
+                 workflow in Rust with an `McpRegistry` as the agent's tool host"
+            ),
+        ));
+    }
     // An agent without a name of its own is named after its key.
     let named = config.name.is_some();
     let mut builder = config

@@ -392,6 +392,33 @@ pub fn attach_telemetry(
     }
 }
 
+/// Connects the MCP servers of a config file's `mcp` key (`[[mcp]]`
+/// tables, [`AgentConfig::mcp`](config::AgentConfig::mcp)) and gives their
+/// registry, to pass to [`AgentBuilder::tool_host`](agent::AgentBuilder::tool_host).
+/// A server that cannot start is not an error: the registry lists it as
+/// unavailable ([`McpRegistry::status`](mcp::McpRegistry::status)) and the
+/// others work. A malformed entry, two servers with one name or a sampling
+/// model that does not resolve is a [`ConfigError`].
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// let mut config = loomflow::config::AgentConfig::from_file("agent.toml")?;
+/// let servers = config.mcp.take();
+/// let mut builder = config.into_builder()?;
+/// if let Some(servers) = servers {
+///     builder = builder.tool_host(loomflow::open_mcp(&servers).await?);
+/// }
+/// let agent = builder.build()?;
+/// # let _ = agent; Ok(()) }
+/// ```
+#[cfg(feature = "mcp")]
+pub async fn open_mcp(servers: &toml::Value) -> Result<mcp::McpRegistry, ConfigError> {
+    let specs = mcp::McpServerSpec::list_from_toml(servers)?;
+    mcp::McpRegistry::connect(specs)
+        .await
+        .map_err(|e| ConfigError::invalid("mcp", e.to_string()))
+}
+
 /// The names most programs need.
 pub mod prelude {
     pub use futures_util::StreamExt;
