@@ -12,6 +12,7 @@ use loomflow::{Agent, AgentBuilder, EventKind, ModelChunk, PromptCache, RunReque
 
 mod audit;
 mod journal;
+mod mcp;
 mod memory;
 mod queue;
 mod workflow;
@@ -48,6 +49,9 @@ enum Command {
     /// Verify or show an audit log.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// Serve an agent or a workflow as an MCP server.
+    #[command(subcommand)]
+    Mcp(mcp::McpCommand),
     /// Print the version.
     Version,
 }
@@ -128,6 +132,36 @@ pub(crate) struct RunArgs {
     /// config's or workflow file's `telemetry`, if any).
     #[arg(long)]
     trace: bool,
+}
+
+impl RunArgs {
+    /// The arguments of a run of the agent config (or workflow file) `file`
+    /// with nothing overridden, for commands that build the agent the way
+    /// `run` does.
+    pub(crate) fn for_file(
+        file: &std::path::Path,
+        runtime: Option<String>,
+        memory: Option<String>,
+    ) -> Self {
+        Self {
+            prompt: String::new(),
+            input: None,
+            config: Some(file.to_owned()),
+            model: None,
+            instructions: None,
+            user: None,
+            session: None,
+            tone: None,
+            effort: None,
+            strict_effort: false,
+            prompt_caching: None,
+            stream: false,
+            json: false,
+            runtime,
+            memory,
+            trace: false,
+        }
+    }
 }
 
 /// The telemetry a run records to: the console tree with `--trace`, plus
@@ -220,6 +254,20 @@ async fn run(args: RunArgs) -> Result<(), String> {
     if let Some(input) = &args.input {
         return workflow::run(&args, PathBuf::from(&args.prompt), input.clone()).await;
     }
+    let (agent, telemetry) = prepare_agent(&args).await?;
+    let outcome = run_agent(&agent, &args).await;
+    drain_background().await;
+    if let Some(t) = &telemetry {
+        t.flushed().await;
+    }
+    outcome
+}
+
+/// The agent `args` describe, with everything its config names opened: the
+/// journal, memory, audit log, telemetry and MCP servers.
+pub(crate) async fn prepare_agent(
+    args: &RunArgs,
+) -> Result<(Agent, Option<loomflow::telemetry::Telemetry>), String> {
     let mut config = match &args.config {
         Some(path) => Some(AgentConfig::from_file(path).map_err(|e| e.to_string())?),
         None => None,
@@ -258,7 +306,7 @@ async fn run(args: RunArgs) -> Result<(), String> {
         Some(c) => c.memory_spec().map_err(|e| e.to_string())?,
         None => None,
     };
-    let mut b = builder(&args, config)
+    let mut b = builder(args, config)
         .map_err(|e| e.to_string())?
         .journal(journal);
     if let Some(spec) = audit {
@@ -297,12 +345,7 @@ async fn run(args: RunArgs) -> Result<(), String> {
         b = b.tool_host(registry);
     }
     let agent = b.build().map_err(|e| e.to_string())?;
-    let outcome = run_agent(&agent, &args).await;
-    drain_background().await;
-    if let Some(t) = &telemetry {
-        t.flushed().await;
-    }
-    outcome
+    Ok((agent, telemetry))
 }
 
 /// The memory `--memory` names, else the configured one, opened.
@@ -434,6 +477,7 @@ fn main() -> ExitCode {
         Command::Worker(args) => block_on(queue::worker(args)),
         Command::Status(args) => block_on(queue::status(args)),
         Command::Audit(command) => block_on(audit::audit(command)),
+        Command::Mcp(command) => block_on(mcp::mcp(command)),
     }
 }
 

@@ -39,7 +39,22 @@ fn request(wf: &Workflow, args: &RunArgs, input: String) -> Result<WorkflowReque
 }
 
 pub(crate) async fn run(args: &RunArgs, file: PathBuf, input: String) -> Result<(), String> {
-    let wf = Workflow::from_file(&file).map_err(|e| e.to_string())?;
+    let (wf, telemetry) = prepare(args, &file).await?;
+    let outcome = run_workflow(&wf, args, input).await;
+    crate::drain_background().await;
+    if let Some(t) = &telemetry {
+        t.flushed().await;
+    }
+    outcome
+}
+
+/// The workflow in `file`, with what it names opened: the journal, memory,
+/// audit log and telemetry.
+pub(crate) async fn prepare(
+    args: &RunArgs,
+    file: &std::path::Path,
+) -> Result<(Workflow, Option<loomflow::telemetry::Telemetry>), String> {
+    let wf = Workflow::from_file(file).map_err(|e| e.to_string())?;
     // Journaled like agent runs: re-running a crashed session with the same
     // input resumes it.
     let spec = crate::journal::spec(args.runtime.as_deref(), None)?;
@@ -62,12 +77,7 @@ pub(crate) async fn run(args: &RunArgs, file: PathBuf, input: String) -> Result<
     if let Some(t) = &telemetry {
         wf = wf.with_telemetry(t.clone());
     }
-    let outcome = run_workflow(&wf, args, input).await;
-    crate::drain_background().await;
-    if let Some(t) = &telemetry {
-        t.flushed().await;
-    }
-    outcome
+    Ok((wf, telemetry))
 }
 
 async fn run_workflow(wf: &Workflow, args: &RunArgs, input: String) -> Result<(), String> {

@@ -1242,3 +1242,211 @@ command = "/nonexistent/mcp-server"
         "{err}"
     );
 }
+
+/// An agent config with a name, the echo model and the memory reference
+/// server's tools, in `dir`.
+fn served_agent(dir: &std::path::Path) -> PathBuf {
+    let config = dir.join("helper.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+name = "helper"
+instructions = "Be brief."
+model = "echo"
+
+[[mcp]]
+name = "mem"
+transport = "stdio"
+command = "{}"
+env = {{ MEMORY_FILE_PATH = "{}" }}
+"#,
+            loomflow_testkit::mcp_server("mcp-server-memory").display(),
+            dir.join("memory.json").display()
+        ),
+    )
+    .unwrap();
+    config
+}
+
+/// Runs the official Python SDK's client (tests/fixtures/mcp_client.py)
+/// with `args` and gives what it saw.
+fn python_client(args: &[&str]) -> serde_json::Value {
+    let o = Command::new(loomflow_testkit::mcp_python())
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/mcp_client.py"
+        ))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "the MCP client failed: {}\n{}",
+        stderr(&o),
+        stdout(&o)
+    );
+    serde_json::from_str(stdout(&o).trim()).unwrap()
+}
+
+/// What every client sees of the served `helper`, calling as `user`.
+fn check_served(seen: &serde_json::Value, user: &str) {
+    assert_eq!(seen["server"], "loomflow-helper");
+    let tools: Vec<&str> = seen["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    assert!(tools.contains(&"helper"), "{tools:?}");
+    // Re-exported: the memory server's tools that change nothing…
+    assert!(tools.contains(&"read_graph"), "{tools:?}");
+    // …and not the destructive ones, which stay behind the agent's gate.
+    assert!(!tools.contains(&"delete_entities"), "{tools:?}");
+
+    let first = &seen["first"];
+    assert_eq!(first["is_error"], false);
+    assert_eq!(first["text"], serde_json::json!(["Echo: hello there"]));
+    assert_eq!(first["structured"]["user_id"], user);
+    assert!(first["structured"].get("messages").is_none());
+    // The second call continues the session, and a `user` argument changes
+    // nothing: who calls comes from the connection.
+    let second = &seen["second"];
+    assert_eq!(second["text"], serde_json::json!(["Echo: again"]));
+    assert_eq!(second["structured"]["user_id"], user);
+    assert_eq!(
+        second["structured"]["session_id"],
+        first["structured"]["session_id"]
+    );
+    assert_eq!(seen["missing_prompt"]["is_error"], true);
+    assert_eq!(
+        seen["missing_prompt"]["text"],
+        serde_json::json!(["`prompt` (a string) is required"])
+    );
+    assert_eq!(seen["read_graph"]["is_error"], false);
+    let refused = seen["delete_entities"].as_str().unwrap();
+    assert!(
+        refused.contains("no tool `delete_entities` here"),
+        "{refused}"
+    );
+}
+
+#[test]
+fn mcp_serve_over_stdio_answers_the_official_python_client() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = served_agent(dir.path());
+    let seen = python_client(&[
+        "helper",
+        "stdio",
+        env!("CARGO_BIN_EXE_loomflow"),
+        "mcp",
+        "serve",
+        config.to_str().unwrap(),
+        "--user",
+        "carol",
+        "--reexport-tools",
+        "--runtime",
+        "memory",
+    ]);
+    check_served(&seen, "carol");
+}
+
+#[test]
+fn mcp_serve_over_http_takes_the_user_from_the_bearer_token() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let config = served_agent(dir.path());
+    let port = loomflow_testkit::server::free_port();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_loomflow"));
+    command
+        .args([
+            "mcp",
+            "serve",
+            config.to_str().unwrap(),
+            "--http",
+            &format!("127.0.0.1:{port}"),
+            "--tokens-env",
+            "LOOMFLOW_TEST_MCP_TOKENS",
+            "--reexport-tools",
+            "--runtime",
+            "memory",
+        ])
+        .env("LOOMFLOW_TEST_MCP_TOKENS", "t-alice=alice, t-bob=bob");
+    let _server = loomflow_testkit::server::ChildServer::start(
+        "loomflow mcp serve --http",
+        command,
+        port,
+        tempfile::tempdir().unwrap(),
+        std::time::Duration::from_secs(60),
+        |port| std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
+    );
+    let url = format!("http://127.0.0.1:{port}/mcp");
+    check_served(
+        &python_client(&["helper", "http", &url, "t-alice"]),
+        "alice",
+    );
+    check_served(&python_client(&["helper", "http", &url, "t-bob"]), "bob");
+
+    // Without a known token, nothing gets through.
+    for auth in ["", "Authorization: Bearer t-mallory\r\n"] {
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let body = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;
+        write!(
+            stream,
+            "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}Content-Type: application/json\r\n\
+             Accept: application/json, text/event-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        assert!(response.starts_with("HTTP/1.1 401"), "{auth:?}: {response}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_served_workflow_is_a_tool_for_loomflows_own_mcp_client() {
+    use loomflow::mcp::{McpRegistry, McpServerSpec};
+    use loomflow::tool::ToolHost;
+    let dir = tempfile::tempdir().unwrap();
+    let triage = workspace_root().join("examples/triage.toml");
+    let registry = McpRegistry::connect([McpServerSpec::stdio(
+        "support",
+        env!("CARGO_BIN_EXE_loomflow"),
+        [
+            "mcp",
+            "serve",
+            triage.to_str().unwrap(),
+            "--runtime",
+            &format!("sqlite:{}", dir.path().join("journal.db").display()),
+        ],
+    )])
+    .await
+    .unwrap();
+    assert_eq!(registry.status()[0].error, None, "{:?}", registry.status());
+    let defs = registry.list_tools().await.unwrap();
+    let names: Vec<&str> = defs.iter().map(|d| d.name.as_str()).collect();
+    assert_eq!(names, ["triage"]);
+    assert!(!defs[0].destructive);
+    assert_eq!(
+        defs[0].input_schema["required"],
+        serde_json::json!(["input"])
+    );
+    let out = registry
+        .call(
+            "triage",
+            &serde_json::json!({"input": "My invoice charged me twice"}),
+            "c1",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        out["output"],
+        "I'm sorry about the double charge. I've refunded the duplicate payment; it will show within 3-5 business days."
+    );
+    assert_eq!(out["visited"], serde_json::json!(["classify", "billing"]));
+    assert_eq!(
+        out["user_id"],
+        serde_json::to_value(loomflow::UserId::anonymous()).unwrap()
+    );
+}

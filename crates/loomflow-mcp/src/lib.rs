@@ -34,6 +34,8 @@
 mod content;
 mod names;
 mod rmcp_session;
+#[cfg(feature = "server")]
+pub mod serve;
 mod session;
 mod spec;
 
