@@ -50,41 +50,57 @@ pub(crate) async fn connect(spec: &McpServerSpec, hooks: Hooks) -> Result<RmcpSe
     let handler = Handler {
         hooks: hooks.clone(),
     };
-    let service = match &spec.transport {
-        McpTransport::Stdio { command, args, env } => {
-            let mut cmd = tokio::process::Command::new(command);
-            cmd.args(args).envs(env).kill_on_drop(true);
-            let transport = rmcp::transport::TokioChildProcess::builder(cmd)
-                .stderr(std::process::Stdio::null())
-                .spawn()
-                .map(|(t, _)| t)
-                .map_err(|e| format!("cannot start `{command}`: {e}"))?;
-            handler
-                .serve(watch(transport, &progress, &hooks))
-                .await
-                .map_err(|e| redact(&format!("the MCP handshake failed: {e}")).into_owned())?
-        }
-        McpTransport::Http { url, headers } => {
-            use rmcp::transport::StreamableHttpClientTransport;
-            use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
-            let mut config = StreamableHttpClientTransportConfig::with_uri(url.as_str());
-            for (name, value) in headers {
-                let header = http::HeaderName::from_bytes(name.as_bytes())
-                    .map_err(|e| format!("header name {name:?}: {e}"))?;
-                let value = http::HeaderValue::from_str(value)
-                    .map_err(|e| format!("header {name:?}: {e}"))?;
-                config.custom_headers.insert(header, value);
+    let service =
+        match &spec.transport {
+            McpTransport::Stdio { command, args, env } => {
+                let mut cmd = tokio::process::Command::new(command);
+                cmd.args(args).envs(env).kill_on_drop(true);
+                let transport = rmcp::transport::TokioChildProcess::builder(cmd)
+                    .stderr(std::process::Stdio::null())
+                    .spawn()
+                    .map(|(t, _)| t)
+                    .map_err(|e| format!("cannot start `{command}`: {e}"))?;
+                handler
+                    .serve(watch(transport, &progress, &hooks))
+                    .await
+                    .map_err(|e| {
+                        redact(&format!(
+                            "the MCP handshake failed: {}",
+                            tidy(&e.to_string())
+                        ))
+                        .into_owned()
+                    })?
             }
-            let transport =
-                StreamableHttpClientTransport::with_client(reqwest::Client::new(), config);
-            handler
+            McpTransport::Http { url, headers } => {
+                use rmcp::transport::StreamableHttpClientTransport;
+                use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+                let mut config = StreamableHttpClientTransportConfig::with_uri(url.as_str());
+                for (name, value) in headers {
+                    let header = http::HeaderName::from_bytes(name.as_bytes())
+                        .map_err(|e| format!("header name {name:?}: {e}"))?;
+                    let value = http::HeaderValue::from_str(value)
+                        .map_err(|e| format!("header {name:?}: {e}"))?;
+                    config.custom_headers.insert(header, value);
+                }
+                let transport =
+                    StreamableHttpClientTransport::with_client(reqwest::Client::new(), config);
+                handler
                 .serve(watch(transport, &progress, &hooks))
                 .await
                 .map_err(|e| {
-                    redact(&format!("the MCP handshake with {url} failed: {e}")).into_owned()
+                    let e = e.to_string();
+                    if e.contains("Auth required") {
+                        format!(
+                            "the MCP handshake with {url} failed: the server wants authorization \
+                             (HTTP 401); check the `headers` (Authorization) of this server"
+                        )
+                    } else {
+                        redact(&format!("the MCP handshake with {url} failed: {}", tidy(&e)))
+                            .into_owned()
+                    }
                 })?
-        }
-    };
+            }
+        };
     Ok(RmcpSession {
         server: spec.name.clone(),
         service: tokio::sync::Mutex::new(Some(service)),
@@ -92,6 +108,21 @@ pub(crate) async fn connect(spec: &McpServerSpec, hooks: Hooks) -> Result<RmcpSe
         progress,
     }
     .with_peer())
+}
+
+/// An SDK error without the transport's type name it carries
+/// (`Transport [rmcp::…<…>] error: …`).
+fn tidy(message: &str) -> String {
+    match (message.find("Transport ["), message.find("] error: ")) {
+        (Some(start), Some(end)) if start < end => {
+            format!(
+                "{}{}",
+                &message[..start],
+                &message[end + "] error: ".len()..]
+            )
+        }
+        _ => message.to_owned(),
+    }
 }
 
 /// Answers what a server asks of the client.

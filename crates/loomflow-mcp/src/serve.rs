@@ -23,13 +23,14 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 
+use futures_util::StreamExt as _;
 use loomflow_core::id::UserId;
-use loomflow_core::{Agent, RunContext, ToolDef};
+use loomflow_core::{Agent, EventKind, RunContext, ToolDef};
 use loomflow_workflow::Workflow;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ErrorData,
-    Implementation, ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig,
-    Tool, ToolAnnotations,
+    Implementation, ListToolsResult, PaginatedRequestParams, ProgressNotificationParam,
+    ProgressToken, ServerCapabilities, ServerConfig, Tool, ToolAnnotations,
 };
 use rmcp::service::{RequestContext, RoleServer};
 use rmcp::{ServerHandler, ServiceExt};
@@ -335,7 +336,12 @@ impl Handler {
         }
     }
 
-    async fn run(&self, user: UserId, args: Map<String, Value>) -> CallToolResult {
+    async fn run(
+        &self,
+        user: UserId,
+        args: Map<String, Value>,
+        context: &RequestContext<RoleServer>,
+    ) -> CallToolResult {
         let session = match args.get("session") {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) => Some(s.clone()),
@@ -345,42 +351,72 @@ impl Handler {
                 ))]);
             }
         };
-        let outcome = match &self.service.target {
-            Target::Agent(agent) => {
-                let Some(prompt) = args.get("prompt").and_then(Value::as_str) else {
-                    return CallToolResult::error(vec![ContentBlock::text(
-                        "`prompt` (a string) is required",
-                    )]);
-                };
-                let mut run = agent.run(prompt).user(user);
-                if let Some(s) = session {
-                    run = run.session(s);
+        // A client that asked for progress hears of each tool call and each
+        // tool's own progress; a cancelled request stops the run.
+        let progress = context
+            .meta
+            .get_progress_token()
+            .map(|token| Progress::new(token, context.peer.clone()));
+        let run = async {
+            match &self.service.target {
+                Target::Agent(agent) => {
+                    let Some(prompt) = args.get("prompt").and_then(Value::as_str) else {
+                        return Err("`prompt` (a string) is required".to_owned());
+                    };
+                    let mut run = agent.run(prompt).user(user);
+                    if let Some(s) = session {
+                        run = run.session(s);
+                    }
+                    let result = match progress {
+                        None => run.await,
+                        Some(mut progress) => {
+                            let mut events = run.stream();
+                            while let Some(event) = events.next().await {
+                                progress.tell(&event.kind).await;
+                            }
+                            events.result().await
+                        }
+                    };
+                    result
+                        .map(|r| {
+                            let text = r.output.clone();
+                            (text, serde_json::to_value(&r).unwrap_or(Value::Null))
+                        })
+                        .map_err(|e| e.to_string())
                 }
-                run.await
-                    .map(|r| {
-                        let text = r.output.clone();
-                        (text, serde_json::to_value(&r).unwrap_or(Value::Null))
-                    })
-                    .map_err(|e| e.to_string())
-            }
-            Target::Workflow(workflow) => {
-                let Some(input) = args.get("input") else {
-                    return CallToolResult::error(vec![ContentBlock::text("`input` is required")]);
-                };
-                let mut run = workflow.run(input.clone()).user(user);
-                if let Some(s) = session {
-                    run = run.session(s);
+                Target::Workflow(workflow) => {
+                    let Some(input) = args.get("input") else {
+                        return Err("`input` is required".to_owned());
+                    };
+                    let mut run = workflow.run(input.clone()).user(user);
+                    if let Some(s) = session {
+                        run = run.session(s);
+                    }
+                    let result = match progress {
+                        None => run.await,
+                        Some(mut progress) => {
+                            let mut events = run.stream();
+                            while let Some(event) = events.next().await {
+                                progress.tell(&event.kind).await;
+                            }
+                            events.result().await
+                        }
+                    };
+                    result
+                        .map(|r| {
+                            let text = match &r.output {
+                                Value::String(s) => s.clone(),
+                                other => other.to_string(),
+                            };
+                            (text, serde_json::to_value(&r).unwrap_or(Value::Null))
+                        })
+                        .map_err(|e| e.to_string())
                 }
-                run.await
-                    .map(|r| {
-                        let text = match &r.output {
-                            Value::String(s) => s.clone(),
-                            other => other.to_string(),
-                        };
-                        (text, serde_json::to_value(&r).unwrap_or(Value::Null))
-                    })
-                    .map_err(|e| e.to_string())
             }
+        };
+        let outcome = tokio::select! {
+            outcome = run => outcome,
+            () = context.ct.cancelled() => Err("cancelled by the client".to_owned()),
         };
         match outcome {
             Ok((text, mut result)) => {
@@ -396,6 +432,51 @@ impl Handler {
                 loomflow_core::redact::redact(&e).into_owned(),
             )]),
         }
+    }
+}
+
+/// Progress notifications to a client that asked for them.
+struct Progress {
+    token: ProgressToken,
+    peer: rmcp::Peer<RoleServer>,
+    sent: f64,
+}
+
+impl Progress {
+    fn new(token: ProgressToken, peer: rmcp::Peer<RoleServer>) -> Self {
+        Self {
+            token,
+            peer,
+            sent: 0.0,
+        }
+    }
+
+    /// Tells the client about a tool call or a tool's progress.
+    async fn tell(&mut self, event: &EventKind) {
+        let message = match event {
+            EventKind::ToolCall { call } => format!("calling {}", call.tool),
+            EventKind::ToolProgress {
+                tool,
+                progress,
+                total,
+                message,
+                ..
+            } => {
+                let of = total.map(|t| format!("/{t}")).unwrap_or_default();
+                let note = message
+                    .as_deref()
+                    .map(|m| format!(": {m}"))
+                    .unwrap_or_default();
+                format!("{tool} {progress}{of}{note}")
+            }
+            EventKind::WorkflowStepStarted { node, .. } => format!("step {node}"),
+            _ => return,
+        };
+        self.sent += 1.0;
+        let params =
+            ProgressNotificationParam::new(self.token.clone(), self.sent).with_message(message);
+        // A client that went away is the cancellation path's business.
+        let _ = self.peer.notify_progress(params).await;
     }
 }
 
@@ -435,7 +516,9 @@ impl ServerHandler for Handler {
         let user = self.caller(&context)?;
         let args = request.arguments.unwrap_or_default();
         if request.name == self.service.tool {
-            return Ok(CallToolResponse::Complete(self.run(user, args).await));
+            return Ok(CallToolResponse::Complete(
+                self.run(user, args, &context).await,
+            ));
         }
         let Some(def) = self
             .reexported()
