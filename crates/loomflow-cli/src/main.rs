@@ -413,19 +413,10 @@ async fn run_agent(agent: &Agent, args: &RunArgs) -> Result<(), String> {
             EventKind::ToolCall { call } => {
                 let _ = writeln!(out, "\n→ {}({})", call.tool, call.args);
             }
-            EventKind::ToolProgress {
-                tool,
-                progress,
-                total,
-                message,
-                ..
-            } => {
-                let of = total.map(|t| format!("/{t}")).unwrap_or_default();
-                let note = message
-                    .as_deref()
-                    .map(|m| format!(" {m}"))
-                    .unwrap_or_default();
-                let _ = writeln!(out, "  … {tool} {progress}{of}{note}");
+            kind @ EventKind::ToolProgress { .. } => {
+                if let Some(line) = kind.progress_line() {
+                    let _ = writeln!(out, "  … {line}");
+                }
             }
             EventKind::ToolResult { result } => {
                 let text = result.to_model_text();

@@ -222,6 +222,42 @@ pub enum EventKind {
 }
 
 impl EventKind {
+    /// A `tool_progress` event as one line, `tool 2/4: message` (`None`
+    /// for every other kind).
+    ///
+    /// ```
+    /// use loomflow_core::EventKind;
+    /// let e = EventKind::ToolProgress {
+    ///     call_id: "c1".into(),
+    ///     tool: "crawl".into(),
+    ///     progress: 2.0,
+    ///     total: Some(4.0),
+    ///     message: Some("page 2".into()),
+    /// };
+    /// assert_eq!(e.progress_line().as_deref(), Some("crawl 2/4: page 2"));
+    /// ```
+    pub fn progress_line(&self) -> Option<String> {
+        let Self::ToolProgress {
+            tool,
+            progress,
+            total,
+            message,
+            ..
+        } = self
+        else {
+            return None;
+        };
+        let mut line = format!("{tool} {progress}");
+        if let Some(total) = total {
+            line.push_str(&format!("/{total}"));
+        }
+        if let Some(message) = message {
+            line.push_str(": ");
+            line.push_str(message);
+        }
+        Some(line)
+    }
+
     /// The serialised kind name.
     pub fn name(&self) -> &'static str {
         match self {

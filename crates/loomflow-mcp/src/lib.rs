@@ -416,10 +416,22 @@ impl McpRegistry {
     /// Every resource the connected servers list. A server that lists none
     /// (or fails to) adds nothing.
     pub async fn list_resources(&self) -> Vec<McpResource> {
+        self.gather_from_servers(|s| async move { s.resources().await })
+            .await
+    }
+
+    /// What `list` gives for each connected server, in server order (a
+    /// server that fails to answer adds nothing).
+    async fn gather_from_servers<T, F, Fut>(&self, list: F) -> Vec<T>
+    where
+        F: Fn(Arc<dyn Session>) -> Fut,
+        Fut: std::future::Future<Output = Result<Vec<T>, SessionError>>,
+    {
         let inner = &self.inner;
+        let list = &list;
         let listed = (0..inner.servers.len()).map(|i| async move {
             match inner.connected(i).await {
-                Some(session) => session.resources().await.unwrap_or_default(),
+                Some(session) => list(session).await.unwrap_or_default(),
                 None => Vec::new(),
             }
         });
@@ -481,18 +493,8 @@ impl McpRegistry {
 
     /// Every prompt the connected servers offer.
     pub async fn list_prompts(&self) -> Vec<McpPrompt> {
-        let inner = &self.inner;
-        let listed = (0..inner.servers.len()).map(|i| async move {
-            match inner.connected(i).await {
-                Some(session) => session.prompts().await.unwrap_or_default(),
-                None => Vec::new(),
-            }
-        });
-        futures_util::future::join_all(listed)
+        self.gather_from_servers(|s| async move { s.prompts().await })
             .await
-            .into_iter()
-            .flatten()
-            .collect()
     }
 
     /// Renders prompt `name` (bare when one server offers it, else

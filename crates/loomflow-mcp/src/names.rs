@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 /// Characters every provider accepts in a tool name (OpenAI's
 /// `^[a-zA-Z0-9_-]{1,64}$` is the narrowest).
-fn valid(name: &str) -> String {
+pub(crate) fn valid(name: &str) -> String {
     let mut out: String = name
         .chars()
         .map(

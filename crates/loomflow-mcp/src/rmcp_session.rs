@@ -217,6 +217,14 @@ impl ClientHandler for Handler {
     }
 }
 
+/// An MCP role as loomflow's.
+fn role(role: &rmcp::model::Role) -> Role {
+    match role {
+        rmcp::model::Role::User => Role::User,
+        rmcp::model::Role::Assistant => Role::Assistant,
+    }
+}
+
 /// A sampling request as the messages a loomflow model takes.
 fn sampling_messages(params: &CreateMessageRequestParams) -> Vec<Message> {
     let mut messages = Vec::with_capacity(params.messages.len() + 1);
@@ -224,11 +232,7 @@ fn sampling_messages(params: &CreateMessageRequestParams) -> Vec<Message> {
         messages.push(Message::system(system));
     }
     for message in &params.messages {
-        let role = match message.role {
-            rmcp::model::Role::User => Role::User,
-            rmcp::model::Role::Assistant => Role::Assistant,
-        };
-        let mut out = Message::text(role, "");
+        let mut out = Message::text(role(&message.role), "");
         for block in message.content.clone().into_vec() {
             out.content.push(match block {
                 SamplingMessageContentBlock::Text(t) => ContentPart::Text { text: t.text },
@@ -466,11 +470,7 @@ impl Session for RmcpSession {
             .messages
             .into_iter()
             .map(|m| {
-                let role = match m.role {
-                    rmcp::model::Role::User => Role::User,
-                    rmcp::model::Role::Assistant => Role::Assistant,
-                };
-                let mut message = Message::text(role, "");
+                let mut message = Message::text(role(&m.role), "");
                 message.content.push(content_part(m.content));
                 message
             })

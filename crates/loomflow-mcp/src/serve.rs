@@ -25,7 +25,7 @@ use std::sync::Arc;
 
 use futures_util::StreamExt as _;
 use loomflow_core::id::UserId;
-use loomflow_core::{Agent, EventKind, RunContext, ToolDef};
+use loomflow_core::{Agent, Event, EventKind, RunContext, ToolDef};
 use loomflow_workflow::Workflow;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ErrorData,
@@ -108,20 +108,10 @@ impl HttpAuth {
 
 /// The name of a tool any provider accepts: `[A-Za-z0-9_-]{1,64}`.
 fn tool_name(name: &str) -> String {
-    let mut out: String = name
-        .chars()
-        .map(
-            |c| match c.is_ascii_alphanumeric() || c == '_' || c == '-' {
-                true => c,
-                false => '_',
-            },
-        )
-        .take(64)
-        .collect();
-    if out.is_empty() {
-        out.push_str("run");
+    match crate::names::valid(name) {
+        empty if empty.is_empty() => "run".to_owned(),
+        valid => valid,
     }
-    out
 }
 
 impl McpService {
@@ -371,9 +361,7 @@ impl Handler {
                         None => run.await,
                         Some(mut progress) => {
                             let mut events = run.stream();
-                            while let Some(event) = events.next().await {
-                                progress.tell(&event.kind).await;
-                            }
+                            progress.follow(&mut events).await;
                             events.result().await
                         }
                     };
@@ -396,9 +384,7 @@ impl Handler {
                         None => run.await,
                         Some(mut progress) => {
                             let mut events = run.stream();
-                            while let Some(event) = events.next().await {
-                                progress.tell(&event.kind).await;
-                            }
+                            progress.follow(&mut events).await;
                             events.result().await
                         }
                     };
@@ -451,24 +437,21 @@ impl Progress {
         }
     }
 
+    /// Tells the client what a run's `events` say, until they end.
+    async fn follow(&mut self, events: &mut (impl futures_util::Stream<Item = Event> + Unpin)) {
+        while let Some(event) = events.next().await {
+            self.tell(&event.kind).await;
+        }
+    }
+
     /// Tells the client about a tool call or a tool's progress.
     async fn tell(&mut self, event: &EventKind) {
         let message = match event {
             EventKind::ToolCall { call } => format!("calling {}", call.tool),
-            EventKind::ToolProgress {
-                tool,
-                progress,
-                total,
-                message,
-                ..
-            } => {
-                let of = total.map(|t| format!("/{t}")).unwrap_or_default();
-                let note = message
-                    .as_deref()
-                    .map(|m| format!(": {m}"))
-                    .unwrap_or_default();
-                format!("{tool} {progress}{of}{note}")
-            }
+            kind @ EventKind::ToolProgress { .. } => match kind.progress_line() {
+                Some(line) => line,
+                None => return,
+            },
             EventKind::WorkflowStepStarted { node, .. } => format!("step {node}"),
             _ => return,
         };
