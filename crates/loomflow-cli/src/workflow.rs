@@ -74,6 +74,19 @@ pub(crate) async fn prepare(
     }
     let telemetry = crate::telemetry(args.trace, wf.telemetry_spec())
         .map_err(|e| format!("{}: telemetry: {e}", file.display()))?;
+    for (agent, registry) in loomflow::connect_workflow_mcp(&wf)
+        .await
+        .map_err(|e| format!("{}: {e}", file.display()))?
+    {
+        for server in registry.status() {
+            if let Some(error) = &server.error {
+                eprintln!(
+                    "warning: agents.{agent}: MCP server `{}` is unavailable: {error}",
+                    server.name
+                );
+            }
+        }
+    }
     if let Some(t) = &telemetry {
         wf = wf.with_telemetry(t.clone());
     }
@@ -120,6 +133,11 @@ async fn run_workflow(wf: &Workflow, args: &RunArgs, input: String) -> Result<()
             }
             EventKind::ToolCall { call } => {
                 let _ = writeln!(out, "\n  → {}({})", call.tool, call.args);
+            }
+            kind @ EventKind::ToolProgress { .. } => {
+                if let Some(line) = kind.progress_line() {
+                    let _ = writeln!(out, "    … {line}");
+                }
             }
             _ => {}
         }

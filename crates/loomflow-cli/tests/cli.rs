@@ -1450,3 +1450,80 @@ async fn a_served_workflow_is_a_tool_for_loomflows_own_mcp_client() {
         serde_json::to_value(loomflow::UserId::anonymous()).unwrap()
     );
 }
+
+/// A workflow file whose one agent has the reference server as `[[mcp]]`.
+fn mcp_workflow_file(dir: &std::path::Path) -> PathBuf {
+    let everything = loomflow_testkit::mcp_server("mcp-server-everything");
+    let file = dir.join("flow.toml");
+    std::fs::write(
+        &file,
+        format!(
+            r#"
+name = "flow"
+start = "helper"
+
+[agents.helper]
+instructions = "Use the tools."
+model = {{ name = "scripted", turns = [
+  {{ tool_calls = [{{ name = "get-sum", args = {{ a = 20, b = 22 }} }}] }},
+  {{ text = "the sum is 42" }},
+] }}
+
+[[agents.helper.mcp]]
+name = "ev"
+transport = "stdio"
+command = "{}"
+args = ["stdio"]
+
+[[nodes]]
+name = "helper"
+agent = "helper"
+
+[[edges]]
+from = "helper"
+to = "END"
+"#,
+            everything.display()
+        ),
+    )
+    .unwrap();
+    file
+}
+
+#[test]
+fn a_workflow_files_agents_get_their_mcp_servers() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = mcp_workflow_file(dir.path());
+    let o = loomflow(&[
+        "run",
+        file.to_str().unwrap(),
+        "add",
+        "--stream",
+        "--runtime",
+        "memory",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains(r#"→ get-sum({"a":20,"b":22})"#), "{out}");
+    assert!(out.contains("the sum is 42"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workflow_files_mcp_servers_are_connected_by_the_caller() {
+    let dir = tempfile::tempdir().unwrap();
+    let wf = loomflow::Workflow::from_file(mcp_workflow_file(dir.path())).unwrap();
+    assert_eq!(wf.mcp_servers().len(), 1);
+    assert_eq!(wf.mcp_servers()[0].agent, "helper");
+    // Not connected: the agent's run says what to call.
+    let err = wf.run("add").await.unwrap_err().to_string();
+    assert!(
+        err.contains("the MCP servers of agents.helper.mcp were never connected")
+            && err.contains("loomflow::connect_workflow_mcp"),
+        "{err}"
+    );
+    let connected = loomflow::connect_workflow_mcp(&wf).await.unwrap();
+    assert_eq!(connected.len(), 1);
+    assert_eq!(connected[0].1.status()[0].error, None);
+    let out = wf.run("add").await.unwrap();
+    assert_eq!(out.output, "the sum is 42");
+}

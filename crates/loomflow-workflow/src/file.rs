@@ -50,6 +50,13 @@
 //! [`Workflow::with_audit_log`]); agents and nested files take none of
 //! their own.
 //!
+//! An agent's `[[agents.<name>.mcp]]` servers (the `[[mcp]]` tables of an
+//! agent config) give it their tools. Connecting is asynchronous, so the
+//! loader leaves the agent a [`DeferredToolHost`] and lists it in
+//! [`Workflow::mcp_servers`]; the caller connects them
+//! (`loomflow::connect_workflow_mcp`; `loomflow run` and `loomflow mcp
+//! serve` do).
+//!
 //! A top-level `telemetry = "console" | "file:./spans.jsonl" | "otel"`
 //! records the run's spans and metrics, the agents' included, in one trace
 //! ([`Workflow::telemetry_spec`], [`Workflow::with_telemetry`]; the caller
@@ -62,6 +69,7 @@ use std::path::{Path, PathBuf};
 use loomflow_core::config::AgentConfig;
 use loomflow_core::error::closest;
 use loomflow_core::memory::MemorySpec;
+use loomflow_core::tool::DeferredToolHost;
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -280,6 +288,7 @@ impl Workflow {
             ),
         };
 
+        let mut mcp = Vec::new();
         for node in &spec.nodes {
             let span = node.span();
             let node = node.get_ref();
@@ -301,7 +310,7 @@ impl Workflow {
                             ),
                         ));
                     };
-                    let built = agent_from(&src, base, agent.get_ref(), table)?;
+                    let built = agent_from(&src, base, agent.get_ref(), table, &mut mcp)?;
                     b = b.add_node(name.clone(), built);
                 }
                 (None, Some(path)) => {
@@ -338,6 +347,10 @@ impl Workflow {
                             ),
                         ));
                     }
+                    mcp.extend(nested.mcp_servers().iter().map(|m| AgentMcp {
+                        agent: format!("{name}/{}", m.agent),
+                        ..m.clone()
+                    }));
                     b = b.add_node(name.clone(), nested);
                 }
                 _ => {
@@ -425,7 +438,11 @@ impl Workflow {
                 other => src.err(line, other.to_string()),
             }
         })?;
-        if memory_spec.is_none() && audit_spec.is_none() && telemetry_spec.is_none() {
+        if memory_spec.is_none()
+            && audit_spec.is_none()
+            && telemetry_spec.is_none()
+            && mcp.is_empty()
+        {
             return Ok(built);
         }
         let mut settings = built.inner.settings.clone();
@@ -435,6 +452,7 @@ impl Workflow {
         }
         settings.audit_spec = audit_spec;
         settings.telemetry_spec = telemetry_spec;
+        settings.mcp = mcp;
         Ok(Workflow::from_parts(
             built.inner.name.clone(),
             built.inner.graph.clone(),
@@ -479,11 +497,26 @@ fn mention(spec: &FileSpec, node: &str) -> Option<Range<usize>> {
         .map(|x| x.get_ref().name.span())
 }
 
+/// An agent of a workflow file with `[[mcp]]` servers: the caller connects
+/// them and fills the agent's tool host (`loomflow::connect_workflow_mcp`
+/// does both; `loomflow run` calls it).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct AgentMcp {
+    /// The agent's key (`coder`; `node/coder` inside a nested workflow).
+    pub agent: String,
+    /// Its `mcp` key: the `[[mcp]]` tables.
+    pub servers: toml::Value,
+    /// Its tool host, to fill with the connected servers.
+    pub host: DeferredToolHost,
+}
+
 fn agent_from(
     src: &Source<'_>,
     base: &Path,
     name: &str,
     table: &Spanned<toml::Table>,
+    mcp: &mut Vec<AgentMcp>,
 ) -> Result<loomflow_core::Agent, WorkflowError> {
     let span = table.span();
     let t = table.get_ref().clone();
@@ -532,21 +565,24 @@ fn agent_from(
             ),
         ));
     }
-    if config.mcp.is_some() {
-        return Err(src.err(
-            Some(span),
-            format!(
-                "agents.{name}.mcp: a workflow file cannot connect MCP servers yet; run this agent \
-                 from its own config (`loomflow run PROMPT --config agent.toml`), or build the \
-                 workflow in Rust with an `McpRegistry` as the agent's tool host"
-            ),
-        ));
-    }
+    // MCP servers connect asynchronously: the agent gets a slot the caller
+    // fills (`Workflow::mcp_servers`).
+    let mut config = config;
+    let servers = config.mcp.take();
     // An agent without a name of its own is named after its key.
     let named = config.name.is_some();
     let mut builder = config
         .into_builder()
         .map_err(|e| src.err(Some(span.clone()), format!("agents.{name}: {e}")))?;
+    if let Some(servers) = servers {
+        let host = DeferredToolHost::new(format!("agents.{name}.mcp"));
+        builder = builder.tool_host(host.clone());
+        mcp.push(AgentMcp {
+            agent: name.to_owned(),
+            servers,
+            host,
+        });
+    }
     if !named {
         builder = builder.name(name);
     }

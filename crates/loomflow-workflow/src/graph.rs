@@ -36,6 +36,9 @@ pub(crate) struct Settings {
     pub telemetry: Option<loomflow_core::telemetry::Telemetry>,
     /// A declarative file's `telemetry` key, for the caller to open.
     pub telemetry_spec: Option<loomflow_core::telemetry::TelemetrySpec>,
+    /// A declarative file's agents' `[[mcp]]` servers, for the caller to
+    /// connect.
+    pub mcp: Vec<crate::file::AgentMcp>,
 }
 
 impl Default for Settings {
@@ -55,6 +58,7 @@ impl Default for Settings {
             audit_spec: None,
             telemetry: None,
             telemetry_spec: None,
+            mcp: Vec::new(),
         }
     }
 }

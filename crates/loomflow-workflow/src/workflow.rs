@@ -134,6 +134,12 @@ impl Workflow {
         Self::from_parts(self.inner.name.clone(), self.inner.graph.clone(), settings)
     }
 
+    /// A declarative file's agents with `[[mcp]]` servers, for the caller
+    /// to connect (`loomflow::connect_workflow_mcp`; `loomflow run` does).
+    pub fn mcp_servers(&self) -> &[crate::file::AgentMcp] {
+        &self.inner.settings.mcp
+    }
+
     /// The telemetry a declarative file's `telemetry` key names, for the
     /// caller to open (`loomflow::open_telemetry`) and attach with
     /// [`with_telemetry`](Self::with_telemetry); `loomflow run` does both.

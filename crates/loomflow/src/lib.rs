@@ -419,6 +419,47 @@ pub async fn open_mcp(servers: &toml::Value) -> Result<mcp::McpRegistry, ConfigE
         .map_err(|e| ConfigError::invalid("mcp", e.to_string()))
 }
 
+/// Connects the `[[mcp]]` servers of a workflow file's agents
+/// ([`Workflow::mcp_servers`](loomflow_workflow::Workflow::mcp_servers)) and
+/// gives each agent its registry; returns the registries, with the agent
+/// each belongs to (to check [`status`](mcp::McpRegistry::status)). Until
+/// this runs, those agents' runs fail saying to call it.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// let workflow = loomflow::Workflow::from_file("support.toml")?;
+/// for (agent, registry) in loomflow::connect_workflow_mcp(&workflow).await? {
+///     for server in registry.status() {
+///         if let Some(error) = server.error {
+///             eprintln!("{agent}: MCP server `{}` is unavailable: {error}", server.name);
+///         }
+///     }
+/// }
+/// # Ok(()) }
+/// ```
+#[cfg(feature = "mcp")]
+pub async fn connect_workflow_mcp(
+    workflow: &loomflow_workflow::Workflow,
+) -> Result<Vec<(String, mcp::McpRegistry)>, ConfigError> {
+    let mut connected = Vec::new();
+    for agent in workflow.mcp_servers() {
+        if agent.host.is_filled() {
+            continue;
+        }
+        let registry = open_mcp(&agent.servers).await.map_err(|e| {
+            ConfigError::invalid(format!("agents.{}.mcp", agent.agent), e.to_string())
+        })?;
+        agent
+            .host
+            .fill(std::sync::Arc::new(registry.clone()))
+            .map_err(|e| {
+                ConfigError::invalid(format!("agents.{}.mcp", agent.agent), e.to_string())
+            })?;
+        connected.push((agent.agent.clone(), registry));
+    }
+    Ok(connected)
+}
+
 /// The names most programs need.
 pub mod prelude {
     pub use futures_util::StreamExt;

@@ -2,6 +2,7 @@
 //! the argument handling the `#[tool]` macro relies on.
 
 mod args;
+mod deferred;
 mod gate;
 mod host;
 
@@ -10,6 +11,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 pub use args::{coerce_args, parse_args, tool_schema};
+pub use deferred::DeferredToolHost;
 pub use gate::{
     AfterToolHook, AllowAll, ApprovalDecision, ApprovalHandler, BeforeToolHook, GateConfig,
     HookDecision, PermissionDecision, Permissions, ToolGate,
