@@ -196,6 +196,8 @@ struct Inner {
     indexed: AtomicU64,
     /// Held while re-listing changed servers.
     relisting: Mutex<()>,
+    /// `shutdown` ran: connect nothing again.
+    shut: AtomicBool,
     changes: broadcast::Sender<ToolEvent>,
 }
 
@@ -357,6 +359,7 @@ impl McpRegistryBuilder {
                 announced: AtomicU64::new(0),
                 indexed: AtomicU64::new(0),
                 relisting: Mutex::new(()),
+                shut: AtomicBool::new(false),
                 changes: broadcast::channel(64).0,
             }),
         };
@@ -545,8 +548,11 @@ impl McpRegistry {
             .map_err(|e| inner.request_error(i, &session, e))
     }
 
-    /// Stops every server's process.
+    /// Stops every server's process. The registry stays stopped: calls and
+    /// listings fail with the server unavailable, and `refresh` connects
+    /// nothing. (Dropping the last clone of a registry stops them too.)
     pub async fn shutdown(&self) {
+        self.inner.shut.store(true, Ordering::Release);
         for server in &self.inner.servers {
             let session = server.session.lock().await.take();
             if let Some(session) = session {
@@ -564,6 +570,12 @@ impl Inner {
         let mut slot = server.session.lock().await;
         if let Some(session) = slot.as_ref().filter(|s| !s.is_closed()) {
             return Ok(session.clone());
+        }
+        if self.shut.load(Ordering::Acquire) {
+            return Err(McpError::Unavailable {
+                server: server.spec.name.clone(),
+                reason: "the registry was shut down".into(),
+            });
         }
         let weak = Arc::downgrade(self);
         let hooks = Hooks {

@@ -293,20 +293,7 @@ async fn progress_notifications_are_events_on_the_run_stream() {
 async fn a_server_killed_mid_call_is_an_unavailable_tool_and_comes_back() {
     let dir = tempfile::tempdir().unwrap();
     let pid_file = dir.path().join("pid");
-    // The shell writes its pid and becomes the server (exec), so the pid
-    // is the server's.
-    let spec = McpServerSpec::stdio(
-        "fragile",
-        "sh",
-        [
-            "-c".to_owned(),
-            format!(
-                "echo $$ > '{}'; exec '{}' stdio",
-                pid_file.display(),
-                mcp_server("mcp-server-everything").display()
-            ),
-        ],
-    );
+    let spec = traced_everything("fragile", &pid_file);
     let registry = McpRegistry::connect([spec]).await.unwrap();
     let pid = std::fs::read_to_string(&pid_file).unwrap();
 
@@ -355,4 +342,72 @@ async fn a_server_killed_mid_call_is_an_unavailable_tool_and_comes_back() {
     let new_pid = std::fs::read_to_string(&pid_file).unwrap();
     assert_ne!(new_pid, pid);
     assert_eq!(registry.status()[0].error, None);
+}
+
+/// A server run through `sh`, which writes its pid to `pid_file` and then
+/// becomes the server (exec), so the pid is the server's.
+fn traced_everything(name: &str, pid_file: &std::path::Path) -> McpServerSpec {
+    McpServerSpec::stdio(
+        name,
+        "sh",
+        [
+            "-c".to_owned(),
+            format!(
+                "echo $$ > '{}'; exec '{}' stdio",
+                pid_file.display(),
+                mcp_server("mcp-server-everything").display()
+            ),
+        ],
+    )
+}
+
+/// True while process `pid` exists (and is not a zombie).
+fn alive(pid: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/{}/stat", pid.trim()))
+        .is_ok_and(|stat| !stat.split(") ").nth(1).is_some_and(|s| s.starts_with('Z')))
+}
+
+async fn gone(pid: &str) -> bool {
+    for _ in 0..100 {
+        if !alive(pid) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn children_stop_on_shutdown_and_when_the_registry_is_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let (first, second) = (dir.path().join("first"), dir.path().join("second"));
+
+    let registry = McpRegistry::connect([traced_everything("ev", &first)])
+        .await
+        .unwrap();
+    let pid = std::fs::read_to_string(&first).unwrap();
+    assert!(alive(&pid));
+    registry.shutdown().await;
+    assert!(gone(&pid).await, "server {pid} outlived shutdown");
+    // Shut down stays shut: nothing is started again.
+    let err = registry
+        .call("echo", &json!({"message": "hi"}), "c1")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "tool `echo` is unavailable: MCP server `ev` is unavailable: the registry was shut down"
+    );
+    registry.refresh().await;
+    assert_eq!(std::fs::read_to_string(&first).unwrap(), pid);
+
+    let registry = McpRegistry::connect([traced_everything("ev", &second)])
+        .await
+        .unwrap();
+    let pid = std::fs::read_to_string(&second).unwrap();
+    let clone = registry.clone();
+    drop(registry);
+    assert!(alive(&pid), "a clone still holds it");
+    drop(clone);
+    assert!(gone(&pid).await, "server {pid} outlived its registry");
 }
