@@ -34,6 +34,15 @@ pub(crate) struct ServeArgs {
     /// an address other than loopback.
     #[arg(long, value_name = "VAR")]
     tokens_env: Option<String>,
+    /// Over HTTP: also accept requests for this `Host` (`mcp.example.com`,
+    /// `10.0.0.5:8808`); loopback names always work. Needed when clients
+    /// reach the server by another name; others are refused (DNS
+    /// rebinding).
+    #[arg(long, value_name = "HOST")]
+    allow_host: Vec<String>,
+    /// Over HTTP: answer with plain JSON and keep no sessions.
+    #[arg(long)]
+    json_responses: bool,
     /// Offer the agent's tools that are not destructive next to its run.
     #[arg(long)]
     reexport_tools: bool,
@@ -69,7 +78,13 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         let (agent, telemetry) = crate::prepare_agent(&run_args).await?;
         (McpService::agent(agent), telemetry)
     };
-    let service = service.reexport_tools(args.reexport_tools);
+    let service = service
+        .reexport_tools(args.reexport_tools)
+        .allow_hosts(args.allow_host.iter().cloned())
+        .json_responses(args.json_responses);
+    if args.http.is_none() && (!args.allow_host.is_empty() || args.json_responses) {
+        return Err("--allow-host and --json-responses are for --http".into());
+    }
     let outcome = match &args.http {
         None => {
             if args.tokens_env.is_some() {

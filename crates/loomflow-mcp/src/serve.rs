@@ -77,6 +77,10 @@ pub struct McpService {
     tool: String,
     description: String,
     reexport: bool,
+    /// `Host` values HTTP requests may carry, besides loopback's.
+    hosts: Vec<String>,
+    /// Plain JSON answers, no sessions.
+    json: bool,
 }
 
 impl std::fmt::Debug for McpService {
@@ -127,6 +131,8 @@ impl McpService {
             ),
             target: Target::Agent(agent),
             reexport: false,
+            hosts: Vec::new(),
+            json: false,
         }
     }
 
@@ -141,6 +147,8 @@ impl McpService {
             ),
             target: Target::Workflow(workflow),
             reexport: false,
+            hosts: Vec::new(),
+            json: false,
         }
     }
 
@@ -160,6 +168,22 @@ impl McpService {
     /// (a workflow has none of its own).
     pub fn reexport_tools(mut self, on: bool) -> Self {
         self.reexport = on;
+        self
+    }
+
+    /// Accepts HTTP requests addressed to `hosts` (`mcp.example.com`,
+    /// `10.0.0.5:8808`) besides loopback. Requests for any other `Host` are
+    /// refused, which guards a local server against DNS rebinding.
+    pub fn allow_hosts(mut self, hosts: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.hosts.extend(hosts.into_iter().map(Into::into));
+        self
+    }
+
+    /// Over HTTP, answers each request with plain JSON and keeps no
+    /// session (stateless), instead of event streams in a session; a call
+    /// that reports progress still streams.
+    pub fn json_responses(mut self, on: bool) -> Self {
+        self.json = on;
         self
     }
 
@@ -200,6 +224,16 @@ impl McpService {
         use rmcp::transport::streamable_http_server::{
             StreamableHttpServerConfig, StreamableHttpService, session::local::LocalSessionManager,
         };
+        let mut config = StreamableHttpServerConfig::default();
+        if !self.hosts.is_empty() {
+            let mut hosts = config.allowed_hosts.clone();
+            hosts.extend(self.hosts.iter().cloned());
+            config = config.with_allowed_hosts(hosts);
+        }
+        if self.json {
+            config.legacy_session_mode = false;
+            config.json_response = true;
+        }
         let service = Arc::new(self);
         let mcp = StreamableHttpService::new(
             move || {
@@ -209,7 +243,7 @@ impl McpService {
                 })
             },
             Arc::new(LocalSessionManager::default()),
-            StreamableHttpServerConfig::default(),
+            config,
         );
         axum::Router::new()
             .route_service("/mcp", mcp)

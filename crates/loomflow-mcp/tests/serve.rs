@@ -137,3 +137,63 @@ async fn a_served_agent_reports_progress_and_runs_as_the_tokens_user() {
     // Who runs is the token's user, whatever the arguments say.
     assert_eq!(result["user_id"], "ann");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_responses_and_allowed_hosts() {
+    let served = Agent::builder()
+        .name("echoer")
+        .model("echo")
+        .build()
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(
+        McpService::agent(served)
+            .json_responses(true)
+            .allow_hosts(["mcp.test"])
+            .serve_http(listener, HttpAuth::Open, std::future::pending()),
+    );
+    let registry = McpRegistry::connect([McpServerSpec::http(
+        "json",
+        format!("http://127.0.0.1:{port}/mcp"),
+    )])
+    .await
+    .unwrap();
+    let out = registry
+        .call("echoer", &json!({"prompt": "plain json"}), "c1")
+        .await
+        .unwrap();
+    assert_eq!(out["output"], "Echo: plain json");
+    assert_eq!(
+        out["user_id"],
+        serde_json::to_value(UserId::anonymous()).unwrap()
+    );
+
+    // A `Host` that is neither loopback nor allowed is refused; an allowed
+    // one gets a plain JSON answer.
+    let post = |host: &str| {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let body = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
+        write!(
+            stream,
+            "POST /mcp HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n\
+             Accept: application/json, text/event-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        response
+    };
+    let evil = post("evil.example");
+    assert!(evil.starts_with("HTTP/1.1 403"), "{evil}");
+    let allowed = post("mcp.test");
+    assert!(allowed.starts_with("HTTP/1.1 200"), "{allowed}");
+    assert!(
+        allowed
+            .to_lowercase()
+            .contains("content-type: application/json"),
+        "{allowed}"
+    );
+}
