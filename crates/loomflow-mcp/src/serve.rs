@@ -331,9 +331,7 @@ impl Handler {
                 "required": ["input"]
             }),
         };
-        let Value::Object(schema) = schema else {
-            unreachable!("a JSON object literal")
-        };
+        let schema = schema.as_object().cloned().unwrap_or_default();
         Tool::new(
             self.service.tool.clone(),
             self.service.description.clone(),
@@ -549,7 +547,10 @@ impl ServerHandler for Handler {
             ));
         };
         let Target::Agent(agent) = &self.service.target else {
-            unreachable!("only agents re-export tools")
+            return Err(ErrorData::invalid_params(
+                format!("no tool `{}` here", request.name),
+                None,
+            ));
         };
         let host = agent.tool_host().clone();
         let call_id = format!("mcp_{}", loomflow_core::RunId::generate().as_str());
