@@ -334,18 +334,24 @@ pub(crate) async fn prepare_agent(
                 .unwrap_or(std::path::Path::new("config"));
             format!("{}: {e}", file.display())
         })?;
-        for server in registry.status() {
-            if let Some(error) = &server.error {
-                eprintln!(
-                    "warning: MCP server `{}` is unavailable: {error}",
-                    server.name
-                );
-            }
-        }
+        warn_unavailable("", &registry);
         b = b.tool_host(registry);
     }
     let agent = b.build().map_err(|e| e.to_string())?;
     Ok((agent, telemetry))
+}
+
+/// Warns on stderr about each of `registry`'s servers that could not start
+/// (`whose` prefixes the line, as `agents.coder: `).
+pub(crate) fn warn_unavailable(whose: &str, registry: &loomflow::mcp::McpRegistry) {
+    for server in registry.status() {
+        if let Some(error) = &server.error {
+            eprintln!(
+                "warning: {whose}MCP server `{}` is unavailable: {error}",
+                server.name
+            );
+        }
+    }
 }
 
 /// The memory `--memory` names, else the configured one, opened.

@@ -78,14 +78,7 @@ pub(crate) async fn prepare(
         .await
         .map_err(|e| format!("{}: {e}", file.display()))?
     {
-        for server in registry.status() {
-            if let Some(error) = &server.error {
-                eprintln!(
-                    "warning: agents.{agent}: MCP server `{}` is unavailable: {error}",
-                    server.name
-                );
-            }
-        }
+        crate::warn_unavailable(&format!("agents.{agent}: "), &registry);
     }
     if let Some(t) = &telemetry {
         wf = wf.with_telemetry(t.clone());

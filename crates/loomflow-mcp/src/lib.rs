@@ -110,7 +110,7 @@ pub enum McpError {
         message: String,
     },
     /// No connected server could read this URI.
-    #[error("no MCP server has a resource `{uri}`{}", if .tried.is_empty() { String::new() } else { format!(" (tried {})", .tried.join(", ")) })]
+    #[error("no MCP server has a resource `{uri}`{}; `list_resources()` shows the URIs there are", if .tried.is_empty() { String::new() } else { format!(" (tried {})", .tried.join(", ")) })]
     UnknownResource {
         /// The URI.
         uri: String,
@@ -126,7 +126,7 @@ pub enum McpError {
         servers: Vec<String>,
     },
     /// No server offers a prompt of this name.
-    #[error("no MCP prompt is named `{name}`; the prompts are: {}", .available.join(", "))]
+    #[error("no one MCP prompt is named `{name}`; the prompts are: {} (one that several servers offer is named `server.prompt`)", .available.join(", "))]
     UnknownPrompt {
         /// The name asked for.
         name: String,
@@ -455,12 +455,7 @@ impl McpRegistry {
     ) -> Result<Vec<ResourceContent>, McpError> {
         let inner = &self.inner;
         if let Some(name) = server {
-            let i = inner.server_index(name)?;
-            let session = inner.session(i).await?;
-            return session
-                .read_resource(uri)
-                .await
-                .map_err(|e| inner.request_error(i, &session, e));
+            return self.read_from(inner.server_index(name)?, uri).await;
         }
         let listing: Vec<String> = self
             .list_resources()
@@ -470,7 +465,7 @@ impl McpRegistry {
             .map(|r| r.server)
             .collect();
         match listing.as_slice() {
-            [one] => Box::pin(self.read_resource(uri, Some(one))).await,
+            [one] => self.read_from(inner.server_index(one)?, uri).await,
             [] => {
                 let mut tried = Vec::new();
                 for (i, server) in inner.servers.iter().enumerate() {
@@ -492,6 +487,15 @@ impl McpRegistry {
                 servers: listing,
             }),
         }
+    }
+
+    /// Reads the resource at `uri` from server `i`.
+    async fn read_from(&self, i: usize, uri: &str) -> Result<Vec<ResourceContent>, McpError> {
+        let session = self.inner.session(i).await?;
+        session
+            .read_resource(uri)
+            .await
+            .map_err(|e| self.inner.request_error(i, e))
     }
 
     /// Every prompt the connected servers offer.
@@ -545,7 +549,7 @@ impl McpRegistry {
         session
             .prompt(&prompt.name, args)
             .await
-            .map_err(|e| inner.request_error(i, &session, e))
+            .map_err(|e| inner.request_error(i, e))
     }
 
     /// Stops every server's process. The registry stays stopped: calls and
@@ -715,7 +719,7 @@ impl Inner {
 
     /// Turns a failed request into an error, marking the server gone when
     /// its connection is.
-    fn request_error(&self, i: usize, session: &Arc<dyn Session>, e: SessionError) -> McpError {
+    fn request_error(&self, i: usize, e: SessionError) -> McpError {
         let server = &self.servers[i];
         let name = server.spec.name.clone();
         match e {
@@ -723,7 +727,7 @@ impl Inner {
                 let reason = "the connection closed (the server exited or ended the session); \
                               the next request reconnects"
                     .to_owned();
-                self.lost(i, session, &reason);
+                self.lost(i, &reason);
                 McpError::Unavailable {
                     server: name,
                     reason,
@@ -740,14 +744,10 @@ impl Inner {
         }
     }
 
-    /// Server `i` lost `session`: forget it (unless already replaced).
-    fn lost(&self, i: usize, session: &Arc<dyn Session>, reason: &str) {
+    /// Server `i` lost its connection: say why. (The closed session is
+    /// replaced by the next request that needs one.)
+    fn lost(&self, i: usize, reason: &str) {
         let server = &self.servers[i];
-        if let Ok(mut slot) = server.session.try_lock()
-            && slot.as_ref().is_some_and(|s| Arc::ptr_eq(s, session))
-        {
-            *slot = None;
-        }
         *write(&server.error) = Some(reason.to_owned());
         tracing::warn!(server = %server.spec.name, %reason, "MCP server lost");
     }
@@ -765,44 +765,47 @@ fn tools_changed(weak: &Weak<Inner>, i: usize) {
     }
 }
 
-/// What changed between two indexes, tool by tool.
+/// Where a tool on offer comes from: its server and its name there (the
+/// name it is offered under can change when a collision comes or goes).
+fn origin<'a>(index: &'a Index, def: &ToolDef) -> Option<(usize, &'a str)> {
+    let route = index.routes.get(&def.name)?;
+    Some((route.server, route.tool.as_str()))
+}
+
+/// An index's tools by origin.
+fn by_origin(index: &Index) -> HashMap<(usize, &str), &ToolDef> {
+    index
+        .defs
+        .iter()
+        .filter_map(|d| Some((origin(index, d)?, d)))
+        .collect()
+}
+
+/// What changed between two indexes, tool by tool, in index order.
 fn diff(old: &Index, new: &Index) -> Vec<ToolEvent> {
-    let by_origin = |index: &Index| -> HashMap<(usize, String), ToolDef> {
-        index
-            .defs
-            .iter()
-            .filter_map(|d| {
-                index
-                    .routes
-                    .get(&d.name)
-                    .map(|r| ((r.server, r.tool.clone()), d.clone()))
-            })
-            .collect()
-    };
     let (before, after) = (by_origin(old), by_origin(new));
-    let server_of = |d: &ToolDef| d.server.clone().unwrap_or_default();
+    let event = |change, (_, tool): (usize, &str), def: &ToolDef| ToolEvent {
+        change,
+        server: def.server.clone().unwrap_or_default(),
+        tool: tool.to_owned(),
+    };
     let mut events = Vec::new();
-    for ((s, tool), def) in &after {
-        let change = match before.get(&(*s, tool.clone())) {
-            None => Some(ToolChange::Added),
-            Some(prev) if prev != def => Some(ToolChange::Updated),
-            Some(_) => None,
+    for def in new.defs.iter() {
+        let Some(from) = origin(new, def) else {
+            continue;
         };
-        if let Some(change) = change {
-            events.push(ToolEvent {
-                change,
-                server: server_of(def),
-                tool: tool.clone(),
-            });
+        match before.get(&from) {
+            None => events.push(event(ToolChange::Added, from, def)),
+            Some(prev) if *prev != def => events.push(event(ToolChange::Updated, from, def)),
+            Some(_) => {}
         }
     }
-    for ((s, tool), def) in &before {
-        if !after.contains_key(&(*s, tool.clone())) {
-            events.push(ToolEvent {
-                change: ToolChange::Removed,
-                server: server_of(def),
-                tool: tool.clone(),
-            });
+    for def in old.defs.iter() {
+        let Some(from) = origin(old, def) else {
+            continue;
+        };
+        if !after.contains_key(&from) {
+            events.push(event(ToolChange::Removed, from, def));
         }
     }
     events
@@ -863,7 +866,7 @@ impl ToolHost for McpRegistry {
                 tool: name.to_owned(),
                 timeout: inner.call_timeout,
             }),
-            Err(e) => Err(match inner.request_error(route.server, &session, e) {
+            Err(e) => Err(match inner.request_error(route.server, e) {
                 McpError::Unavailable { server, reason } => ToolError::Unavailable {
                     tool: name.to_owned(),
                     reason: format!("MCP server `{server}`: {reason}"),

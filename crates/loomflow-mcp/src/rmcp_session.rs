@@ -50,64 +50,69 @@ pub(crate) async fn connect(spec: &McpServerSpec, hooks: Hooks) -> Result<RmcpSe
     let handler = Handler {
         hooks: hooks.clone(),
     };
-    let service =
-        match &spec.transport {
-            McpTransport::Stdio { command, args, env } => {
-                let mut cmd = tokio::process::Command::new(command);
-                cmd.args(args).envs(env).kill_on_drop(true);
-                let transport = rmcp::transport::TokioChildProcess::builder(cmd)
-                    .stderr(std::process::Stdio::null())
-                    .spawn()
-                    .map(|(t, _)| t)
-                    .map_err(|e| format!("cannot start `{command}`: {e}"))?;
-                handler
-                    .serve(watch(transport, &progress, &hooks))
-                    .await
-                    .map_err(|e| {
-                        redact(&format!(
-                            "the MCP handshake failed: {}",
-                            tidy(&e.to_string())
-                        ))
-                        .into_owned()
-                    })?
-            }
-            McpTransport::Http { url, headers } => {
-                use rmcp::transport::StreamableHttpClientTransport;
-                use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
-                let mut config = StreamableHttpClientTransportConfig::with_uri(url.as_str());
-                for (name, value) in headers {
-                    let header = http::HeaderName::from_bytes(name.as_bytes())
-                        .map_err(|e| format!("header name {name:?}: {e}"))?;
-                    let value = http::HeaderValue::from_str(value)
-                        .map_err(|e| format!("header {name:?}: {e}"))?;
-                    config.custom_headers.insert(header, value);
-                }
-                let transport =
-                    StreamableHttpClientTransport::with_client(reqwest::Client::new(), config);
-                handler
-                .serve(watch(transport, &progress, &hooks))
-                .await
+    // The handshake, over the transport the spec names; `url` says where
+    // in an error.
+    let (service, url) = match &spec.transport {
+        McpTransport::Stdio { command, args, env } => {
+            let mut cmd = tokio::process::Command::new(command);
+            cmd.args(args).envs(env).kill_on_drop(true);
+            let transport = rmcp::transport::TokioChildProcess::builder(cmd)
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .map(|(t, _)| t)
                 .map_err(|e| {
-                    let e = e.to_string();
-                    if e.contains("Auth required") {
-                        format!(
-                            "the MCP handshake with {url} failed: the server wants authorization \
-                             (HTTP 401); check the `headers` (Authorization) of this server"
-                        )
-                    } else {
-                        redact(&format!("the MCP handshake with {url} failed: {}", tidy(&e)))
-                            .into_owned()
-                    }
-                })?
+                    format!(
+                        "cannot start `{command}`: {e} (check `command` and that it is installed)"
+                    )
+                })?;
+            (
+                handler.serve(watch(transport, &progress, &hooks)).await,
+                None,
+            )
+        }
+        McpTransport::Http { url, headers } => {
+            use rmcp::transport::StreamableHttpClientTransport;
+            use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+            let mut config = StreamableHttpClientTransportConfig::with_uri(url.as_str());
+            for (name, value) in headers {
+                let header = http::HeaderName::from_bytes(name.as_bytes())
+                    .map_err(|e| format!("`headers`: {name:?} is not an HTTP header name ({e})"))?;
+                let value = http::HeaderValue::from_str(value).map_err(|e| {
+                    format!("`headers`: the value of {name:?} is not a valid header value ({e})")
+                })?;
+                config.custom_headers.insert(header, value);
             }
-        };
+            let transport =
+                StreamableHttpClientTransport::with_client(reqwest::Client::new(), config);
+            let service = handler.serve(watch(transport, &progress, &hooks)).await;
+            (service, Some(url.as_str()))
+        }
+    };
+    let service = service.map_err(|e| handshake_error(url, &e.to_string()))?;
     Ok(RmcpSession {
         server: spec.name.clone(),
-        service: tokio::sync::Mutex::new(Some(service)),
-        peer: None,
+        peer: service.peer().clone(),
+        service: tokio::sync::RwLock::new(service),
         progress,
+    })
+}
+
+/// Why the handshake with a server (at `url`, over HTTP) failed, without
+/// the SDK's transport type names; a refusal for want of credentials says
+/// which setting to check.
+fn handshake_error(url: Option<&str>, message: &str) -> String {
+    let with = url.map(|u| format!(" with {u}")).unwrap_or_default();
+    if url.is_some() && message.contains("Auth required") {
+        return format!(
+            "the MCP handshake{with} failed: the server wants authorization (HTTP 401); \
+             check the `headers` (Authorization) of this server"
+        );
     }
-    .with_peer())
+    redact(&format!(
+        "the MCP handshake{with} failed: {}",
+        tidy(message)
+    ))
+    .into_owned()
 }
 
 /// An SDK error without the transport's type name it carries
@@ -260,23 +265,19 @@ type Service = RunningService<RoleClient, Handler>;
 /// A connection through `rmcp`.
 pub(crate) struct RmcpSession {
     server: String,
-    /// `None` once closed.
-    service: tokio::sync::Mutex<Option<Service>>,
-    /// The service's peer, for requests without the lock.
-    peer: Option<Peer<RoleClient>>,
+    /// The running session: shared by requests that drive rounds through
+    /// the local handler (resources, prompts), taken alone to close it.
+    service: tokio::sync::RwLock<Service>,
+    /// Its peer, for plain requests.
+    peer: Peer<RoleClient>,
     progress: ProgressDispatcher,
 }
 
 impl RmcpSession {
-    fn with_peer(mut self) -> Self {
-        self.peer = self.service.get_mut().as_ref().map(|s| s.peer().clone());
-        self
-    }
-
     fn peer(&self) -> Result<&Peer<RoleClient>, SessionError> {
-        match &self.peer {
-            Some(peer) if !peer.is_transport_closed() => Ok(peer),
-            _ => Err(SessionError::Closed),
+        match self.peer.is_transport_closed() {
+            false => Ok(&self.peer),
+            true => Err(SessionError::Closed),
         }
     }
 }
@@ -420,9 +421,10 @@ impl Session for RmcpSession {
 
     async fn read_resource(&self, uri: &str) -> Result<Vec<ResourceContent>, SessionError> {
         self.peer()?;
-        let service = self.service.lock().await;
-        let service = service.as_ref().ok_or(SessionError::Closed)?;
-        let read = service
+        let read = self
+            .service
+            .read()
+            .await
             .read_resource(ReadResourceRequestParams::new(uri))
             .await
             .map_err(session_error)?;
@@ -461,11 +463,15 @@ impl Session for RmcpSession {
         args: Map<String, Value>,
     ) -> Result<Vec<Message>, SessionError> {
         self.peer()?;
-        let service = self.service.lock().await;
-        let service = service.as_ref().ok_or(SessionError::Closed)?;
         let mut params = GetPromptRequestParams::new(name);
         params.arguments = (!args.is_empty()).then_some(args);
-        let got = service.get_prompt(params).await.map_err(session_error)?;
+        let got = self
+            .service
+            .read()
+            .await
+            .get_prompt(params)
+            .await
+            .map_err(session_error)?;
         Ok(got
             .messages
             .into_iter()
@@ -478,13 +484,11 @@ impl Session for RmcpSession {
     }
 
     fn is_closed(&self) -> bool {
-        self.peer.as_ref().is_none_or(|p| p.is_transport_closed())
+        self.peer.is_transport_closed()
     }
 
     async fn close(&self) {
-        if let Some(service) = self.service.lock().await.take() {
-            let _ = service.cancel().await;
-        }
+        let _ = self.service.write().await.close().await;
     }
 }
 
@@ -567,13 +571,19 @@ fn placeholder(block: &ContentBlock) -> String {
     }
 }
 
-/// A call's result as the model reads it: the structured content if there
-/// is some; else the text of its blocks, one per line, where an image, audio
-/// or binary block is a line naming its type and size (a resource link
-/// names its URI, to read with `read_resource`).
+/// A call's result as the model reads it. Structured content as it is,
+/// when the blocks beside it are text (its serialised form, by the spec's
+/// advice). Otherwise the blocks, one per line, where an image, audio or
+/// binary block is a line naming its type and size and a resource link
+/// names its URI (to read with `read_resource`): a server that mirrors an
+/// image into its structured content does not send the model base64.
 fn call_output(result: CallToolResult) -> CallOutput {
     let is_error = result.is_error == Some(true);
-    if let Some(structured) = result.structured_content {
+    let all_text = result
+        .content
+        .iter()
+        .all(|b| matches!(b, ContentBlock::Text(_)));
+    if let Some(structured) = result.structured_content.filter(|_| all_text) {
         return CallOutput {
             output: structured,
             is_error,

@@ -111,7 +111,7 @@ impl HttpAuth {
 }
 
 /// The name of a tool any provider accepts: `[A-Za-z0-9_-]{1,64}`.
-fn tool_name(name: &str) -> String {
+fn valid_tool_name(name: &str) -> String {
     match crate::names::valid(name) {
         empty if empty.is_empty() => "run".to_owned(),
         valid => valid,
@@ -124,7 +124,7 @@ impl McpService {
     pub fn agent(agent: Agent) -> Self {
         let name = agent.name().unwrap_or("agent").to_owned();
         Self {
-            tool: tool_name(&name),
+            tool: valid_tool_name(&name),
             description: format!(
                 "Asks the loomflow agent `{name}`: give it a `prompt`; it answers with its reply. \
                  Pass the `session` from an earlier answer to continue that conversation."
@@ -140,7 +140,7 @@ impl McpService {
     pub fn workflow(workflow: Workflow) -> Self {
         let name = workflow.name().to_owned();
         Self {
-            tool: tool_name(&name),
+            tool: valid_tool_name(&name),
             description: format!(
                 "Runs the loomflow workflow `{name}` on `input` (any JSON) and answers with its \
                  output. Pass the `session` from an earlier answer to continue it."
@@ -154,7 +154,7 @@ impl McpService {
 
     /// Names the run tool `name` instead.
     pub fn tool_name(mut self, name: &str) -> Self {
-        self.tool = tool_name(name);
+        self.tool = valid_tool_name(name);
         self
     }
 
@@ -379,56 +379,45 @@ impl Handler {
             .meta
             .get_progress_token()
             .map(|token| Progress::new(token, context.peer.clone()));
+        // An agent's and a workflow's requests and streams are different
+        // types with the same shape: start `$run` with the user and session,
+        // plainly or following its events for the client.
+        macro_rules! drive {
+            ($run:expr) => {{
+                let mut run = $run.user(user);
+                if let Some(s) = session {
+                    run = run.session(s);
+                }
+                match progress {
+                    None => run.await,
+                    Some(mut progress) => {
+                        let mut events = run.stream();
+                        progress.follow(&mut events).await;
+                        events.result().await
+                    }
+                }
+                .map_err(|e| e.to_string())
+            }};
+        }
         let run = async {
             match &self.service.target {
                 Target::Agent(agent) => {
                     let Some(prompt) = args.get("prompt").and_then(Value::as_str) else {
                         return Err("`prompt` (a string) is required".to_owned());
                     };
-                    let mut run = agent.run(prompt).user(user);
-                    if let Some(s) = session {
-                        run = run.session(s);
-                    }
-                    let result = match progress {
-                        None => run.await,
-                        Some(mut progress) => {
-                            let mut events = run.stream();
-                            progress.follow(&mut events).await;
-                            events.result().await
-                        }
-                    };
-                    result
-                        .map(|r| {
-                            let text = r.output.clone();
-                            (text, serde_json::to_value(&r).unwrap_or(Value::Null))
-                        })
-                        .map_err(|e| e.to_string())
+                    drive!(agent.run(prompt)).map(|r| (r.output.clone(), to_json(&r)))
                 }
                 Target::Workflow(workflow) => {
                     let Some(input) = args.get("input") else {
                         return Err("`input` is required".to_owned());
                     };
-                    let mut run = workflow.run(input.clone()).user(user);
-                    if let Some(s) = session {
-                        run = run.session(s);
-                    }
-                    let result = match progress {
-                        None => run.await,
-                        Some(mut progress) => {
-                            let mut events = run.stream();
-                            progress.follow(&mut events).await;
-                            events.result().await
-                        }
-                    };
-                    result
-                        .map(|r| {
-                            let text = match &r.output {
-                                Value::String(s) => s.clone(),
-                                other => other.to_string(),
-                            };
-                            (text, serde_json::to_value(&r).unwrap_or(Value::Null))
-                        })
-                        .map_err(|e| e.to_string())
+                    drive!(workflow.run(input.clone())).map(|r| {
+                        let text = match &r.output {
+                            Value::String(s) => s.clone(),
+                            other => other.to_string(),
+                        };
+                        (text, to_json(&r))
+                    })
                 }
             }
         };
@@ -451,6 +440,11 @@ impl Handler {
             )]),
         }
     }
+}
+
+/// A run's result as JSON, for the structured content.
+fn to_json(result: &impl serde::Serialize) -> Value {
+    serde_json::to_value(result).unwrap_or(Value::Null)
 }
 
 /// Progress notifications to a client that asked for them.

@@ -223,3 +223,51 @@ async fn two_servers_with_one_name_are_refused() {
         "two MCP servers are named `x`; give each a unique name (it qualifies colliding tool names)"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_filesystem_server_reads_lists_and_asks_before_writing() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().canonicalize().unwrap();
+    std::fs::write(root.join("notes.txt"), "hello files").unwrap();
+    std::fs::write(root.join("dot.png"), b"\x89PNG\r\n\x1a\n").unwrap();
+    let at = |name: &str| root.join(name).display().to_string();
+    let registry = McpRegistry::connect([McpServerSpec::stdio(
+        "fs",
+        mcp_server("mcp-server-filesystem").display().to_string(),
+        [root.display().to_string()],
+    )])
+    .await
+    .unwrap();
+    let defs = registry.list_tools().await.unwrap();
+    let destructive = |n: &str| defs.iter().find(|d| d.name == n).unwrap().destructive;
+    assert!(!destructive("read_text_file"));
+    assert!(!destructive("create_directory"));
+    assert!(destructive("write_file"));
+
+    let model = RecordingModel::new(ScriptedModel::new([
+        ScriptedTurn::tool_call("read_text_file", json!({"path": at("notes.txt")}))
+            .and_tool_call("list_directory", json!({"path": at("")}))
+            .and_tool_call("read_media_file", json!({"path": at("dot.png")}))
+            .and_tool_call(
+                "write_file",
+                json!({"path": at("new.txt"), "content": "unwanted"}),
+            ),
+        ScriptedTurn::text("done"),
+    ]));
+    let agent = Agent::builder()
+        .model(model.clone())
+        .tool_host(registry)
+        .permissions(StandardPermissions::new())
+        .build()
+        .unwrap();
+    assert_eq!(agent.run("look around").await.unwrap().output, "done");
+    let texts = model.calls()[1].tool_texts();
+    assert!(texts[0].contains("hello files"), "{texts:?}");
+    assert!(
+        texts[1].contains("[FILE] notes.txt") && texts[1].contains("[FILE] dot.png"),
+        "{texts:?}"
+    );
+    assert!(texts[2].contains("[image image/png, 8 bytes]"), "{texts:?}");
+    assert_eq!(texts[3], "DENIED: approval required; no approver");
+    assert!(!root.join("new.txt").exists());
+}
