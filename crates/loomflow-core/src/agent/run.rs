@@ -389,96 +389,175 @@ impl RunRequest {
 
     /// The run itself, its failures recorded on `span`.
     ///
-    /// A plain fn returning an `async move` block: an `async fn` would keep
-    /// both its argument and a moved copy of it in the future, and this
-    /// future is what each in-flight run holds.
-    #[allow(clippy::manual_async_fn)]
+    /// Two futures in sequence, sharing their space: the setup (ids, the
+    /// journal, the checkpoint to restore), then the run holding only what
+    /// its loop uses. One `async` block for both would keep every setup
+    /// local beside the loop for the run's whole life (a local that lives
+    /// across two awaits gets its own slot), and this future is what each
+    /// in-flight run holds and what is copied into its box.
     fn execute_here(
         self,
         sink: Option<EventSink>,
         span: tracing::Span,
     ) -> impl Future<Output = Result<RunResult>> + Send {
-        async move {
-            let started_at = Utc::now();
-            let inner = self.agent.inner.clone();
-            let mut session_id = match self.session {
-                Some(Ok(s)) => s,
-                Some(Err(e)) => return fail(&span, sink, SessionId::generate(), e.into()).await,
-                None => SessionId::generate(),
-            };
-            let user_id = match self.user {
-                Some(Ok(u)) => u,
-                Some(Err(e)) => return fail(&span, sink, session_id, e.into()).await,
-                None => RunContext::current().map(|c| c.user_id).unwrap_or_default(),
-            };
-            let mut message = Message::user(self.input);
-            for image in self.images {
-                message = message.with_image(image);
-            }
+        self.prepare(sink, span).then(|prepared| match prepared {
+            Ok(run) => Either::Left(run.drive()),
+            Err(e) => Either::Right(std::future::ready(Err(e))),
+        })
+    }
 
-            // Meet the journal: restore a checkpoint (forking when it is not
-            // the newest), then join or open the session's run epoch.
-            let mut restore = None;
-            if let Some(which) = self.durable.checkpoint {
-                match restore_checkpoint(&inner, &user_id, &session_id, which).await {
-                    Ok((checkpoint, session)) => {
-                        session_id = session;
-                        restore = Some(checkpoint);
-                    }
-                    Err(e) => return fail(&span, sink, session_id, e.into()).await,
+    /// Settles who, where and from what the run starts; a failure here is
+    /// recorded and emitted before it is returned.
+    async fn prepare(self, sink: Option<EventSink>, span: tracing::Span) -> Result<Prepared> {
+        let started_at = Utc::now();
+        let inner = self.agent.inner;
+        let mut session_id = match self.session {
+            Some(Ok(s)) => s,
+            Some(Err(e)) => return fail(&span, sink, SessionId::generate(), e.into()).await,
+            None => SessionId::generate(),
+        };
+        let user_id = match self.user {
+            Some(Ok(u)) => u,
+            Some(Err(e)) => return fail(&span, sink, session_id, e.into()).await,
+            None => RunContext::current().map(|c| c.user_id).unwrap_or_default(),
+        };
+        let mut message = Message::user(self.input);
+        for image in self.images {
+            message = message.with_image(image);
+        }
+
+        // Meet the journal: restore a checkpoint (forking when it is not
+        // the newest), then join or open the session's run epoch.
+        let mut restore = None;
+        if let Some(which) = self.durable.checkpoint {
+            let restored = Box::pin(restore_checkpoint(&inner, &user_id, &session_id, which));
+            match restored.await {
+                Ok((checkpoint, session)) => {
+                    session_id = session;
+                    restore = Some(Box::new(checkpoint));
                 }
-                if message.text_content().is_empty() {
-                    message = Message::user("Continue the interrupted task.");
-                }
+                Err(e) => return fail(&span, sink, session_id, e.into()).await,
             }
-            let mode = if self.durable.resume_last && restore.is_none() {
-                if inner.journal.is_none() && crate::journal::Frame::current().is_none() {
-                    let e = JournalError::NoJournal { what: "resume" };
-                    return fail(&span, sink, session_id, e.into()).await;
-                }
-                OpenMode::ResumeLast
-            } else if let Some(run_id) = &self.run_id {
-                OpenMode::Keyed(run_id.clone())
-            } else {
-                OpenMode::Run
-            };
-            let resuming = mode == OpenMode::ResumeLast;
+            if message.text_content().is_empty() {
+                message = Message::user("Continue the interrupted task.");
+            }
+        }
+        let mode = if self.durable.resume_last && restore.is_none() {
+            if inner.journal.is_none() && crate::journal::Frame::current().is_none() {
+                let e = JournalError::NoJournal { what: "resume" };
+                return fail(&span, sink, session_id, e.into()).await;
+            }
+            OpenMode::ResumeLast
+        } else if let Some(run_id) = &self.run_id {
+            OpenMode::Keyed(run_id.clone())
+        } else {
+            OpenMode::Run
+        };
+        let resuming = mode == OpenMode::ResumeLast;
+        // Without a journal here or around, there is nothing to meet (and
+        // no future to hold for it).
+        let durable = if inner.journal.is_none() && Frame::current().is_none() {
+            None
+        } else {
             let input_json = match inner.journal.is_some() || resuming {
                 true => serde_json::to_string(&message).ok(),
                 false => None,
             };
-            let entered = Durable::enter(
+            let entered = Box::pin(Durable::enter(
                 inner.journal.as_ref(),
                 || Scope::new(user_id.clone(), session_id.clone()),
                 input_json.as_deref(),
                 mode,
-            )
+            ))
             .await;
-            let durable = match entered {
+            match entered {
                 Ok(d) => d,
                 Err(e) => return fail(&span, sink, session_id, e.into()).await,
-            };
-            if resuming && let Some(recorded) = durable.as_ref().and_then(|d| d.input.as_deref()) {
-                message = match serde_json::from_str(recorded) {
-                    Ok(m) => m,
-                    Err(e) => {
-                        let e = JournalError::Corrupt {
-                            user: user_id,
-                            session: session_id.clone(),
-                            step: "run input".into(),
-                            message: e.to_string(),
-                        };
-                        return fail(&span, sink, session_id, e.into()).await;
-                    }
-                };
             }
-
-            let ctx = RunContext {
-                user_id,
-                session_id: session_id.clone(),
-                run_id: self.run_id.unwrap_or_else(RunId::generate),
-                metadata: Arc::new(self.metadata),
+        };
+        if resuming && let Some(recorded) = durable.as_ref().and_then(|d| d.input.as_deref()) {
+            message = match serde_json::from_str(recorded) {
+                Ok(m) => m,
+                Err(e) => {
+                    let e = JournalError::Corrupt {
+                        user: user_id,
+                        session: session_id.clone(),
+                        step: "run input".into(),
+                        message: e.to_string(),
+                    };
+                    return fail(&span, sink, session_id, e.into()).await;
+                }
             };
+        }
+        let ctx = RunContext {
+            user_id,
+            session_id: session_id.clone(),
+            run_id: self.run_id.unwrap_or_else(RunId::generate),
+            metadata: Arc::new(self.metadata),
+        };
+        let schema = self.output.or_else(|| inner.output_schema.clone());
+        let tone = self
+            .tone
+            .or_else(|| inner.tone.clone())
+            .or_else(Ambient::current_tone);
+        Ok(Prepared {
+            retries: self.retries.unwrap_or(inner.output_retries),
+            effort: self.effort.or(inner.settings.effort),
+            emitter: Emitter::new(session_id, sink),
+            inner,
+            ctx,
+            message,
+            restore,
+            durable,
+            schema,
+            tone,
+            started_at,
+            span,
+        })
+    }
+}
+
+/// A run ready to start: everything [`Prepared::drive`] holds while the
+/// loop runs.
+struct Prepared {
+    inner: Arc<super::AgentInner>,
+    ctx: RunContext,
+    emitter: Emitter,
+    message: Message,
+    /// Boxed: rare, and large beside the rest.
+    restore: Option<Box<Checkpoint>>,
+    durable: Option<Durable>,
+    schema: Option<OutputSchema>,
+    tone: Option<Tone>,
+    effort: Option<Effort>,
+    retries: u32,
+    started_at: DateTime<Utc>,
+    span: tracing::Span,
+}
+
+impl Prepared {
+    /// Runs the loop, then finishes the run's epoch, records and emits the
+    /// outcome. The rare steps (journal, audit, events) are boxed while they
+    /// run so that they do not size the future every run holds.
+    #[allow(clippy::manual_async_fn)]
+    fn drive(self) -> impl Future<Output = Result<RunResult>> + Send {
+        // Taken apart out here: inside the block, the whole and its parts
+        // would each take space.
+        let Prepared {
+            inner,
+            ctx,
+            emitter,
+            message,
+            restore,
+            durable,
+            schema,
+            tone,
+            effort,
+            retries,
+            started_at,
+            span,
+        } = self;
+        async move {
             let content =
                 !span.is_disabled() && telemetry::captures_content(inner.telemetry.as_ref());
             if !span.is_disabled() {
@@ -490,26 +569,19 @@ impl RunRequest {
                     );
                 }
             }
-            let emitter = Emitter::new(session_id, sink);
-            emitter
-                .emit(|| EventKind::Started {
+            if emitter.is_active() {
+                Box::pin(emitter.emit(|| EventKind::Started {
                     prompt: message.text_content(),
-                })
+                }))
                 .await;
+            }
             let gov = inner.governance.with_ambient();
             let gov = gov.as_ref();
-
-            let schema = self.output.or_else(|| inner.output_schema.clone());
-            let tone = self
-                .tone
-                .or_else(|| inner.tone.clone())
-                .or_else(Ambient::current_tone);
-            let retries = self.retries.unwrap_or(inner.output_retries);
             let frame = durable.as_ref().map(|d| d.frame().clone());
             let choices = RunChoices {
                 schema: schema.as_ref(),
                 tone: tone.as_ref(),
-                effort: self.effort.or(inner.settings.effort),
+                effort,
                 retries,
                 frame: frame.clone(),
                 checkpoints: inner
@@ -538,82 +610,158 @@ impl RunRequest {
             let mut outcome = outcome.await;
             if outcome.is_ok()
                 && let Some(durable) = durable
-                && let Err(e) = durable.finish().await
+                && let Err(e) = Box::pin(durable.finish()).await
             {
                 outcome = Err(e.into());
             }
-            match outcome {
-                Ok(session) => {
-                    let result = RunResult {
-                        session_id: ctx.session_id,
-                        run_id: ctx.run_id,
-                        user_id: ctx.user_id,
-                        output: session.output,
-                        parsed: session.parsed,
-                        turns: session.turns,
-                        tokens_in: session.usage.input_tokens,
-                        cached_tokens_in: session.usage.cached_input_tokens,
-                        cache_write_tokens: session.usage.cache_write_tokens,
-                        tokens_out: session.usage.output_tokens,
-                        cost_usd: session.usage.cost_usd,
-                        started_at,
-                        finished_at: Utc::now(),
-                        interrupted: session.interrupted,
-                        interruption_reason: session.interruption_reason,
-                        cited_slugs: Vec::new(),
-                    };
-                    record_result(&span, &result, inner.name.as_deref(), content);
-                    if gov.audit.is_some() {
-                        let mut p = Payload::new();
-                        p.insert("turns".into(), result.turns.into());
-                        p.insert("interrupted".into(), result.interrupted.into());
-                        p.insert(
-                            "interruption_reason".into(),
-                            result.interruption_reason.clone().into(),
-                        );
-                        p.insert("tokens_in".into(), result.tokens_in.into());
-                        p.insert("tokens_out".into(), result.tokens_out.into());
-                        p.insert("cost_usd".into(), result.cost_usd.into());
-                        p.insert(
-                            "elapsed_ms".into(),
-                            (result.duration().as_secs_f64() * 1000.0).into(),
-                        );
-                        if gov.full_transcripts() {
-                            p.insert("output".into(), result.output.clone().into());
-                            if let Some(parsed) = &result.parsed {
-                                p.insert("parsed".into(), parsed.clone());
-                            }
-                        }
-                        gov.audit(
-                            &result.user_id,
-                            result.session_id.as_str(),
-                            "system",
-                            "run_completed",
-                            p,
-                        )
-                        .await;
-                    }
-                    emitter
-                        .emit(|| EventKind::Completed {
-                            result: serde_json::to_value(&result).unwrap_or_default(),
-                        })
-                        .await;
-                    Ok(result)
-                }
-                Err(e) => {
-                    spans::record_error(&span, e.type_name(), &e);
-                    if gov.audit.is_some() {
-                        let mut p = Payload::new();
-                        p.insert("error_type".into(), e.type_name().into());
-                        p.insert("message".into(), e.to_string().into());
-                        gov.audit_in(&ctx, "system", "run_failed", p).await;
-                    }
-                    emit_error(&emitter, &e).await;
-                    Err(e)
-                }
+            let finished = match outcome {
+                Ok(session) => session,
+                Err(e) => return Box::pin(failed(&span, &emitter, gov, &ctx, e)).await,
+            };
+            let result = RunResult {
+                session_id: ctx.session_id,
+                run_id: ctx.run_id,
+                user_id: ctx.user_id,
+                output: finished.output,
+                parsed: finished.parsed,
+                turns: finished.turns,
+                tokens_in: finished.usage.input_tokens,
+                cached_tokens_in: finished.usage.cached_input_tokens,
+                cache_write_tokens: finished.usage.cache_write_tokens,
+                tokens_out: finished.usage.output_tokens,
+                cost_usd: finished.usage.cost_usd,
+                started_at,
+                finished_at: Utc::now(),
+                interrupted: finished.interrupted,
+                interruption_reason: finished.interruption_reason,
+                cited_slugs: Vec::new(),
+            };
+            record_result(&span, &result, inner.name.as_deref(), content);
+            if gov.audit.is_some() || emitter.is_active() {
+                Box::pin(completed(&emitter, gov, &result)).await;
             }
+            Ok(result)
         }
     }
+}
+
+/// Audits and emits a completed run.
+async fn completed(emitter: &Emitter, gov: &crate::governance::Governance, result: &RunResult) {
+    if gov.audit.is_some() {
+        let mut p = Payload::new();
+        p.insert("turns".into(), result.turns.into());
+        p.insert("interrupted".into(), result.interrupted.into());
+        p.insert(
+            "interruption_reason".into(),
+            result.interruption_reason.clone().into(),
+        );
+        p.insert("tokens_in".into(), result.tokens_in.into());
+        p.insert("tokens_out".into(), result.tokens_out.into());
+        p.insert("cost_usd".into(), result.cost_usd.into());
+        p.insert(
+            "elapsed_ms".into(),
+            (result.duration().as_secs_f64() * 1000.0).into(),
+        );
+        if gov.full_transcripts() {
+            p.insert("output".into(), result.output.clone().into());
+            if let Some(parsed) = &result.parsed {
+                p.insert("parsed".into(), parsed.clone());
+            }
+        }
+        gov.audit(
+            &result.user_id,
+            result.session_id.as_str(),
+            "system",
+            "run_completed",
+            p,
+        )
+        .await;
+    }
+    emitter
+        .emit(|| EventKind::Completed {
+            result: serde_json::to_value(result).unwrap_or_default(),
+        })
+        .await;
+}
+
+/// Applies the input guards and audits the run's start. The input guards
+/// run before anything records the input, so the audit log, the model and
+/// the memory see the guarded text. `Some` when a guard blocked the run.
+async fn admit_input(
+    inner: &super::AgentInner,
+    ctx: &RunContext,
+    emitter: &Emitter,
+    gov: &crate::governance::Governance,
+    input: &mut Message,
+) -> Option<Finished> {
+    let guarded = match gov.guardrails.is_empty_for(Stage::Input) {
+        true => None,
+        false => Some(
+            gov.guardrails
+                .apply(Stage::Input, input.text_content())
+                .await,
+        ),
+    };
+    if gov.audit.is_some() {
+        let prompt = match &guarded {
+            Some(outcome) => outcome.text.clone(),
+            None => input.text_content(),
+        };
+        let mut p = Payload::new();
+        p.insert(
+            "prompt".into(),
+            match gov.full_transcripts() {
+                true => prompt,
+                false => prompt.chars().take(500).collect::<String>(),
+            }
+            .into(),
+        );
+        p.insert("model".into(), inner.model.name().into());
+        p.insert("max_turns".into(), inner.max_turns.into());
+        p.insert("architecture".into(), inner.architecture.name().into());
+        gov.audit_in(ctx, "user", "run_started", p).await;
+    }
+    if let Some(outcome) = guarded {
+        gov.report_guardrails(ctx, emitter, &outcome).await;
+        if let Some((guard, _)) = outcome.blocked {
+            return Some(Finished {
+                output: String::new(),
+                parsed: None,
+                turns: 0,
+                usage: Default::default(),
+                interrupted: true,
+                interruption_reason: Some(format!("guardrail:{guard}")),
+            });
+        }
+        if !outcome.triggered.is_empty() {
+            input
+                .content
+                .retain(|p| !matches!(p, crate::message::ContentPart::Text { .. }));
+            input
+                .content
+                .insert(0, crate::message::ContentPart::Text { text: outcome.text });
+        }
+    }
+    None
+}
+
+/// Records, audits and emits a run that failed after it started.
+async fn failed(
+    span: &tracing::Span,
+    emitter: &Emitter,
+    gov: &crate::governance::Governance,
+    ctx: &RunContext,
+    e: Error,
+) -> Result<RunResult> {
+    spans::record_error(span, e.type_name(), &e);
+    if gov.audit.is_some() {
+        let mut p = Payload::new();
+        p.insert("error_type".into(), e.type_name().into());
+        p.insert("message".into(), e.to_string().into());
+        gov.audit_in(ctx, "system", "run_failed", p).await;
+    }
+    emit_error(emitter, &e).await;
+    Err(e)
 }
 
 /// Records a finished run on its span (turns, tokens, cost, interruption,
@@ -700,15 +848,19 @@ async fn emit_error(emitter: &Emitter, e: &Error) {
         .await;
 }
 
-async fn fail(
+/// Records and emits a run that failed before it started. Boxed: a rare
+/// path whose future would otherwise size every run's setup.
+fn fail<T>(
     span: &tracing::Span,
     sink: Option<EventSink>,
     session: SessionId,
     e: Error,
-) -> Result<RunResult> {
-    spans::record_error(span, e.type_name(), &e);
-    emit_error(&Emitter::new(session, sink), &e).await;
-    Err(e)
+) -> Pin<Box<dyn Future<Output = Result<T>> + Send + '_>> {
+    Box::pin(async move {
+        spans::record_error(span, e.type_name(), &e);
+        emit_error(&Emitter::new(session, sink), &e).await;
+        Err(e)
+    })
 }
 
 struct Finished {
@@ -728,18 +880,26 @@ struct RunChoices<'a> {
     retries: u32,
     frame: Option<Frame>,
     checkpoints: Option<usize>,
-    restore: Option<Checkpoint>,
+    /// Boxed: rare, and large beside the rest.
+    restore: Option<Box<Checkpoint>>,
     governance: &'a crate::governance::Governance,
     capture_content: bool,
 }
 
-async fn run_loop(
-    inner: &super::AgentInner,
-    ctx: &RunContext,
-    emitter: &Emitter,
+/// The run's body: input guards and memory, the architecture's loop, then
+/// output validation, output guards and memory.
+///
+/// A plain fn returning an `async` block, the choices taken apart before it
+/// (inside, the whole and its parts would each take space), and every rare
+/// step boxed while it runs: this future sits in every in-flight run.
+#[allow(clippy::manual_async_fn)]
+fn run_loop<'a>(
+    inner: &'a super::AgentInner,
+    ctx: &'a RunContext,
+    emitter: &'a Emitter,
     input: Message,
-    choices: RunChoices<'_>,
-) -> Result<Finished> {
+    choices: RunChoices<'a>,
+) -> impl Future<Output = Result<Finished>> + Send + 'a {
     let RunChoices {
         schema,
         tone,
@@ -751,207 +911,174 @@ async fn run_loop(
         governance: gov,
         capture_content,
     } = choices;
-    let native = schema.is_some_and(|s| inner.model.native_output_for(s));
-    let mut instructions = inner.instructions.clone();
-    if let Some(schema) = schema
-        && !native
-    {
-        instructions.push_str(&schema.directive());
-    }
-    if let Some(suffix) = tone.and_then(Tone::prompt_suffix) {
-        instructions.push_str(&suffix);
-    }
-    let mut input = input;
-    // The input guards run before anything records the input, so the audit
-    // log, the model and the memory see the guarded text.
-    let guarded = match gov.guardrails.is_empty_for(Stage::Input) {
-        true => None,
-        false => Some(Box::pin(gov.guardrails.apply(Stage::Input, input.text_content())).await),
-    };
-    if gov.audit.is_some() {
-        let prompt = match &guarded {
-            Some(outcome) => outcome.text.clone(),
-            None => input.text_content(),
+    async move {
+        let native = schema.is_some_and(|s| inner.model.native_output_for(s));
+        let mut instructions = inner.instructions.clone();
+        if let Some(schema) = schema
+            && !native
+        {
+            instructions.push_str(&schema.directive());
+        }
+        if let Some(suffix) = tone.and_then(Tone::prompt_suffix) {
+            instructions.push_str(&suffix);
+        }
+        let mut input = input;
+        // The input guards run before anything records the input, so the
+        // audit log, the model and the memory see the guarded text. Boxed:
+        // most runs have neither, and this would size every run's future.
+        if gov.audit.is_some() || !gov.guardrails.is_empty_for(Stage::Input) {
+            let admitted = Box::pin(admit_input(inner, ctx, emitter, gov, &mut input));
+            if let Some(blocked) = admitted.await {
+                return Ok(blocked);
+            }
+        }
+        let mut session = AgentSession::new(ctx.session_id.clone(), instructions);
+        // The agent's own memory, else a surrounding workflow's.
+        let (memory, facts) = match &inner.memory {
+            Some(own) => (Some(own.clone()), true),
+            None => (Ambient::current_memory(), Ambient::current_memory_facts()),
         };
-        let mut p = Payload::new();
-        p.insert(
-            "prompt".into(),
-            match gov.full_transcripts() {
-                true => prompt,
-                false => prompt.chars().take(500).collect::<String>(),
+        // A workflow memory without facts: none recalled, none extracted.
+        let extractor = inner.extractor.as_ref().filter(|_| facts);
+        let input_text = memory.as_ref().map(|_| input.text_content());
+        if let Some(checkpoint) = restore {
+            let checkpoint = *checkpoint;
+            session.messages = checkpoint.messages;
+            session.turns = checkpoint.turn;
+            session.usage = checkpoint.usage;
+        } else if let (Some(memory), Some(text)) = (&memory, &input_text) {
+            // Boxed: memory is optional and its future would otherwise size
+            // every run's.
+            let seeded = Box::pin(super::memory::seed(
+                memory.as_ref(),
+                &inner.memory_options,
+                facts,
+                ctx,
+                text,
+            ))
+            .await?;
+            if !seeded.is_empty() {
+                session.messages.reserve(seeded.len() + 8);
+                if !session.instructions.is_empty() {
+                    session
+                        .messages
+                        .push(Message::system(session.instructions.clone()));
+                }
+                session.messages.extend(seeded);
             }
-            .into(),
-        );
-        p.insert("model".into(), inner.model.name().into());
-        p.insert("max_turns".into(), inner.max_turns.into());
-        p.insert("architecture".into(), inner.architecture.name().into());
-        gov.audit_in(ctx, "user", "run_started", p).await;
-    }
-    if let Some(outcome) = guarded {
-        gov.report_guardrails(ctx, emitter, &outcome).await;
-        if let Some((guard, _)) = outcome.blocked {
-            return Ok(Finished {
-                output: String::new(),
-                parsed: None,
-                turns: 0,
-                usage: Default::default(),
-                interrupted: true,
-                interruption_reason: Some(format!("guardrail:{guard}")),
-            });
         }
-        if !outcome.triggered.is_empty() {
-            input
-                .content
-                .retain(|p| !matches!(p, crate::message::ContentPart::Text { .. }));
-            input
-                .content
-                .insert(0, crate::message::ContentPart::Text { text: outcome.text });
+        // This run's own messages start after the seed and the input.
+        let run_start = session.messages.len() + 1;
+        let native_output = if native { schema } else { None };
+        let run_budget = RunBudget::new();
+        let _active = ActiveRun::start(gov.budget.as_ref(), &ctx.user_id);
+        let deps = RunDeps {
+            model: &inner.model,
+            tools: &inner.tools,
+            gate: &inner.gate,
+            max_turns: inner.max_turns,
+            native_output,
+            emitter,
+            context: ctx,
+            effort,
+            strict_effort: inner.settings.strict_effort,
+            prompt_cache: inner.settings.prompt_cache.as_ref(),
+            temperature: inner.settings.temperature,
+            max_tokens: inner.settings.max_tokens,
+            frame,
+            checkpoints,
+            governance: gov,
+            run_budget: &run_budget,
+            capture_content,
+        };
+        match inner.architecture.run(&mut session, &deps, input).await {
+            Ok(()) => {}
+            // A governance stop: a clean interruption with the partial result.
+            Err(Error::Interrupted(reason)) => session.interrupt(reason),
+            Err(e) => return Err(e),
         }
-    }
-    let mut session = AgentSession::new(ctx.session_id.clone(), instructions);
-    // The agent's own memory, else a surrounding workflow's.
-    let (memory, facts) = match &inner.memory {
-        Some(own) => (Some(own.clone()), true),
-        None => (Ambient::current_memory(), Ambient::current_memory_facts()),
-    };
-    // A workflow memory without facts: none recalled, none extracted.
-    let extractor = inner.extractor.as_ref().filter(|_| facts);
-    let input_text = memory.as_ref().map(|_| input.text_content());
-    if let Some(checkpoint) = restore {
-        session.messages = checkpoint.messages;
-        session.turns = checkpoint.turn;
-        session.usage = checkpoint.usage;
-    } else if let (Some(memory), Some(text)) = (&memory, &input_text) {
-        // Boxed: memory is optional and its future would otherwise size
-        // every run's.
-        let seeded = Box::pin(super::memory::seed(
-            memory.as_ref(),
-            &inner.memory_options,
-            facts,
-            ctx,
-            text,
-        ))
-        .await?;
-        if !seeded.is_empty() {
-            session.messages.reserve(seeded.len() + 8);
-            if !session.instructions.is_empty() {
-                session
-                    .messages
-                    .push(Message::system(session.instructions.clone()));
-            }
-            session.messages.extend(seeded);
-        }
-    }
-    // This run's own messages start after the seed and the input.
-    let run_start = session.messages.len() + 1;
-    let native_output = if native { schema } else { None };
-    let run_budget = RunBudget::new();
-    let _active = ActiveRun::start(gov.budget.as_ref(), &ctx.user_id);
-    let deps = RunDeps {
-        model: &inner.model,
-        tools: &inner.tools,
-        gate: &inner.gate,
-        max_turns: inner.max_turns,
-        native_output,
-        emitter,
-        context: ctx,
-        effort,
-        strict_effort: inner.settings.strict_effort,
-        prompt_cache: inner.settings.prompt_cache.as_ref(),
-        temperature: inner.settings.temperature,
-        max_tokens: inner.settings.max_tokens,
-        frame,
-        checkpoints,
-        governance: gov,
-        run_budget: &run_budget,
-        capture_content,
-    };
-    match inner.architecture.run(&mut session, &deps, input).await {
-        Ok(()) => {}
-        // A governance stop: a clean interruption with the partial result.
-        Err(Error::Interrupted(reason)) => session.interrupt(reason),
-        Err(e) => return Err(e),
-    }
 
-    let mut parsed = None;
-    if let Some(schema) = schema
-        && !session.interrupted
-        && !session.ended_by_tool
-    {
-        let mut attempts = 0;
-        loop {
-            attempts += 1;
-            match schema.validate(&session.output) {
-                Ok(value) => {
-                    let clean = strip_json_fences(&session.output);
-                    if clean.len() != session.output.len() {
-                        session.output = clean.to_owned();
+        let mut parsed = None;
+        if let Some(schema) = schema
+            && !session.interrupted
+            && !session.ended_by_tool
+        {
+            let mut attempts = 0;
+            loop {
+                attempts += 1;
+                match schema.validate(&session.output) {
+                    Ok(value) => {
+                        let clean = strip_json_fences(&session.output);
+                        if clean.len() != session.output.len() {
+                            session.output = clean.to_owned();
+                        }
+                        parsed = Some(value);
+                        break;
                     }
-                    parsed = Some(value);
-                    break;
-                }
-                Err(cause) if attempts <= retries => {
-                    session
-                        .messages
-                        .push(Message::user(schema.retry_prompt(&cause)));
-                    let request = deps.request(&session.messages);
-                    let step = format!("output_retry_{attempts}");
-                    // Boxed: a rare path that would otherwise size every
-                    // run's future.
-                    let call = deps.call_model(StepName::Named(&step), request);
-                    let completion = Box::pin(call).await?;
-                    session.usage += completion.usage;
-                    session.output = completion.text;
-                    session
-                        .messages
-                        .push(Message::assistant(session.output.clone(), Vec::new()));
-                }
-                Err(cause) => {
-                    return Err(OutputValidationError {
-                        raw: session.output,
-                        schema: schema.shared_schema(),
-                        cause,
-                        attempts,
+                    Err(cause) if attempts <= retries => {
+                        session
+                            .messages
+                            .push(Message::user(schema.retry_prompt(&cause)));
+                        let request = deps.request(&session.messages);
+                        let step = format!("output_retry_{attempts}");
+                        // Boxed: a rare path that would otherwise size every
+                        // run's future.
+                        let call = deps.call_model(StepName::Named(&step), request);
+                        let completion = Box::pin(call).await?;
+                        session.usage += completion.usage;
+                        session.output = completion.text;
+                        session
+                            .messages
+                            .push(Message::assistant(session.output.clone(), Vec::new()));
                     }
-                    .into());
+                    Err(cause) => {
+                        return Err(OutputValidationError {
+                            raw: session.output,
+                            schema: schema.shared_schema(),
+                            cause,
+                            attempts,
+                        }
+                        .into());
+                    }
                 }
             }
         }
-    }
-    if !gov.guardrails.is_empty_for(Stage::Output) && !session.output.is_empty() {
-        let outcome = Box::pin(gov.guardrails.apply(Stage::Output, session.output.clone())).await;
-        gov.report_guardrails(ctx, emitter, &outcome).await;
-        if let Some((guard, _)) = outcome.blocked {
-            // Withheld: the caller, the memory and the audit log never see it.
-            session.output.clear();
-            parsed = None;
-            session.interrupt(format!("guardrail:{guard}"));
-        } else if outcome.text != session.output {
-            session.output = outcome.text;
-            // The parsed value must not keep what the guards took out.
-            parsed = schema.and_then(|s| s.validate(&session.output).ok());
+        if !gov.guardrails.is_empty_for(Stage::Output) && !session.output.is_empty() {
+            let outcome =
+                Box::pin(gov.guardrails.apply(Stage::Output, session.output.clone())).await;
+            Box::pin(gov.report_guardrails(ctx, emitter, &outcome)).await;
+            if let Some((guard, _)) = outcome.blocked {
+                // Withheld: the caller, the memory and the audit log never see it.
+                session.output.clear();
+                parsed = None;
+                session.interrupt(format!("guardrail:{guard}"));
+            } else if outcome.text != session.output {
+                session.output = outcome.text;
+                // The parsed value must not keep what the guards took out.
+                parsed = schema.and_then(|s| s.validate(&session.output).ok());
+            }
         }
+        if let (Some(memory), Some(text)) = (&memory, &input_text) {
+            let transcript = session.messages.get(run_start..).unwrap_or_default();
+            Box::pin(super::memory::persist(
+                memory,
+                extractor,
+                &inner.memory_options,
+                ctx,
+                text,
+                &session.output,
+                transcript,
+                session.turns,
+            ))
+            .await?;
+        }
+        Ok(Finished {
+            output: session.output,
+            parsed,
+            turns: session.turns,
+            usage: session.usage,
+            interrupted: session.interrupted,
+            interruption_reason: session.interruption_reason,
+        })
     }
-    if let (Some(memory), Some(text)) = (&memory, &input_text) {
-        let transcript = session.messages.get(run_start..).unwrap_or_default();
-        Box::pin(super::memory::persist(
-            memory,
-            extractor,
-            &inner.memory_options,
-            ctx,
-            text,
-            &session.output,
-            transcript,
-            session.turns,
-        ))
-        .await?;
-    }
-    Ok(Finished {
-        output: session.output,
-        parsed,
-        turns: session.turns,
-        usage: session.usage,
-        interrupted: session.interrupted,
-        interruption_reason: session.interruption_reason,
-    })
 }

@@ -386,7 +386,6 @@ impl<'a> RunDeps<'a> {
                 crate::redact::redact(&call.args.to_string()).as_ref(),
             );
         }
-        let step = StepName::ToolCall(turn, slot).to_key();
         let result = match &self.frame {
             None => {
                 self.emitter
@@ -397,7 +396,7 @@ impl<'a> RunDeps<'a> {
                 let cx = CallContext::for_call(
                     &call.id,
                     &call.tool,
-                    step,
+                    (turn, slot),
                     self.context,
                     None,
                     self.emitter,
@@ -413,6 +412,7 @@ impl<'a> RunDeps<'a> {
                 result
             }
             Some(frame) => {
+                let step = StepName::ToolCall(turn, slot).to_key();
                 let key = frame.key(&step, &fingerprint(&(&call.tool, &call.args)));
                 match frame.replay::<ToolStep>(&key) {
                     Some(recorded) => {
@@ -437,9 +437,9 @@ impl<'a> RunDeps<'a> {
                         let cx = CallContext::for_call(
                             &call.id,
                             &call.tool,
-                            key.clone(),
+                            (turn, slot),
                             self.context,
-                            Some(frame),
+                            Some((frame, key.clone())),
                             self.emitter,
                         );
                         let run =
@@ -564,17 +564,9 @@ impl<'a> RunDeps<'a> {
         let (Some(frame), Some(keep)) = (&self.frame, self.checkpoints) else {
             return;
         };
-        let checkpoint = Checkpoint {
-            id: crate::id::new_id("ckpt"),
-            session_id: session.id.clone(),
-            turn: session.turns,
-            messages: session.messages.clone(),
-            usage: session.usage,
-            created_at: Utc::now(),
-        };
-        if let Err(e) = crate::journal::put_checkpoint(frame, &checkpoint, keep).await {
-            tracing::warn!(session = %session.id, error = %Redacted(&e), "checkpoint failed");
-        }
+        // Boxed: most runs take no checkpoints, and the store's future
+        // would otherwise size every turn of every architecture.
+        Box::pin(store_checkpoint(frame, keep, session)).await;
     }
 
     async fn replay_chunks(&self, completion: &Completion) {
@@ -840,4 +832,20 @@ pub trait Architecture: Send + Sync + 'static {
         deps: &RunDeps<'_>,
         input: Message,
     ) -> Result<()>;
+}
+
+/// Stores a checkpoint of `session` in `frame`'s journal, keeping the newest
+/// `keep`; a failure is logged.
+async fn store_checkpoint(frame: &Frame, keep: usize, session: &AgentSession) {
+    let checkpoint = Checkpoint {
+        id: crate::id::new_id("ckpt"),
+        session_id: session.id.clone(),
+        turn: session.turns,
+        messages: session.messages.clone(),
+        usage: session.usage,
+        created_at: Utc::now(),
+    };
+    if let Err(e) = crate::journal::put_checkpoint(frame, &checkpoint, keep).await {
+        tracing::warn!(session = %session.id, error = %Redacted(&e), "checkpoint failed");
+    }
 }

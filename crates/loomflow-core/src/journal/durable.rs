@@ -289,12 +289,15 @@ enum KeySource {
         epoch: u64,
         step: String,
     },
-    /// A call of a run without a journal: unique to the run and the step.
+    /// Tool call `slot` of turn `turn` of a run without a journal: unique
+    /// to the run and the call. The step's name is spelled out only when a
+    /// tool asks for its key.
     Run {
         user: UserId,
         session: SessionId,
         run: RunId,
-        step: String,
+        turn: u32,
+        slot: usize,
     },
 }
 
@@ -323,8 +326,12 @@ impl CallContext {
                 user,
                 session,
                 run,
-                step,
-            } => idempotency_key(user, session, run.as_str(), step),
+                turn,
+                slot,
+            } => {
+                let step = crate::architecture::StepName::ToolCall(*turn, *slot).to_key();
+                idempotency_key(user, session, run.as_str(), &step)
+            }
         }
     }
 
@@ -393,25 +400,26 @@ impl CallContext {
         self.events.is_some()
     }
 
-    /// The context for call `call_id` of `tool`, as step `step` of `run`
-    /// (journaled in `frame` when there is one), reporting progress to
-    /// `events` when they are consumed.
+    /// The context for call `call_id` of `tool`, tool call `slot` of turn
+    /// `turn` of `run`: the journal step `step` of `frame` when the run is
+    /// journaled. Reports progress to `events` when they are consumed.
     pub(crate) fn for_call(
         call_id: &str,
         tool: &str,
-        step: String,
+        (turn, slot): (u32, usize),
         run: &crate::RunContext,
-        frame: Option<&Frame>,
+        journaled: Option<(&Frame, String)>,
         events: &crate::architecture::Emitter,
     ) -> Self {
-        let (key, step) = match frame {
-            Some(frame) => (frame.idempotency_source(step.clone()), Some(step)),
+        let (key, step) = match journaled {
+            Some((frame, step)) => (frame.idempotency_source(step.clone()), Some(step)),
             None => (
                 KeySource::Run {
                     user: run.user_id.clone(),
                     session: run.session_id.clone(),
                     run: run.run_id.clone(),
-                    step,
+                    turn,
+                    slot,
                 },
                 None,
             ),
