@@ -391,8 +391,11 @@ impl<'a> RunDeps<'a> {
                 self.emitter
                     .emit(|| EventKind::ToolCall { call: call.clone() })
                     .await;
-                let proposed = self.governance.audit.is_some().then(|| call.args.clone());
-                self.audit_call(call, turn).await;
+                let audited = self.governance.audit.is_some();
+                let proposed = audited.then(|| call.args.clone());
+                if audited {
+                    Box::pin(self.audit_call(call, turn)).await;
+                }
                 let cx = CallContext::for_call(
                     &call.id,
                     &call.tool,
@@ -407,55 +410,15 @@ impl<'a> RunDeps<'a> {
                             .execute(self.tools.as_ref(), call, &self.context.user_id),
                     )
                     .await;
-                self.audit_result(call, proposed.as_ref(), &result, turn)
-                    .await;
+                if audited {
+                    Box::pin(self.audit_result(call, proposed.as_ref(), &result, turn)).await;
+                }
                 result
             }
+            // Boxed: a journaled call's steps (replay, record, the step's
+            // keys) would otherwise size every tool call's future.
             Some(frame) => {
-                let step = StepName::ToolCall(turn, slot).to_key();
-                let key = frame.key(&step, &fingerprint(&(&call.tool, &call.args)));
-                match frame.replay::<ToolStep>(&key) {
-                    Some(recorded) => {
-                        let recorded = recorded?;
-                        if observed {
-                            tracing::Span::current().record("loom.replayed", true);
-                        }
-                        if let Some(args) = recorded.args {
-                            call.args = args;
-                        }
-                        self.emitter
-                            .emit(|| EventKind::ToolCall { call: call.clone() })
-                            .await;
-                        recorded.result
-                    }
-                    None => {
-                        self.emitter
-                            .emit(|| EventKind::ToolCall { call: call.clone() })
-                            .await;
-                        let proposed = call.args.clone();
-                        self.audit_call(call, turn).await;
-                        let cx = CallContext::for_call(
-                            &call.id,
-                            &call.tool,
-                            (turn, slot),
-                            self.context,
-                            Some((frame, key.clone())),
-                            self.emitter,
-                        );
-                        let run =
-                            self.gate
-                                .execute(self.tools.as_ref(), call, &self.context.user_id);
-                        let result = frame.child(&key).scope(cx.scope(run)).await;
-                        self.audit_result(call, Some(&proposed), &result, turn)
-                            .await;
-                        let step = ToolStep {
-                            args: (call.args != proposed).then(|| call.args.clone()),
-                            result,
-                        };
-                        frame.record(&key, &step).await?;
-                        step.result
-                    }
-                }
+                Box::pin(self.run_tool_journaled(frame, call, turn, slot, observed)).await?
             }
         };
         let result = if result.ok && !self.governance.guardrails.is_empty_for(Stage::ToolResult) {
@@ -470,6 +433,64 @@ impl<'a> RunDeps<'a> {
                 result: result.clone(),
             })
             .await;
+        Ok(result)
+    }
+
+    /// A tool call of a journaled run: its recorded result (and an
+    /// approver's recorded edit of the arguments) when it ran before, else
+    /// run and recorded as step `tool_call_{turn}_{slot}`.
+    async fn run_tool_journaled(
+        &self,
+        frame: &Frame,
+        call: &mut ToolCall,
+        turn: u32,
+        slot: usize,
+        observed: bool,
+    ) -> Result<ToolResult> {
+        let step = StepName::ToolCall(turn, slot).to_key();
+        let key = frame.key(&step, &fingerprint(&(&call.tool, &call.args)));
+        let result = match frame.replay::<ToolStep>(&key) {
+            Some(recorded) => {
+                let recorded = recorded?;
+                if observed {
+                    tracing::Span::current().record("loom.replayed", true);
+                }
+                if let Some(args) = recorded.args {
+                    call.args = args;
+                }
+                self.emitter
+                    .emit(|| EventKind::ToolCall { call: call.clone() })
+                    .await;
+                recorded.result
+            }
+            None => {
+                self.emitter
+                    .emit(|| EventKind::ToolCall { call: call.clone() })
+                    .await;
+                let proposed = call.args.clone();
+                self.audit_call(call, turn).await;
+                let cx = CallContext::for_call(
+                    &call.id,
+                    &call.tool,
+                    (turn, slot),
+                    self.context,
+                    Some((frame, key.clone())),
+                    self.emitter,
+                );
+                let run = self
+                    .gate
+                    .execute(self.tools.as_ref(), call, &self.context.user_id);
+                let result = frame.child(&key).scope(cx.scope(run)).await;
+                self.audit_result(call, Some(&proposed), &result, turn)
+                    .await;
+                let step = ToolStep {
+                    args: (call.args != proposed).then(|| call.args.clone()),
+                    result,
+                };
+                frame.record(&key, &step).await?;
+                step.result
+            }
+        };
         Ok(result)
     }
 
