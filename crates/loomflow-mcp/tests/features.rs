@@ -15,13 +15,8 @@ use loomflow_mcp::{McpError, McpRegistry, McpServerSpec, ResourceBody};
 use loomflow_testkit::{RecordingModel, collect_events, event_trace, mcp_server};
 use serde_json::json;
 
-fn everything(name: &str) -> McpServerSpec {
-    McpServerSpec::stdio(
-        name,
-        mcp_server("mcp-server-everything").display().to_string(),
-        ["stdio"],
-    )
-}
+mod common;
+use common::everything;
 
 /// Waits until the registry offers `tool` (a server registers some tools
 /// after the handshake and says so with `tools/list_changed`).

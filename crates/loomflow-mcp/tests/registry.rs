@@ -15,13 +15,8 @@ use loomflow_mcp::{McpRegistry, McpServerSpec};
 use loomflow_testkit::{RecordingModel, mcp_server};
 use serde_json::json;
 
-fn everything(name: &str) -> McpServerSpec {
-    McpServerSpec::stdio(
-        name,
-        mcp_server("mcp-server-everything").display().to_string(),
-        ["stdio"],
-    )
-}
+mod common;
+use common::everything;
 
 fn memory(file: &std::path::Path) -> McpServerSpec {
     McpServerSpec::stdio(

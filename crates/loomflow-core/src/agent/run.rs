@@ -413,12 +413,14 @@ impl RunRequest {
         let inner = self.agent.inner;
         let mut session_id = match self.session {
             Some(Ok(s)) => s,
-            Some(Err(e)) => return fail(&span, sink, SessionId::generate(), e.into()).await,
+            Some(Err(e)) => {
+                return setup_failed(&span, sink, SessionId::generate(), e.into()).await;
+            }
             None => SessionId::generate(),
         };
         let user_id = match self.user {
             Some(Ok(u)) => u,
-            Some(Err(e)) => return fail(&span, sink, session_id, e.into()).await,
+            Some(Err(e)) => return setup_failed(&span, sink, session_id, e.into()).await,
             None => RunContext::current().map(|c| c.user_id).unwrap_or_default(),
         };
         let mut message = Message::user(self.input);
@@ -436,7 +438,7 @@ impl RunRequest {
                     session_id = session;
                     restore = Some(Box::new(checkpoint));
                 }
-                Err(e) => return fail(&span, sink, session_id, e.into()).await,
+                Err(e) => return setup_failed(&span, sink, session_id, e.into()).await,
             }
             if message.text_content().is_empty() {
                 message = Message::user("Continue the interrupted task.");
@@ -445,7 +447,7 @@ impl RunRequest {
         let mode = if self.durable.resume_last && restore.is_none() {
             if inner.journal.is_none() && crate::journal::Frame::current().is_none() {
                 let e = JournalError::NoJournal { what: "resume" };
-                return fail(&span, sink, session_id, e.into()).await;
+                return setup_failed(&span, sink, session_id, e.into()).await;
             }
             OpenMode::ResumeLast
         } else if let Some(run_id) = &self.run_id {
@@ -472,7 +474,7 @@ impl RunRequest {
             .await;
             match entered {
                 Ok(d) => d,
-                Err(e) => return fail(&span, sink, session_id, e.into()).await,
+                Err(e) => return setup_failed(&span, sink, session_id, e.into()).await,
             }
         };
         if resuming && let Some(recorded) = durable.as_ref().and_then(|d| d.input.as_deref()) {
@@ -485,7 +487,7 @@ impl RunRequest {
                         step: "run input".into(),
                         message: e.to_string(),
                     };
-                    return fail(&span, sink, session_id, e.into()).await;
+                    return setup_failed(&span, sink, session_id, e.into()).await;
                 }
             };
         }
@@ -616,7 +618,7 @@ impl Prepared {
             }
             let finished = match outcome {
                 Ok(session) => session,
-                Err(e) => return Box::pin(failed(&span, &emitter, gov, &ctx, e)).await,
+                Err(e) => return Box::pin(run_failed(&span, &emitter, gov, &ctx, e)).await,
             };
             let result = RunResult {
                 session_id: ctx.session_id,
@@ -746,7 +748,7 @@ async fn admit_input(
 }
 
 /// Records, audits and emits a run that failed after it started.
-async fn failed(
+async fn run_failed(
     span: &tracing::Span,
     emitter: &Emitter,
     gov: &crate::governance::Governance,
@@ -850,12 +852,12 @@ async fn emit_error(emitter: &Emitter, e: &Error) {
 
 /// Records and emits a run that failed before it started. Boxed: a rare
 /// path whose future would otherwise size every run's setup.
-fn fail<T>(
+fn setup_failed(
     span: &tracing::Span,
     sink: Option<EventSink>,
     session: SessionId,
     e: Error,
-) -> Pin<Box<dyn Future<Output = Result<T>> + Send + '_>> {
+) -> Pin<Box<dyn Future<Output = Result<Prepared>> + Send + '_>> {
     Box::pin(async move {
         spans::record_error(span, e.type_name(), &e);
         emit_error(&Emitter::new(session, sink), &e).await;
