@@ -4,8 +4,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -24,18 +24,41 @@ pub async fn lookup(q: String) -> String {
 /// When the slept model calls started: per call index (0 = a run's first
 /// call), the earliest and the latest start, in nanoseconds since `EPOCH`.
 /// The concurrency bench reads them to show where a batch spends its time
-/// over the latency floor.
-static CALL_STARTS: [(AtomicU64, AtomicU64); N_TOOLS + 1] =
-    [const { (AtomicU64::new(u64::MAX), AtomicU64::new(0)) }; N_TOOLS + 1];
+/// over the latency floor. Each thread keeps its own record (the threads
+/// would otherwise contend for one cache line on every model call, which
+/// the bench would count as the framework's time); a batch's figures are
+/// taken across them.
+type Starts = [(AtomicU64, AtomicU64); N_TOOLS + 1];
+
+fn no_starts() -> Starts {
+    std::array::from_fn(|_| (AtomicU64::new(u64::MAX), AtomicU64::new(0)))
+}
+
+static THREAD_STARTS: Mutex<Vec<Arc<Starts>>> = Mutex::new(Vec::new());
+
+thread_local! {
+    static STARTS: Arc<Starts> = {
+        let mine = Arc::new(no_starts());
+        THREAD_STARTS.lock().unwrap().push(Arc::clone(&mine));
+        mine
+    };
+}
 
 static EPOCH: OnceLock<Instant> = OnceLock::new();
 
 fn note_call_start(index: usize) {
-    if let Some((first, last)) = CALL_STARTS.get(index) {
-        let at = EPOCH.get_or_init(Instant::now).elapsed().as_nanos() as u64;
-        first.fetch_min(at, Ordering::Relaxed);
-        last.fetch_max(at, Ordering::Relaxed);
-    }
+    let at = EPOCH.get_or_init(Instant::now).elapsed().as_nanos() as u64;
+    STARTS.with(|starts| {
+        if let Some((first, last)) = starts.get(index) {
+            // Only this thread writes its record.
+            if at < first.load(Ordering::Relaxed) {
+                first.store(at, Ordering::Relaxed);
+            }
+            if at > last.load(Ordering::Relaxed) {
+                last.store(at, Ordering::Relaxed);
+            }
+        }
+    });
 }
 
 /// For each model call index (0 = a run's first call), when the first and the
@@ -50,13 +73,15 @@ pub fn take_call_starts(since: Instant) -> Vec<[f64; 2]> {
             .as_secs_f64()
             * 1e3
     };
-    CALL_STARTS
-        .iter()
-        .map(|(first, last)| {
-            [
-                ms(first.swap(u64::MAX, Ordering::Relaxed)),
-                ms(last.swap(0, Ordering::Relaxed)),
-            ]
+    let threads = THREAD_STARTS.lock().unwrap();
+    (0..=N_TOOLS)
+        .map(|index| {
+            let (mut first, mut last) = (u64::MAX, 0);
+            for starts in threads.iter() {
+                first = first.min(starts[index].0.swap(u64::MAX, Ordering::Relaxed));
+                last = last.max(starts[index].1.swap(0, Ordering::Relaxed));
+            }
+            [ms(first), ms(last)]
         })
         .collect()
 }

@@ -21,6 +21,26 @@ const ANONYMOUS_KEY: &str = "~anonymous";
 
 pub use loomflow_model::new_id;
 
+/// `{prefix}_{ULID}` as shared text, made in one allocation (the id is
+/// spelled out on the stack first, not in a `String` copied into the `Arc`).
+fn generated(prefix: &'static str) -> Arc<str> {
+    const ROOM: usize = 32;
+    if prefix.len() > ROOM {
+        return Arc::from(new_id(prefix));
+    }
+    let mut buf = [0u8; ROOM + 1 + ulid::ULID_LEN];
+    let (head, rest) = buf.split_at_mut(prefix.len());
+    head.copy_from_slice(prefix.as_bytes());
+    rest[0] = b'_';
+    let mut text = [0u8; ulid::ULID_LEN];
+    let ulid = ulid::Ulid::new().array_to_str(&mut text);
+    rest[1..=ulid::ULID_LEN].copy_from_slice(ulid.as_bytes());
+    match std::str::from_utf8(&buf[..prefix.len() + 1 + ulid::ULID_LEN]) {
+        Ok(id) => Arc::from(id),
+        Err(_) => Arc::from(new_id(prefix)),
+    }
+}
+
 fn validate(kind: &'static str, raw: &str) -> Result<(), IdError> {
     if raw.is_empty() {
         return Err(IdError::Empty { kind });
@@ -175,7 +195,7 @@ macro_rules! string_id {
         impl $name {
             #[doc = concat!("A fresh id: `", $prefix, "_` followed by a ULID.")]
             pub fn generate() -> Self {
-                Self(Arc::from(new_id($prefix)))
+                Self(generated($prefix))
             }
 
             /// Validates a caller-supplied id (non-empty, at most

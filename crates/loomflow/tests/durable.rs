@@ -580,3 +580,75 @@ async fn workflow_nodes_are_steps_and_nested_agents_journal_under_them() {
 async fn the_in_memory_journal_passes_the_contract() {
     loomflow_testkit::journal_contract::run_all(Arc::new(InMemoryJournal::new())).await;
 }
+
+/// Records each call's idempotency key three ways: read in the call, read
+/// from its context after the context moved to another task (outside the
+/// call), and read by blocking code the call runs.
+#[derive(Clone, Default)]
+struct KeyProbe {
+    keys: Arc<Mutex<Vec<[String; 3]>>>,
+}
+
+#[async_trait]
+impl loomflow::Tool for KeyProbe {
+    fn definition(&self) -> &loomflow::ToolDef {
+        static DEF: std::sync::OnceLock<loomflow::ToolDef> = std::sync::OnceLock::new();
+        DEF.get_or_init(|| loomflow::ToolDef {
+            name: "bump".into(),
+            description: "Reports its key.".into(),
+            input_schema: json!({"type": "object", "properties": {"n": {"type": "integer"}}}),
+            server: None,
+            destructive: false,
+            ends_turn: false,
+        })
+    }
+
+    async fn call(
+        &self,
+        _args: &serde_json::Value,
+    ) -> Result<serde_json::Value, loomflow::ToolError> {
+        let cx = CallContext::current().expect("a tool call has a CallContext");
+        let here = cx.idempotency_key();
+        let moved = tokio::spawn(async move { cx.idempotency_key() })
+            .await
+            .unwrap();
+        let blocking = loomflow::context::spawn_blocking(|| {
+            CallContext::current()
+                .expect("blocking code of a call sees its CallContext")
+                .idempotency_key()
+        })
+        .await
+        .unwrap();
+        self.keys.lock().unwrap().push([here, moved, blocking]);
+        Ok(json!("ok"))
+    }
+}
+
+#[tokio::test]
+async fn without_a_journal_each_call_has_its_own_stable_idempotency_key() {
+    let probe = KeyProbe::default();
+    let agent = Agent::builder()
+        .model(ToolLoopModel::new("bump", 2))
+        .tool(probe.clone())
+        .build()
+        .unwrap();
+    for user in ["alice", "alice", "bob"] {
+        agent.run("go").user(user).session("s1").await.unwrap();
+    }
+    let keys = probe.keys.lock().unwrap().clone();
+    assert_eq!(keys.len(), 6, "two calls per run, three runs");
+    for [here, moved, blocking] in &keys {
+        assert!(here.starts_with("idem_") && here.len() == 37, "{here}");
+        assert_eq!(moved, here, "a context taken out of its call keeps its key");
+        assert_eq!(
+            blocking, here,
+            "blocking code of the call sees the same key"
+        );
+    }
+    let distinct: std::collections::HashSet<_> = keys.iter().map(|k| &k[0]).collect();
+    assert_eq!(
+        distinct.len(),
+        6,
+        "distinct per call, per run (same user and session) and per user"
+    );
+}

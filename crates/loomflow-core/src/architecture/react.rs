@@ -44,8 +44,9 @@ impl Architecture for ReAct {
         input: Message,
     ) -> Result<()> {
         if session.messages.is_empty() {
-            // System, user and a few tool rounds without regrowing.
-            session.messages.reserve(8);
+            // System, user, four tool rounds and the answer without
+            // regrowing.
+            session.messages.reserve(11);
         }
         if session.messages.is_empty() && !session.instructions.is_empty() {
             session

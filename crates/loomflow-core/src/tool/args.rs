@@ -24,10 +24,26 @@ pub fn tool_schema<T: JsonSchema>() -> Value {
     schema
 }
 
+/// `object[key]`, found by a scan for the few keys schemas and arguments
+/// have (no hashing: `serde_json` maps keep their order, and an ordered
+/// map's lookup hashes the key).
+fn entry<'a>(object: &'a serde_json::Map<String, Value>, key: &str) -> Option<&'a Value> {
+    if object.len() <= 8 {
+        object.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
+    } else {
+        object.get(key)
+    }
+}
+
+/// `value[key]` when `value` is an object.
+fn field<'a>(value: &'a Value, key: &str) -> Option<&'a Value> {
+    value.as_object().and_then(|object| entry(object, key))
+}
+
 /// Whether `schema` admits JSON type `ty` (`"type": "integer"` or
 /// `"type": ["integer", "null"]`).
 fn admits(schema: &Value, ty: &str) -> bool {
-    match schema.get("type") {
+    match field(schema, "type") {
         Some(Value::String(t)) => t == ty,
         Some(Value::Array(ts)) => ts.iter().any(|t| t.as_str() == Some(ty)),
         _ => false,
@@ -35,7 +51,7 @@ fn admits(schema: &Value, ty: &str) -> bool {
 }
 
 fn resolve<'a>(root: &'a Value, schema: &'a Value) -> &'a Value {
-    match schema.get("$ref").and_then(Value::as_str) {
+    match field(schema, "$ref").and_then(Value::as_str) {
         Some(r) => r
             .strip_prefix('#')
             .and_then(|ptr| root.pointer(ptr))
@@ -90,11 +106,11 @@ fn coerced(root: &Value, schema: &Value, value: &Value) -> Option<Value> {
 /// Coerces the fields of an argument object in place.
 fn coerce_fields(schema: &Value, args: &mut Value) {
     if let (Some(props), Some(obj)) = (
-        schema.get("properties").and_then(Value::as_object),
+        field(schema, "properties").and_then(Value::as_object),
         args.as_object_mut(),
     ) {
         for (name, value) in obj.iter_mut() {
-            if let Some(new) = props.get(name).and_then(|p| coerced(schema, p, value)) {
+            if let Some(new) = entry(props, name).and_then(|p| coerced(schema, p, value)) {
                 *value = new;
             }
         }
@@ -127,14 +143,16 @@ pub fn coerce_args<'a>(schema: &Value, args: &'a Value) -> Cow<'a, Value> {
             _ => Cow::Borrowed(args),
         },
         Value::Object(obj) => {
-            let props = schema.get("properties").and_then(Value::as_object);
-            let needs = props.is_some_and(|props| {
-                obj.iter().any(|(name, value)| {
-                    props
-                        .get(name)
-                        .is_some_and(|p| coerced(schema, p, value).is_some())
-                })
-            });
+            // Only strings are ever coerced: arguments without one need no
+            // look at the schema.
+            let needs = obj.values().any(Value::is_string)
+                && field(schema, "properties")
+                    .and_then(Value::as_object)
+                    .is_some_and(|props| {
+                        obj.iter().any(|(name, value)| {
+                            entry(props, name).is_some_and(|p| coerced(schema, p, value).is_some())
+                        })
+                    });
             if needs {
                 let mut owned = args.clone();
                 coerce_fields(schema, &mut owned);

@@ -7,6 +7,7 @@
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -375,34 +376,56 @@ impl ToolGate {
     async fn run(&self, host: &dyn ToolHost, call: &ToolCall) -> ToolResult {
         let started_at = Utc::now();
         let clock = tokio::time::Instant::now();
-        let run = AssertUnwindSafe(host.call(&call.tool, &call.args, &call.id)).catch_unwind();
-        // The deadline from the clock already read (one clock read fewer per
-        // call than `timeout`).
-        // Clamped so a huge timeout cannot overflow the instant.
-        const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
-        let deadline = clock + self.config.tool_timeout.min(CENTURY);
-        let mut result = match tokio::time::timeout_at(deadline, run).await {
-            Ok(Ok(Ok(output))) => ToolResult::success(&call.id, output),
-            Ok(Ok(Err(err))) => {
-                // A tool's error may quote a key it was given; the model
-                // never sees one.
-                ToolResult::failure(&call.id, crate::redact::redact(&err.to_string()))
+        let mut run = std::pin::pin!(
+            AssertUnwindSafe(host.call(&call.tool, &call.args, &call.id)).catch_unwind()
+        );
+        // Most in-process tools finish on their first poll: the timer is
+        // armed only when the call waits (no timer entry, and no clone of
+        // the runtime's handle, for a call that returns at once). The
+        // deadline still counts from the clock read above.
+        let first = std::future::poll_fn(|cx| Poll::Ready(run.as_mut().poll(cx))).await;
+        let outcome = match first {
+            Poll::Ready(done) => Ok(done),
+            Poll::Pending => {
+                // Clamped so a huge timeout cannot overflow the instant.
+                const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+                let deadline = clock + self.config.tool_timeout.min(CENTURY);
+                tokio::time::timeout_at(deadline, run).await
             }
-            Ok(Err(_panic)) => {
-                ToolResult::failure(&call.id, format!("tool `{}` panicked", call.tool))
-            }
-            Err(_elapsed) => ToolResult::failure(
-                &call.id,
-                crate::error::ToolError::Timeout {
-                    tool: call.tool.clone(),
-                    timeout: self.config.tool_timeout,
-                }
-                .to_string(),
+        };
+        let (output, error) = match outcome {
+            Ok(Ok(Ok(output))) => (output, None),
+            // A tool's error may quote a key it was given; the model never
+            // sees one.
+            Ok(Ok(Err(err))) => (
+                serde_json::Value::Null,
+                Some(crate::redact::redact(&err.to_string()).into_owned()),
+            ),
+            Ok(Err(_panic)) => (
+                serde_json::Value::Null,
+                Some(format!("tool `{}` panicked", call.tool)),
+            ),
+            Err(_elapsed) => (
+                serde_json::Value::Null,
+                Some(
+                    crate::error::ToolError::Timeout {
+                        tool: call.tool.clone(),
+                        timeout: self.config.tool_timeout,
+                    }
+                    .to_string(),
+                ),
             ),
         };
-        result.started_at = started_at;
-        result.duration_ms = Some(clock.elapsed().as_secs_f64() * 1000.0);
-        result
+        ToolResult {
+            call_id: call.id.clone(),
+            ok: error.is_none(),
+            output,
+            error,
+            denied: false,
+            reason: None,
+            duration_ms: Some(clock.elapsed().as_secs_f64() * 1000.0),
+            started_at,
+        }
     }
 
     /// The text the model sees for `result`, cut to the result-size cap.

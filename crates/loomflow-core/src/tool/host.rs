@@ -1,42 +1,62 @@
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use async_trait::async_trait;
 
 use super::{Tool, ToolHost};
 use crate::error::ToolError;
 use crate::message::ToolDef;
 
+/// One immutable generation of the host's tools.
 #[derive(Default)]
 struct Index {
+    /// In registration order (the order the model sees them in).
     tools: Vec<Arc<dyn Tool>>,
     defs: Arc<[ToolDef]>,
-    by_name: HashMap<String, usize>,
+    /// Positions in `tools`, sorted by name: a lookup is a binary search
+    /// over names, with no hashing.
+    by_name: Box<[usize]>,
 }
 
 impl Index {
     fn build(tools: Vec<Arc<dyn Tool>>) -> Self {
         let defs: Arc<[ToolDef]> = tools.iter().map(|t| t.definition().clone()).collect();
-        let by_name = defs
-            .iter()
-            .enumerate()
-            .map(|(i, d)| (d.name.clone(), i))
-            .collect();
+        let mut by_name: Box<[usize]> = (0..defs.len()).collect();
+        by_name.sort_unstable_by(|&a, &b| defs[a].name.cmp(&defs[b].name));
         Self {
             tools,
             defs,
             by_name,
         }
     }
+
+    fn find(&self, name: &str) -> Option<&Arc<dyn Tool>> {
+        let at = self
+            .by_name
+            .binary_search_by(|&i| self.defs[i].name.as_str().cmp(name))
+            .ok()?;
+        self.tools.get(self.by_name[at])
+    }
+
+    /// The index without `name`.
+    fn without(&self, name: &str) -> Vec<Arc<dyn Tool>> {
+        self.tools
+            .iter()
+            .filter(|t| t.definition().name != name)
+            .cloned()
+            .collect()
+    }
 }
 
 /// Tools that run in this process. Registering or removing a tool swaps an
-/// immutable index, so listing and calling never wait on a writer.
+/// immutable index, so listing and calling never wait on a writer, and
+/// never write to memory other calls share (no lock is taken; many runs on
+/// many threads look tools up at once without contending).
 ///
 /// Registering a tool whose name is taken replaces the old one.
 #[derive(Clone, Default)]
 pub struct InProcessToolHost {
-    index: Arc<RwLock<Arc<Index>>>,
+    index: Arc<ArcSwap<Index>>,
 }
 
 impl std::fmt::Debug for InProcessToolHost {
@@ -57,52 +77,39 @@ impl InProcessToolHost {
         host
     }
 
-    fn snapshot(&self) -> Arc<Index> {
-        self.index.read().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
     /// Adds (or replaces, by name) a tool.
     pub fn register(&self, tool: Arc<dyn Tool>) {
-        let mut guard = self.index.write().unwrap_or_else(|e| e.into_inner());
         let name = tool.definition().name.clone();
-        let mut tools: Vec<_> = guard
-            .tools
-            .iter()
-            .filter(|t| t.definition().name != name)
-            .cloned()
-            .collect();
-        tools.push(tool);
-        *guard = Arc::new(Index::build(tools));
+        self.index.rcu(|current| {
+            let mut tools = current.without(&name);
+            tools.push(tool.clone());
+            Arc::new(Index::build(tools))
+        });
     }
 
     /// Removes a tool; true if it was there.
     pub fn unregister(&self, name: &str) -> bool {
-        let mut guard = self.index.write().unwrap_or_else(|e| e.into_inner());
-        if !guard.by_name.contains_key(name) {
-            return false;
-        }
-        let tools = guard
-            .tools
-            .iter()
-            .filter(|t| t.definition().name != name)
-            .cloned()
-            .collect();
-        *guard = Arc::new(Index::build(tools));
-        true
+        let mut removed = false;
+        self.index.rcu(|current| {
+            removed = current.find(name).is_some();
+            if removed {
+                Arc::new(Index::build(current.without(name)))
+            } else {
+                Arc::clone(current)
+            }
+        });
+        removed
     }
 
     /// The tool called `name`.
     pub fn get(&self, name: &str) -> Option<Arc<dyn Tool>> {
-        let index = self.snapshot();
-        index
-            .by_name
-            .get(name)
-            .and_then(|&i| index.tools.get(i).cloned())
+        self.index.load().find(name).cloned()
     }
 
     /// Tool names in registration order.
     pub fn names(&self) -> Vec<String> {
-        self.snapshot()
+        self.index
+            .load()
             .defs
             .iter()
             .map(|d| d.name.clone())
@@ -113,11 +120,11 @@ impl InProcessToolHost {
 #[async_trait]
 impl ToolHost for InProcessToolHost {
     async fn list_tools(&self) -> Result<Arc<[ToolDef]>, ToolError> {
-        Ok(self.snapshot().defs.clone())
+        Ok(self.index.load().defs.clone())
     }
 
     fn tools_at_hand(&self) -> Option<Arc<[ToolDef]>> {
-        Some(self.snapshot().defs.clone())
+        Some(self.index.load().defs.clone())
     }
 
     async fn call(
@@ -127,12 +134,8 @@ impl ToolHost for InProcessToolHost {
         _call_id: &str,
     ) -> Result<serde_json::Value, ToolError> {
         let tool = {
-            let index = self.snapshot();
-            match index
-                .by_name
-                .get(name)
-                .and_then(|&i| index.tools.get(i).cloned())
-            {
+            let index = self.index.load();
+            match index.find(name).cloned() {
                 Some(tool) => tool,
                 None => {
                     return Err(ToolError::NotFound {
