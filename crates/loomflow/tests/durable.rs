@@ -581,12 +581,13 @@ async fn the_in_memory_journal_passes_the_contract() {
     loomflow_testkit::journal_contract::run_all(Arc::new(InMemoryJournal::new())).await;
 }
 
-/// Records each call's idempotency key three ways: read in the call, read
+/// Records each call's idempotency key four ways: read in the call, read
 /// from its context after the context moved to another task (outside the
-/// call), and read by blocking code the call runs.
+/// call), read by blocking code the call runs, and read inside a run the
+/// call starts (as an agent used as a tool does).
 #[derive(Clone, Default)]
 struct KeyProbe {
-    keys: Arc<Mutex<Vec<[String; 3]>>>,
+    keys: Arc<Mutex<Vec<[String; 4]>>>,
 }
 
 #[async_trait]
@@ -619,7 +620,13 @@ impl loomflow::Tool for KeyProbe {
         })
         .await
         .unwrap();
-        self.keys.lock().unwrap().push([here, moved, blocking]);
+        let nested = loomflow::RunContext::new(UserId::new("someone-else").unwrap())
+            .scope(async { CallContext::current().unwrap().idempotency_key() })
+            .await;
+        self.keys
+            .lock()
+            .unwrap()
+            .push([here, moved, blocking, nested]);
         Ok(json!("ok"))
     }
 }
@@ -637,13 +644,14 @@ async fn without_a_journal_each_call_has_its_own_stable_idempotency_key() {
     }
     let keys = probe.keys.lock().unwrap().clone();
     assert_eq!(keys.len(), 6, "two calls per run, three runs");
-    for [here, moved, blocking] in &keys {
+    for [here, moved, blocking, nested] in &keys {
         assert!(here.starts_with("idem_") && here.len() == 37, "{here}");
         assert_eq!(moved, here, "a context taken out of its call keeps its key");
         assert_eq!(
             blocking, here,
             "blocking code of the call sees the same key"
         );
+        assert_eq!(nested, here, "a run inside the call sees the call's key");
     }
     let distinct: std::collections::HashSet<_> = keys.iter().map(|k| &k[0]).collect();
     assert_eq!(

@@ -396,8 +396,14 @@ impl<'a> RunDeps<'a> {
                 if audited {
                     Box::pin(self.audit_call(call, turn)).await;
                 }
-                let cx =
-                    CallContext::for_call(&call.id, &call.tool, (turn, slot), None, self.emitter);
+                let cx = CallContext::for_call(
+                    &call.id,
+                    &call.tool,
+                    (turn, slot),
+                    self.context,
+                    None,
+                    self.emitter,
+                );
                 let result = cx
                     .scope(
                         self.gate
@@ -467,6 +473,7 @@ impl<'a> RunDeps<'a> {
                     &call.id,
                     &call.tool,
                     (turn, slot),
+                    self.context,
                     Some((frame, key.clone())),
                     self.emitter,
                 );

@@ -132,13 +132,8 @@ impl Frame {
 }
 
 fn idempotency_key(user: &UserId, session: &SessionId, run: &str, key: &str) -> String {
-    key_of([user.storage_key(), session.as_str(), run, key])
-}
-
-/// `idem_` and the first 16 bytes of the SHA-256 of `parts`, in hex.
-fn key_of(parts: [&str; 4]) -> String {
     let mut h = Sha256::new();
-    for part in parts {
+    for part in [user.storage_key(), session.as_str(), run, key] {
         h.update(part.as_bytes());
         h.update([0]);
     }
@@ -294,12 +289,6 @@ enum KeySource {
         epoch: u64,
         step: String,
     },
-    /// Tool call `slot` of turn `turn` of the run whose [`RunContext`]
-    /// surrounds the call: what the task-local holds, so a call clones none
-    /// of the run's ids. [`CallContext::current`] resolves it to `Run`.
-    ///
-    /// [`RunContext`]: crate::RunContext
-    InRun { turn: u32, slot: usize },
     /// Tool call `slot` of turn `turn` of a run without a journal: unique
     /// to the run and the call. The step's name is spelled out only when a
     /// tool asks for its key.
@@ -343,43 +332,14 @@ impl CallContext {
                 let step = crate::architecture::StepName::ToolCall(*turn, *slot).to_key();
                 idempotency_key(user, session, run.as_str(), &step)
             }
-            KeySource::InRun { turn, slot } => {
-                let step = crate::architecture::StepName::ToolCall(*turn, *slot).to_key();
-                match crate::RunContext::current() {
-                    Some(run) => {
-                        idempotency_key(&run.user_id, &run.session_id, run.run_id.as_str(), &step)
-                    }
-                    // Not reached in practice (a call runs inside its run's
-                    // context), and still unique to the call.
-                    None => key_of(["", "", &self.call_id, &step]),
-                }
-            }
         }
-    }
-
-    /// This context with the run's ids filled in from the surrounding
-    /// [`RunContext`](crate::RunContext).
-    fn resolved(&self) -> CallContext {
-        let mut cx = self.clone();
-        if let KeySource::InRun { turn, slot } = cx.key
-            && let Some(run) = crate::RunContext::current()
-        {
-            cx.key = KeySource::Run {
-                user: run.user_id,
-                session: run.session_id,
-                run: run.run_id,
-                turn,
-                slot,
-            };
-        }
-        cx
     }
 
     /// The tool call this code is part of, or `None` outside a tool call.
     pub fn current() -> Option<CallContext> {
-        CALL.try_with(CallContext::resolved)
+        CALL.try_with(Clone::clone)
             .ok()
-            .or_else(|| BLOCKING_CALL.with(|c| c.borrow().as_ref().map(CallContext::resolved)))
+            .or_else(|| BLOCKING_CALL.with(|c| c.borrow().clone()))
     }
 
     /// Runs `fut` as part of this call.
@@ -441,19 +401,28 @@ impl CallContext {
     }
 
     /// The context for call `call_id` of `tool`, tool call `slot` of turn
-    /// `turn` of the run around it: the journal step `step` of `frame` when
-    /// the run is journaled. Reports progress to `events` when they are
-    /// consumed.
+    /// `turn` of `run`: the journal step `step` of `frame` when the run is
+    /// journaled. Reports progress to `events` when they are consumed.
     pub(crate) fn for_call(
         call_id: &str,
         tool: &str,
         (turn, slot): (u32, usize),
+        run: &crate::RunContext,
         journaled: Option<(&Frame, String)>,
         events: &crate::architecture::Emitter,
     ) -> Self {
         let (key, step) = match journaled {
             Some((frame, step)) => (frame.idempotency_source(step.clone()), Some(step)),
-            None => (KeySource::InRun { turn, slot }, None),
+            None => (
+                KeySource::Run {
+                    user: run.user_id.clone(),
+                    session: run.session_id.clone(),
+                    run: run.run_id.clone(),
+                    turn,
+                    slot,
+                },
+                None,
+            ),
         };
         Self {
             call_id: call_id.to_owned(),
