@@ -393,28 +393,23 @@ impl ToolGate {
                 tokio::time::timeout_at(deadline, run).await
             }
         };
-        let (output, error) = match outcome {
-            Ok(Ok(Ok(output))) => (output, None),
+        let finished: Result<serde_json::Value, String> = match outcome {
+            Ok(Ok(Ok(output))) => Ok(output),
             // A tool's error may quote a key it was given; the model never
             // sees one.
-            Ok(Ok(Err(err))) => (
-                serde_json::Value::Null,
-                Some(crate::redact::redact(&err.to_string()).into_owned()),
-            ),
-            Ok(Err(_panic)) => (
-                serde_json::Value::Null,
-                Some(format!("tool `{}` panicked", call.tool)),
-            ),
-            Err(_elapsed) => (
-                serde_json::Value::Null,
-                Some(
-                    crate::error::ToolError::Timeout {
-                        tool: call.tool.clone(),
-                        timeout: self.config.tool_timeout,
-                    }
-                    .to_string(),
-                ),
-            ),
+            Ok(Ok(Err(err))) => Err(crate::redact::redact(&err.to_string()).into_owned()),
+            Ok(Err(_panic)) => Err(format!("tool `{}` panicked", call.tool)),
+            Err(_elapsed) => Err(crate::error::ToolError::Timeout {
+                tool: call.tool.clone(),
+                timeout: self.config.tool_timeout,
+            }
+            .to_string()),
+        };
+        // Built here rather than by `ToolResult::success`/`failure`, which
+        // read the clock for a start this call already has.
+        let (output, error) = match finished {
+            Ok(output) => (output, None),
+            Err(error) => (serde_json::Value::Null, Some(error)),
         };
         ToolResult {
             call_id: call.id.clone(),

@@ -49,9 +49,9 @@ impl Index {
 }
 
 /// Tools that run in this process. Registering or removing a tool swaps an
-/// immutable index, so listing and calling never wait on a writer, and
-/// never write to memory other calls share (no lock is taken; many runs on
-/// many threads look tools up at once without contending).
+/// immutable index, so listing and calling never wait on a writer. Reading
+/// the index takes no lock and leaves its reference count alone; a call
+/// still clones the tool it runs, and a listing the list it returns.
 ///
 /// Registering a tool whose name is taken replaces the old one.
 #[derive(Clone, Default)]
