@@ -213,3 +213,96 @@ pub fn runtime() -> tokio::runtime::Runtime {
         .build()
         .unwrap_or_else(|e| panic!("runtime: {e}"))
 }
+
+/// A transcript entry of [`hand_rolled_run`]: what a minimal hand-written
+/// loop keeps, with owned strings and JSON arguments as a provider sends them.
+#[derive(Debug)]
+struct RawMessage {
+    role: Role,
+    content: String,
+    tool_calls: Vec<RawToolCall>,
+    tool_call_id: Option<String>,
+}
+
+#[derive(Debug)]
+struct RawToolCall {
+    id: String,
+    name: String,
+    args: serde_json::Value,
+}
+
+/// The benchmark model without the framework: sleeps, then one `lookup`
+/// call per turn until the transcript holds three tool results.
+async fn raw_model(messages: &[RawMessage], latency: Duration) -> RawMessage {
+    let k = messages
+        .iter()
+        .filter(|m| m.role == Role::Tool && m.tool_call_id.is_some())
+        .count();
+    note_call_start(k);
+    tokio::time::sleep(latency).await;
+    if k < N_TOOLS {
+        RawMessage {
+            role: Role::Assistant,
+            content: String::new(),
+            tool_calls: vec![RawToolCall {
+                id: format!("call_{k}"),
+                name: "lookup".into(),
+                args: serde_json::json!({"q": format!("q{k}")}),
+            }],
+            tool_call_id: None,
+        }
+    } else {
+        RawMessage {
+            role: Role::Assistant,
+            content: "final answer".into(),
+            tool_calls: Vec::new(),
+            tool_call_id: None,
+        }
+    }
+}
+
+async fn raw_lookup(q: &str) -> String {
+    format!("result for {q}")
+}
+
+/// One run of a hand-rolled agent loop doing the bench agent's work (the
+/// Python peers' `raw` loop in Rust): a `Vec` transcript, the model, each
+/// tool call looked up by name with its argument read from JSON, its result
+/// appended. No events, gate, ids or context. Returns the answer and the
+/// turns taken.
+pub async fn hand_rolled_run(prompt: String, latency: Duration) -> (String, u32) {
+    let text = |role, content| RawMessage {
+        role,
+        content,
+        tool_calls: Vec::new(),
+        tool_call_id: None,
+    };
+    // System, user, three tool rounds and the answer, without regrowing.
+    let mut messages = Vec::with_capacity(3 + 2 * N_TOOLS);
+    messages.push(text(Role::System, "You are a benchmark agent.".to_owned()));
+    messages.push(text(Role::User, prompt));
+    let mut turns = 0;
+    loop {
+        turns += 1;
+        let reply = raw_model(&messages, latency).await;
+        if reply.tool_calls.is_empty() {
+            let answer = reply.content.clone();
+            messages.push(reply);
+            return (answer, turns);
+        }
+        let mut results = Vec::with_capacity(reply.tool_calls.len());
+        for call in &reply.tool_calls {
+            let q = call.args.get("q").and_then(|q| q.as_str());
+            let content = match (call.name.as_str(), q) {
+                ("lookup", Some(q)) => raw_lookup(q).await,
+                (name, _) => format!("bad call to {name}"),
+            };
+            results.push(RawMessage {
+                tool_call_id: Some(call.id.clone()),
+                ..text(Role::Tool, content)
+            });
+        }
+        messages.push(reply);
+        messages.extend(results);
+    }
+}

@@ -3,7 +3,10 @@
 //! `cargo run --release -p loomflow-bench --bin concurrent_runs -- [N] [LATENCY_MS]`
 //!
 //! Runs on mimalloc unless built with `--no-default-features` (system
-//! allocator). `RAW_FLOOR=1` measures bare tokio tasks sleeping the same way.
+//! allocator). `RAW_FLOOR=1` measures bare tokio tasks sleeping the same way;
+//! `RAW_FLOOR=loop` measures a hand-rolled agent loop (a `Vec` transcript,
+//! JSON arguments, the same model and tool, no framework): the floor for
+//! code that does a run's work, as the Python peers' `raw` loop is theirs.
 //! `ROUNDS=k` runs the batch k times in the same process (a warm heap, as a
 //! long-running server has); `wall_ms` is always the first, cold round.
 //!
@@ -14,7 +17,7 @@
 
 use std::time::{Duration, Instant};
 
-use loomflow_bench::{N_TOOLS, bench_agent, take_call_starts};
+use loomflow_bench::{N_TOOLS, bench_agent, hand_rolled_run, take_call_starts};
 
 #[cfg(feature = "mimalloc")]
 #[global_allocator]
@@ -40,7 +43,9 @@ fn main() {
         .enable_all()
         .build()
         .unwrap_or_else(|e| panic!("runtime: {e}"));
-    let raw = std::env::var_os("RAW_FLOOR").is_some();
+    let floor_kind = std::env::var("RAW_FLOOR").ok();
+    let raw = floor_kind.as_deref().is_some_and(|k| k != "loop");
+    let hand_rolled = floor_kind.as_deref() == Some("loop");
     let rss_before = peak_rss_kb();
     // The runs are spawned from a task on the runtime, as a server's handler
     // would, not from the thread blocked in `block_on`.
@@ -65,6 +70,12 @@ fn main() {
                                     tokio::time::sleep(Duration::from_millis(latency_ms)).await;
                                 }
                                 return Ok(N_TOOLS as u32 + 1);
+                            }
+                            if hand_rolled {
+                                let latency = Duration::from_millis(latency_ms);
+                                let (_answer, turns) =
+                                    hand_rolled_run(format!("prompt {i}"), latency).await;
+                                return Ok(turns);
                             }
                             agent
                                 .run(format!("prompt {i}"))
@@ -112,6 +123,7 @@ fn main() {
         // last run started it, in ms after the batch started.
         "call_starts_ms": phases,
         "allocator": if cfg!(feature = "mimalloc") { "mimalloc" } else { "system" },
+        "floor": floor_kind,
     });
     println!("RESULT {record}");
     if ok != n {
