@@ -44,6 +44,8 @@ if [ "$ONLY" = all ] || [ "$ONLY" = agent ]; then
   divan_median "$out.agent" run_shared_agent seq 1 >> "$out"
   echo "== rust: (b) $N concurrent runs"
   cargo run -q --release -p loomflow-bench --bin concurrent_runs -- "$N" "$LATENCY_MS" | tee -a "$out"
+  echo "== rust: (b) the same runs through a hand-rolled loop, no framework (the floor)"
+  RAW_FLOOR=loop cargo run -q --release -p loomflow-bench --bin concurrent_runs -- "$N" "$LATENCY_MS" | tee -a "$out"
   for fw in loomflow langgraph; do
     echo "== python $fw: (a) and (b)"
     "$VENV/bin/python" bench/compare/peers.py "$fw" seq --runs "$RUNS" | tee -a "$out"
@@ -92,11 +94,16 @@ def row(label, key, rust, lf, lg, fmt=".1f", ratio=True):
 if rec("rust", "seq"):
     row("(a) µs per run (3 tools + answer)", "us_per_run",
         rec("rust", "seq"), rec("loomflow", "seq"), rec("langgraph", "seq"))
-    rust = next(r for r in recs if r.get("bench") == "concurrent_runs")
+    runs = [r for r in recs if r.get("bench") == "concurrent_runs"]
+    rust = next(r for r in runs if not r.get("floor"))
+    loop = next((r for r in runs if r.get("floor") == "loop"), None)
     lf, lg = rec("loomflow", "conc"), rec("langgraph", "conc")
     row(f"(b) wall ms, {rust['runs']} runs", "wall_ms", rust, lf, lg, ".0f")
     row("(b) % over the latency floor", "over_floor_pct", rust, lf, lg, ".0f", ratio=False)
     row("(b) peak RSS MB", "peak_rss_mb", rust, lf, lg, ".0f")
+    if loop:
+        print(f"(b) hand-rolled Rust loop, no framework: {loop['wall_ms']:.0f} ms "
+              f"({loop['over_floor_pct']:.0f} % over the floor), {loop['peak_rss_mb']:.0f} MB")
 plain, lf = rec("rust", "journal_plain"), rec("loomflow", "journal")
 if plain and lf:
     print()
