@@ -1,6 +1,8 @@
 //! Shared fixtures for the benchmarks: the reference's "stateless scripted"
 //! model (one `lookup` call per turn until the transcript holds three tool
-//! results, then an answer) and the `lookup` tool.
+//! results, then an answer), the `lookup` tool, and the same run written by
+//! hand without the framework ([`hand_rolled_run`]), the floor (b) is
+//! measured against.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -14,6 +16,9 @@ use loomflow::{Agent, Model, ModelError, Role, ToolCall, Usage};
 
 /// Tool calls per run before the final answer.
 pub const N_TOOLS: usize = 3;
+
+/// The benchmark agent's instructions (its system prompt).
+const INSTRUCTIONS: &str = "You are a benchmark agent.";
 
 /// Look something up.
 #[loomflow::tool]
@@ -200,7 +205,7 @@ pub fn bench_agent_traced(telemetry: loomflow::telemetry::Telemetry) -> Agent {
 
 fn builder(latency: Option<Duration>) -> loomflow::AgentBuilder {
     Agent::builder()
-        .instructions("You are a benchmark agent.")
+        .instructions(INSTRUCTIONS)
         .model(StatelessScripted { latency })
         .tool(lookup)
 }
@@ -279,7 +284,7 @@ pub async fn hand_rolled_run(prompt: String, latency: Duration) -> (String, u32)
     };
     // System, user, three tool rounds and the answer, without regrowing.
     let mut messages = Vec::with_capacity(3 + 2 * N_TOOLS);
-    messages.push(text(Role::System, "You are a benchmark agent.".to_owned()));
+    messages.push(text(Role::System, INSTRUCTIONS.to_owned()));
     messages.push(text(Role::User, prompt));
     let mut turns = 0;
     loop {
