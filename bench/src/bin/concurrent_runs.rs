@@ -3,10 +3,11 @@
 //! `cargo run --release -p loomflow-bench --bin concurrent_runs -- [N] [LATENCY_MS]`
 //!
 //! Runs on mimalloc unless built with `--no-default-features` (system
-//! allocator). `RAW_FLOOR=1` measures bare tokio tasks sleeping the same way;
-//! `RAW_FLOOR=loop` measures a hand-rolled agent loop (a `Vec` transcript,
-//! JSON arguments, the same model and tool, no framework): the floor for
-//! code that does a run's work, as the Python peers' `raw` loop is theirs.
+//! allocator). `RAW_FLOOR=1` (or `bare`) measures bare tokio tasks sleeping
+//! the same way; `RAW_FLOOR=loop` measures a hand-rolled agent loop (a `Vec`
+//! transcript, JSON arguments, the same model and tool, no framework): the
+//! floor for code that does a run's work, as the Python peers' `raw` loop is
+//! theirs. Any other value is refused.
 //! `ROUNDS=k` runs the batch k times in the same process (a warm heap, as a
 //! long-running server has); `wall_ms` is always the first, cold round.
 //!
@@ -43,9 +44,21 @@ fn main() {
         .enable_all()
         .build()
         .unwrap_or_else(|e| panic!("runtime: {e}"));
-    let floor_kind = std::env::var("RAW_FLOOR").ok();
-    let raw = floor_kind.as_deref().is_some_and(|k| k != "loop");
-    let hand_rolled = floor_kind.as_deref() == Some("loop");
+    // Unset or empty: the agent. Anything else must name a floor, so that a
+    // typo (or `RAW_FLOOR=0`) is not silently measured as bare tokio.
+    let floor_kind = std::env::var("RAW_FLOOR").ok().filter(|k| !k.is_empty());
+    let (raw, hand_rolled) = match floor_kind.as_deref() {
+        None => (false, false),
+        Some("1" | "bare") => (true, false),
+        Some("loop") => (false, true),
+        Some(other) => {
+            eprintln!(
+                "RAW_FLOOR={other} is not a floor: use 1 (or bare) for bare tokio sleeps, \
+                 loop for the hand-rolled loop, or leave it unset for the agent"
+            );
+            std::process::exit(2);
+        }
+    };
     let rss_before = peak_rss_kb();
     // The runs are spawned from a task on the runtime, as a server's handler
     // would, not from the thread blocked in `block_on`.
