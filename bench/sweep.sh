@@ -10,7 +10,8 @@
 #
 # Prints, per N and variant: the cold round (the first, as `wall_ms`) and the
 # warm rounds (`later_rounds_wall_ms`), each as median (min–max) over the
-# repetitions, the warm median's excess over the floor, and peak RSS.
+# repetitions, the warm median's excess over the floor (the cold one's with
+# ROUNDS=1), and peak RSS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 NS=${NS:-"1000 2500 5000 10000 20000"}
@@ -28,11 +29,11 @@ for n in $NS; do
   for _ in $(seq "$REPS"); do
     for variant in agent loop bare; do
       case $variant in
-        agent) floor=(env -u RAW_FLOOR) ;;
-        loop) floor=(env RAW_FLOOR=loop) ;;
-        bare) floor=(env RAW_FLOOR=1) ;;
+        agent) launch=(env -u RAW_FLOOR) ;;
+        loop) launch=(env RAW_FLOOR=loop) ;;
+        bare) launch=(env RAW_FLOOR=bare) ;;
       esac
-      line=$("${floor[@]}" ROUNDS="$ROUNDS" "$bin" "$n" "$LATENCY_MS" | grep '^RESULT ')
+      line=$("${launch[@]}" ROUNDS="$ROUNDS" "$bin" "$n" "$LATENCY_MS" | grep '^RESULT ')
       echo "$variant ${line#RESULT }" >> "$out"
     done
   done
@@ -48,14 +49,18 @@ for line in open(sys.argv[1]):
     rows.setdefault((r["runs"], variant), []).append(r)
 def span(xs):
     return f"{statistics.median(xs):.0f} ({min(xs):.0f}–{max(xs):.0f})"
-print("| runs | variant | cold round, ms | warm rounds, ms | warm over floor | peak RSS |")
+warm_any = any(r["later_rounds_wall_ms"] for rs in rows.values() for r in rs)
+over_label = "warm over floor" if warm_any else "cold over floor"
+print(f"| runs | variant | cold round, ms | warm rounds, ms | {over_label} | peak RSS |")
 print("|---:|---|---:|---:|---:|---:|")
 for (n, variant) in sorted(rows, key=lambda k: (k[0], ["agent", "loop", "bare"].index(k[1]))):
     rs = rows[(n, variant)]
     cold = [r["wall_ms"] for r in rs]
-    warm = [w for r in rs for w in r["later_rounds_wall_ms"]] or cold
+    warm = [w for r in rs for w in r["later_rounds_wall_ms"]]
     floor = rs[0]["floor_ms"]
-    over = (statistics.median(warm) / floor - 1) * 100
+    # With ROUNDS=1 there are no warm rounds: the excess is the cold one's.
+    over = (statistics.median(warm or cold) / floor - 1) * 100
     rss = statistics.median(r["peak_rss_mb"] for r in rs)
-    print(f"| {n:,} | {variant} | {span(cold)} | {span(warm)} | {over:.1f} % | {rss:.0f} MB |")
+    warm_cell = span(warm) if warm else "–"
+    print(f"| {n:,} | {variant} | {span(cold)} | {warm_cell} | {over:.1f} % | {rss:.0f} MB |")
 PY
