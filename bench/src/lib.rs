@@ -236,9 +236,22 @@ struct RawToolCall {
     args: serde_json::Value,
 }
 
+impl RawMessage {
+    /// A message with text only.
+    fn text(role: Role, content: String) -> Self {
+        Self {
+            role,
+            content,
+            tool_calls: Vec::new(),
+            tool_call_id: None,
+        }
+    }
+}
+
 /// The benchmark model without the framework: sleeps, then one `lookup`
 /// call per turn until the transcript holds three tool results.
 async fn raw_model(messages: &[RawMessage], latency: Duration) -> RawMessage {
+    // Results that answer a call, as a provider pairs them by id.
     let k = messages
         .iter()
         .filter(|m| m.role == Role::Tool && m.tool_call_id.is_some())
@@ -247,22 +260,15 @@ async fn raw_model(messages: &[RawMessage], latency: Duration) -> RawMessage {
     tokio::time::sleep(latency).await;
     if k < N_TOOLS {
         RawMessage {
-            role: Role::Assistant,
-            content: String::new(),
             tool_calls: vec![RawToolCall {
                 id: format!("call_{k}"),
                 name: "lookup".into(),
                 args: serde_json::json!({"q": format!("q{k}")}),
             }],
-            tool_call_id: None,
+            ..RawMessage::text(Role::Assistant, String::new())
         }
     } else {
-        RawMessage {
-            role: Role::Assistant,
-            content: "final answer".into(),
-            tool_calls: Vec::new(),
-            tool_call_id: None,
-        }
+        RawMessage::text(Role::Assistant, "final answer".into())
     }
 }
 
@@ -276,16 +282,10 @@ async fn raw_lookup(q: &str) -> String {
 /// appended. No events, gate, ids or context. Returns the answer and the
 /// turns taken.
 pub async fn hand_rolled_run(prompt: String, latency: Duration) -> (String, u32) {
-    let text = |role, content| RawMessage {
-        role,
-        content,
-        tool_calls: Vec::new(),
-        tool_call_id: None,
-    };
     // System, user, three tool rounds and the answer, without regrowing.
     let mut messages = Vec::with_capacity(3 + 2 * N_TOOLS);
-    messages.push(text(Role::System, INSTRUCTIONS.to_owned()));
-    messages.push(text(Role::User, prompt));
+    messages.push(RawMessage::text(Role::System, INSTRUCTIONS.to_owned()));
+    messages.push(RawMessage::text(Role::User, prompt));
     let mut turns = 0;
     loop {
         turns += 1;
@@ -304,7 +304,7 @@ pub async fn hand_rolled_run(prompt: String, latency: Duration) -> (String, u32)
             };
             results.push(RawMessage {
                 tool_call_id: Some(call.id.clone()),
-                ..text(Role::Tool, content)
+                ..RawMessage::text(Role::Tool, content)
             });
         }
         messages.push(reply);

@@ -45,12 +45,13 @@ fn main() {
         .build()
         .unwrap_or_else(|e| panic!("runtime: {e}"));
     // Unset or empty: the agent. Anything else must name a floor, so that a
-    // typo (or `RAW_FLOOR=0`) is not silently measured as bare tokio.
-    let floor_kind = std::env::var("RAW_FLOOR").ok().filter(|k| !k.is_empty());
-    let (raw, hand_rolled) = match floor_kind.as_deref() {
-        None => (false, false),
-        Some("1" | "bare") => (true, false),
-        Some("loop") => (false, true),
+    // typo (or `RAW_FLOOR=0`) is not silently measured as bare tokio. The
+    // record names the floor one way (`bare`, `loop`) however it was asked
+    // for.
+    let floor_kind = match std::env::var("RAW_FLOOR").ok().filter(|k| !k.is_empty()) {
+        None => None,
+        Some(k) if k == "1" || k == "bare" => Some("bare"),
+        Some(k) if k == "loop" => Some("loop"),
         Some(other) => {
             eprintln!(
                 "RAW_FLOOR={other} is not a floor: use 1 (or bare) for bare tokio sleeps, \
@@ -59,6 +60,7 @@ fn main() {
             std::process::exit(2);
         }
     };
+    let (raw, hand_rolled) = (floor_kind == Some("bare"), floor_kind == Some("loop"));
     let rss_before = peak_rss_kb();
     // The runs are spawned from a task on the runtime, as a server's handler
     // would, not from the thread blocked in `block_on`.
